@@ -1,0 +1,220 @@
+"""Populations: P runs of one static shape trained by ONE compiled program.
+
+``run`` is the single ``jit(vmap(...))`` boundary of spiralprune. It splits a population into
+chunks that fit device memory (every chunk padded to the same size, so one compilation serves
+them all), shards each chunk's P axis over all local devices with ``jax.sharding``, and keeps
+the next chunk dispatched while the previous one is copied back to the host.
+
+A run's result depends only on its own Variant and the Spec, never on its batch-mates, chunk
+or device: its init, data order and pruning randomness derive from its own seed.
+"""
+
+import collections
+import dataclasses
+import functools
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from spiralprune import masking, models, schedules, training
+
+_MAX_CHUNK = 1 << 16
+_CPU_BUDGET = 2 << 30
+
+
+def make_variants(*, masks, lr, schedule, seed, budget=None, params=None) -> training.Variant:
+    """Builds host-side Variants with a leading axis P, validating before any compute.
+
+    Args:
+      masks: bool masks with a leading P axis (or without one, then shared by every run).
+      lr: (P,) base learning rates (> 0).
+      schedule: (P,) schedule names or int indices.
+      seed: (P,) non-negative integer seeds.
+      budget: (P,) int weight budgets, default -1 (unused).
+      params: initial params with a leading P axis (or shared) for ``Spec.init == "given"``.
+
+    Returns:
+      a Variant of NumPy arrays.
+    """
+    lr = np.asarray(lr, np.float32).reshape(-1)
+    p = lr.shape[0]
+    if p < 1:
+        raise ValueError("a population needs at least one run")
+    if not np.all(np.isfinite(lr)) or np.any(lr <= 0):
+        raise ValueError(f"learning rates must be positive and finite, got {lr[lr <= 0][:3]}")
+    sched = np.asarray(schedule).reshape(-1)
+    if sched.dtype.kind in "US":
+        sched = np.array([schedules.index(str(s)) for s in sched], np.int32)
+    sched = sched.astype(np.int32)
+    if np.any((sched < 0) | (sched >= len(schedules.SCHEDULES))):
+        raise ValueError(f"schedule indices must be in [0, {len(schedules.SCHEDULES)})")
+    seed = np.asarray(seed).reshape(-1)
+    if np.any(seed < 0):
+        raise ValueError("seeds must be non-negative")
+    seed = seed.astype(np.uint32)
+    budget = np.full(p, -1, np.int32) if budget is None else np.asarray(budget, np.int32)
+
+    def per_run(tree, dtype):
+        ref_ndim = {"kernel": 2, "bias": 1}
+
+        def leaf(path, a):
+            a = np.asarray(a, dtype)
+            nd = ref_ndim[path[-1].key]
+            return np.broadcast_to(a, (p,) + a.shape) if a.ndim == nd else a
+        return jax.tree_util.tree_map_with_path(leaf, tree)
+
+    masks = per_run(masks, bool)
+    params = {} if params is None else per_run(params, np.float32)
+    variants = training.Variant(params=params, masks=masks, lr=lr, schedule=sched,
+                                seed=seed, budget=budget.reshape(-1))
+    sizes = {np.shape(leaf)[0] for leaf in jax.tree.leaves(variants)}
+    if sizes != {p}:
+        raise ValueError(f"every per-run field needs leading size P={p}, got sizes {sorted(sizes)}")
+    if params:
+        masking.check(jax.tree.map(lambda a: a[0], params), jax.tree.map(lambda a: a[0], masks))
+    return variants
+
+
+def size(variants: training.Variant) -> int:
+    """Population size P."""
+    return int(np.shape(variants.lr)[0])
+
+
+def bytes_per_run(spec: training.Spec) -> int:
+    """A conservative estimate of device memory one run of a population needs while training."""
+    n_params = models.num_params(spec.widths)
+    units = sum(spec.widths) + 3
+    state = 4 * n_params * 8   # init, params, grads, momentum, updates, masks, results, slack
+    step = 4 * spec.batch_size * units * 6   # forward activations, backward, gathered batch
+    evaluation = 4 * spec.eval_chunk * units * 3
+    return 2 * (state + step + evaluation)
+
+
+def device_memory(device) -> int:
+    """Bytes of memory to plan with on ``device`` (half the limit; 2 GiB on a CPU)."""
+    try:
+        stats = device.memory_stats() or {}
+    except Exception:  # noqa: BLE001 - backends without memory stats
+        stats = {}
+    limit = stats.get("bytes_limit")
+    return int(limit) // 2 if limit else _CPU_BUDGET
+
+
+def auto_chunk(spec: training.Spec, num_runs: int, devices) -> int:
+    """Runs per chunk: as many as fit in memory on every device, a multiple of the device count."""
+    per_device = max(1, device_memory(devices[0]) // bytes_per_run(spec))
+    per_device = 1 << int(np.log2(min(per_device, _MAX_CHUNK)))
+    need = -(-num_runs // len(devices))
+    return min(per_device, 1 << int(np.ceil(np.log2(max(need, 1))))) * len(devices)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(train_fn: Callable, spec: training.Spec, devices: tuple):
+    fn = jax.vmap(functools.partial(train_fn, spec=spec), in_axes=(0, None))
+    mesh = jax.sharding.Mesh(np.asarray(devices), ("p",))
+    shard = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("p"))
+    repl = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    return jax.jit(fn, in_shardings=(shard, repl), out_shardings=shard), shard, repl
+
+
+def train_fn_for(spec: training.Spec) -> Callable:
+    """The single-run training function of ``spec.method``."""
+    if spec.method == "dense":
+        return training.train_run
+    from spiralprune.pruning import registry  # pruners build on training; import lazily
+
+    return registry.train_fn(spec.method)
+
+
+def run(variants: training.Variant, data, *, spec: training.Spec, train_fn: Callable | None = None,
+        chunk_size: int | None = None, devices=None,
+        progress: Callable[[int, int], None] | None = None) -> dict:
+    """Trains a population, chunked to fit memory and sharded over devices.
+
+    Args:
+      variants: per-run numbers with leading axis P (``make_variants``).
+      data: (x (N, 2), y (N,)) shared by every run.
+      spec: static description of every run.
+      train_fn: single-run function ``(variant, data, *, spec) -> dict``; default by spec.method.
+      chunk_size: runs per compiled call (default: as many as fit; rounded to the device count).
+      devices: devices to shard over (default: all local devices).
+      progress: called with (runs done, P) after every chunk.
+
+    Returns:
+      the train_fn's result dict with NumPy leaves and leading axis P.
+    """
+    devices = tuple(devices or jax.local_devices())
+    train_fn = train_fn or train_fn_for(spec)
+    p = size(variants)
+    if spec.init == "given" and not variants.params:
+        raise ValueError("Spec.init is 'given' but the variants carry no params")
+    check_shapes(variants, spec)
+    chunk = chunk_size or auto_chunk(spec, p, devices)
+    chunk = -(-chunk // len(devices)) * len(devices)
+    fn, shard, repl = _compiled(train_fn, spec, devices)
+    data = jax.device_put(tuple(jnp.asarray(a, jnp.float32) for a in data), repl)
+    pending, outputs = collections.deque(), []
+
+    def collect():
+        start, stop, out = pending.popleft()
+        outputs.append(jax.tree.map(lambda a: np.asarray(a)[: stop - start], out))
+        if progress:
+            progress(stop, p)
+
+    for start in range(0, p, chunk):
+        stop = min(start + chunk, p)
+        part = jax.tree.map(lambda a, s=start, e=stop: _pad(np.asarray(a)[s:e], chunk), variants)
+        pending.append((start, stop, fn(jax.device_put(part, shard), data)))
+        if len(pending) > 1:
+            collect()
+    while pending:
+        collect()
+    return jax.tree.map(lambda *xs: np.concatenate(xs), *outputs)
+
+
+def _pad(a: np.ndarray, n: int) -> np.ndarray:
+    """Pads the leading axis to ``n`` by repeating the first row (results are dropped)."""
+    if a.shape[0] == n:
+        return a
+    return np.concatenate([a, np.repeat(a[:1], n - a.shape[0], axis=0)])
+
+
+def check_shapes(variants: training.Variant, spec: training.Spec) -> None:
+    """One-line ValueError if the variants' masks/params do not fit spec.widths."""
+    masks0 = jax.tree.map(lambda a: np.zeros(np.shape(a)[1:], bool), variants.masks)
+    like = jax.eval_shape(lambda: models.init(jax.random.key(0), spec.widths))
+    masking.check(like, masks0)
+    if variants.params:
+        masking.check(like, jax.tree.map(lambda a: np.zeros(np.shape(a)[1:]), variants.params))
+
+
+@dataclasses.dataclass
+class Progress:
+    """A progress printer: runs done / total, runs per second and ETA, at most every few s."""
+
+    label: str = "train"
+    every_s: float = 5.0
+    printer: Callable[[str], None] = print
+    _t0: float = dataclasses.field(default_factory=time.perf_counter)
+    _last: float = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if done < total and now - self._last < self.every_s:
+            return
+        self._last = now
+        rate = done / max(now - self._t0, 1e-9)
+        eta = (total - done) / rate if rate > 0 else float("inf")
+        self.printer(f"[{self.label}] {done}/{total} runs  {rate:,.1f} runs/s  "
+                     f"ETA {_fmt(eta)}")
+
+
+def _fmt(seconds: float) -> str:
+    if not np.isfinite(seconds):
+        return "?"
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h:d}:{m:02d}:{s:02d}"

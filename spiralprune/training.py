@@ -1,0 +1,237 @@
+"""The study's training recipe for ONE model (SPEC section 3); populations vmap it.
+
+SGD with momentum 0.9 (no dampening, no Nesterov) and weight decay 5e-4 added to the gradient,
+batch 128 reshuffled every epoch with the last partial batch dropped (390 steps per epoch),
+50 epochs, learning rate stepped per epoch by a schedule. Masked entries are zero in every
+forward pass and after every step. The whole run is one ``lax.scan`` (epochs) of a
+``lax.scan`` (steps); evaluation walks all 49,982 points in chunks.
+
+PyTorch's loop re-zeroes masked weights after ``optimizer.step()`` but leaves their gradients
+and momentum unmasked; masking the gradients instead gives identical active weights (the
+masked momentum entries never reach an active weight) and keeps masked entries exactly 0.
+"""
+
+import dataclasses
+import math
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from spiralprune import base, datasets, masking, models, schedules
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """Static (compile-time) description shared by every run of a population.
+
+    Attributes:
+      widths: hidden widths (d1, d2, d3) of the trained model (after any compaction).
+      epochs: training epochs (50 in the study).
+      batch_size: minibatch size (128).
+      momentum: SGD momentum (0.9).
+      weight_decay: coupled weight decay (5e-4).
+      milestones: epochs where the "step" schedule multiplies the lr by ``gamma``.
+      gamma: decay of the "step" schedule (0.1).
+      cosine_t_max: T_max of the "cosine" schedule (50).
+      init: "torch" or "xavier" (drawn inside the run from its seed), or "given" (the run's
+        ``Variant.params``).
+      dist_widths: widths whose init distribution is used (a compacted model uses the width-D
+        distribution); None means ``widths``.
+      eval_chunk: data points per evaluation chunk (bounds evaluation memory per run).
+      precision: matmul precision, "highest" (full float32) or "default" (TF32 on recent GPUs).
+      method: pruning method run by ``populations.run`` ("dense" trains the given masks).
+      method_args: static method hyper-parameters as a tuple of (name, value) pairs.
+    """
+
+    widths: base.Widths = (16, 16, 16)
+    epochs: int = 50
+    batch_size: int = 128
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    milestones: tuple[int, ...] = (15, 30)
+    gamma: float = 0.1
+    cosine_t_max: int = 50
+    init: str = "torch"
+    dist_widths: base.Widths | None = None
+    eval_chunk: int = 2048
+    precision: str = "highest"
+    method: str = "dense"
+    method_args: tuple = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "widths", models.check_widths(self.widths))
+        if self.dist_widths is not None:
+            object.__setattr__(self, "dist_widths", models.check_widths(self.dist_widths))
+            if any(d > D for d, D in zip(self.widths, self.dist_widths)):
+                raise ValueError(f"widths {self.widths} exceed dist_widths {self.dist_widths}")
+        for name in ("epochs", "batch_size", "eval_chunk", "cosine_t_max"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"Spec.{name} must be >= 1, got {getattr(self, name)}")
+        if self.init not in models.INIT_KINDS + ("given",):
+            raise ValueError(f"unknown init {self.init!r}; choose from "
+                             f"{models.INIT_KINDS + ('given',)}")
+        if self.precision not in ("highest", "high", "default"):
+            raise ValueError(f"unknown precision {self.precision!r}")
+        object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+        object.__setattr__(self, "method_args", tuple(self.method_args))
+
+    @property
+    def args(self) -> dict:
+        """``method_args`` as a dict."""
+        return dict(self.method_args)
+
+
+@flax.struct.dataclass
+class Variant:
+    """Per-run numbers (a population stacks them on a leading axis P).
+
+    Attributes:
+      params: initial params when ``Spec.init == "given"``, else an empty dict.
+      masks: bool masks mirroring params (the model's fixed masks, or where a pruner starts).
+      lr: float32 base learning rate.
+      schedule: int32 index into ``schedules.SCHEDULES``.
+      seed: uint32 seed; init, data order and pruning randomness all derive from it alone.
+      budget: int32 weight budget for pruners (ignored by dense training).
+    """
+
+    params: base.PyTree
+    masks: base.Masks
+    lr: jax.Array
+    schedule: jax.Array
+    seed: jax.Array
+    budget: jax.Array
+
+
+def run_keys(seed) -> dict[str, base.PRNGKey]:
+    """Purpose-named keys of one run, derived from its seed alone."""
+    init, data, prune = jax.random.split(jax.random.key(seed), 3)
+    return {"init": init, "data": data, "prune": prune}
+
+
+def initial_params(variant: Variant, spec: Spec, key: base.PRNGKey, kind: str | None = None):
+    """The run's initial params: given, or drawn from its init key (optionally another kind)."""
+    if spec.init == "given":
+        return variant.params
+    return models.init(key, spec.widths, kind=kind or spec.init, dist_widths=spec.dist_widths)
+
+
+def optimizer(spec: Spec) -> optax.GradientTransformation:
+    """Coupled weight decay then PyTorch-style momentum; the lr is applied by the caller.
+
+    The learning rate is taken from the global epoch outside the optax state, so a method that
+    skips optimizer steps (RigL) does not shift the schedule.
+    """
+    return optax.chain(optax.add_decayed_weights(spec.weight_decay),
+                       optax.trace(decay=spec.momentum, nesterov=False))
+
+
+def sgd_step(params, opt_state, masks, xb, yb, lr, spec: Spec):
+    """One masked SGD step.
+
+    Returns:
+      (params, opt_state, loss, dense_grads): dense_grads are the gradients at the masked params
+      before masking (RigL's grow score).
+    """
+    loss, grads = jax.value_and_grad(models.loss)(params, xb, yb, spec.precision)
+    updates, opt_state = optimizer(spec).update(masking.apply(grads, masks), opt_state, params)
+    params = jax.tree.map(lambda p, u: p - lr * u, params, updates)
+    return masking.apply(params, masks), opt_state, loss, grads
+
+
+def epoch_lr(lr, schedule, epoch, spec: Spec):
+    """Learning rate during ``epoch`` (counted from the start of the schedule)."""
+    return lr * schedules.lr_factor(schedule, epoch, cosine_t_max=spec.cosine_t_max,
+                                    milestones=spec.milestones, gamma=spec.gamma)
+
+
+def batch(data, data_key, epoch, step, spec: Spec):
+    """The minibatch ``step`` of ``epoch`` for a run with data key ``data_key``."""
+    x, y = data
+    idx = datasets.batch_indices(data_key, epoch, step, x.shape[0], spec.batch_size)
+    return x[idx], y[idx]
+
+
+def train_epochs(params, opt_state, masks, data, data_key, lr, schedule, spec: Spec, *,
+                 first_epoch: int = 0, num_epochs: int | None = None):
+    """Trains ``num_epochs`` epochs from global epoch ``first_epoch`` with fixed masks.
+
+    The lr schedule restarts at ``first_epoch`` (LTH recreates its scheduler every round); data
+    order uses the global epoch, so every epoch of a run sees a fresh permutation.
+
+    Returns:
+      (params, opt_state, last_epoch_mean_loss).
+    """
+    num_epochs = spec.epochs if num_epochs is None else num_epochs
+    steps = datasets.steps_per_epoch(data[0].shape[0], spec.batch_size)
+
+    def epoch_body(carry, epoch):
+        lr_e = epoch_lr(lr, schedule, epoch - first_epoch, spec)
+
+        def step_body(carry, step):
+            params, opt_state = carry
+            xb, yb = batch(data, data_key, epoch, step, spec)
+            params, opt_state, loss, _ = sgd_step(params, opt_state, masks, xb, yb, lr_e, spec)
+            return (params, opt_state), loss
+
+        carry, losses = jax.lax.scan(step_body, carry, jnp.arange(steps))
+        return carry, jnp.mean(losses)
+
+    epochs = jnp.arange(first_epoch, first_epoch + num_epochs)
+    (params, opt_state), losses = jax.lax.scan(epoch_body, (params, opt_state), epochs)
+    return params, opt_state, losses[-1]
+
+
+def evaluate(params, data, spec: Spec):
+    """Accuracy and mean BCE on all of ``data``, walking it in chunks of ``spec.eval_chunk``.
+
+    Returns:
+      (accuracy, loss) float32 scalars. A diverged model (NaN logits) predicts class 0.
+    """
+    x, y = data
+    n = x.shape[0]
+    chunk = min(spec.eval_chunk, n)
+    num = math.ceil(n / chunk)
+    pad = num * chunk - n
+    xs = jnp.pad(x, ((0, pad), (0, 0))).reshape(num, chunk, 2)
+    ys = jnp.pad(y, (0, pad)).reshape(num, chunk)
+    ws = jnp.pad(jnp.ones(n, jnp.float32), (0, pad)).reshape(num, chunk)
+
+    def body(carry, xyw):
+        xc, yc, wc = xyw
+        logits = models.apply(params, xc, spec.precision)
+        correct = jnp.sum(wc * ((logits > 0) == (yc > 0.5)))
+        loss = jnp.sum(wc * models.bce_with_logits(logits, yc))
+        return (carry[0] + correct, carry[1] + loss), None
+
+    (correct, loss), _ = jax.lax.scan(body, (jnp.float32(0), jnp.float32(0)), (xs, ys, ws))
+    return correct / n, loss / n
+
+
+def result(params, masks, data, spec: Spec, train_loss=jnp.nan) -> dict:
+    """The per-run record: final params and masks, accuracy, loss and nonzero counts."""
+    accuracy, loss = evaluate(params, data, spec)
+    return {"params": params, "masks": masks, "accuracy": accuracy, "loss": loss,
+            "train_loss": train_loss, "diverged": ~jnp.isfinite(loss),
+            "nnz_weights": masking.nnz_weights(params), "nnz": masking.nnz(params)}
+
+
+def train_run(variant: Variant, data, *, spec: Spec) -> dict:
+    """Trains one model with fixed masks (dense training when the masks are all True).
+
+    Args:
+      variant: this run's numbers (no P axis).
+      data: (x (N, 2), y (N,)) shared by every run.
+      spec: static description.
+
+    Returns:
+      ``result(...)``: params, masks, accuracy, loss, train_loss, diverged, nnz_weights, nnz.
+    """
+    keys = run_keys(variant.seed)
+    masks = variant.masks
+    params = masking.apply(initial_params(variant, spec, keys["init"]), masks)
+    opt_state = optimizer(spec).init(params)
+    params, _, train_loss = train_epochs(params, opt_state, masks, data, keys["data"],
+                                         variant.lr, variant.schedule, spec)
+    return result(params, masks, data, spec, train_loss)
