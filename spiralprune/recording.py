@@ -1,0 +1,455 @@
+"""Atomic, resumable, pickle-free records of spiralprune experiments.
+
+Workdir layout: ``store.json`` (format, kind: "search", "prune", "study", ...), ``config.json``
+(the config, sorted keys), ``shards/<stage>/<chunk_id>.npz`` (one finished chunk of runs) and
+``notes/<name>.json`` (small JSON documents of drivers, e.g. phase-one winners).
+
+A shard is an uncompressed ``.npz`` of plain arrays read with ``allow_pickle=False`` (no file
+can run code when a shared workdir is opened): ``__meta__`` (0-d unicode JSON with the format
+tag, ``num_rows`` R, the column names and each parameter's per-run shape), ``rows/<column>``
+((R,) numeric, bool or unicode), and per parameter ``params/<name>/values`` (float32 nonzeros
+of all runs, run-major), ``.../index`` (their flat positions in one run's array, uint16 or
+uint32) and ``.../offsets`` ((R+1,) int64: run r owns ``values[offsets[r]:offsets[r+1]]``).
+
+Every file is written to a temp file in its directory, flushed, fsynced and moved into place
+with ``os.replace``: readers see the old state or the whole new file, and stray temp files of
+a killed writer (``.<name>.*.tmp``) are ignored. A shard is done only if its zip CRCs check
+out, every array loads, the marker keys are present and all row counts agree; a truncated or
+corrupt shard is moved aside to ``<chunk_id>.npz.corrupt`` with a warning and recomputed.
+Reopening a workdir with another config or kind raises before anything is written. So a
+restarted experiment resumes at the first chunk not done and ends with exactly the rows of an
+uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import pathlib
+import re
+import secrets
+import shutil
+import zipfile
+from collections import abc
+
+import numpy as np
+import pandas as pd
+
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_PARAM_NAME = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
+_SHARD_FORMAT = "spiralprune-shard/1"
+_STORE_FORMAT = "spiralprune-store/1"
+_RESERVED = ("stage", "chunk", "row", "workdir")
+_TASK_FIELDS = ("task_index", "num_tasks")
+_PARTS = ("values", "index", "offsets")
+_log = logging.getLogger(__name__)
+
+
+def _check_name(name, what: str) -> str:
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name.startswith("."):
+        raise ValueError(f"invalid {what} {name!r}: use [A-Za-z0-9_.-]+, not starting with '.'")
+    return name
+
+
+def _chunk(chunk_id) -> str:
+    if isinstance(chunk_id, (int, np.integer)) and not isinstance(chunk_id, bool):
+        return f"{int(chunk_id):06d}"
+    return _check_name(chunk_id, "chunk_id")
+
+
+def _jsonable(obj, key: str = "config"):
+    if callable(getattr(obj, "to_dict", None)):
+        obj = obj.to_dict()
+    if isinstance(obj, abc.Mapping):
+        return {str(k): _jsonable(v, f"{key}.{k}") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v, f"{key}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return _jsonable(obj.tolist(), key)
+    if obj is None or isinstance(obj, (str, bool, int, float)):
+        return obj
+    raise ValueError(f"{key} has type {type(obj).__name__}, which is not JSON-serialisable")
+
+
+def _canon(obj) -> str:
+    return json.dumps(obj, sort_keys=True)
+
+
+def _flat_config(cfg, prefix: str = "") -> dict[str, str]:
+    if isinstance(cfg, dict) and cfg:
+        return {k: v for key, sub in cfg.items()
+                for k, v in _flat_config(sub, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: _canon(cfg)}
+
+
+def _first_diff(a, b) -> str | None:
+    """Dotted key of the first difference between two JSON configs, None if equal."""
+    fa, fb = _flat_config(a), _flat_config(b)
+    return next((k for k in sorted(fa.keys() | fb.keys()) if fa.get(k) != fb.get(k)), None)
+
+
+def _strip_task_fields(cfg):
+    if isinstance(cfg, dict):
+        return {k: _strip_task_fields(v) for k, v in cfg.items() if k not in _TASK_FIELDS}
+    return [_strip_task_fields(v) for v in cfg] if isinstance(cfg, list) else cfg
+
+
+def _atomic_write(path: pathlib.Path, write) -> None:
+    """Writes `path` via temp file + flush + fsync + os.replace; `write(f)` fills the file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # Make the rename itself durable.
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _write_json(path: pathlib.Path, obj, sort_keys: bool = False) -> None:
+    text = json.dumps(obj, indent=2, sort_keys=sort_keys) + "\n"
+    _atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def _shard_arrays(rows, params) -> dict[str, np.ndarray]:
+    """Validates rows/params and encodes them as the arrays of one shard."""
+    if not isinstance(rows, abc.Mapping) or not rows:
+        raise ValueError("rows must be a non-empty dict of 1-D columns")
+    arrays, lengths = {}, {}
+    for name, col in rows.items():
+        if _check_name(name, "column name") in _RESERVED:
+            raise ValueError(f"column name {name!r} is reserved ({', '.join(_RESERVED)})")
+        a = np.asarray(col)
+        if a.dtype.kind not in "biufU" or a.ndim != 1:
+            raise ValueError(f"column {name!r} is {a.dtype} {a.shape}; need 1-D numeric/bool/str")
+        arrays[f"rows/{name}"], lengths[name] = a, len(a)
+    num_rows = next(iter(lengths.values()))
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"columns have unequal lengths {lengths}")
+    shapes = {}
+    for name, p in (params or {}).items():
+        if not isinstance(name, str) or not _PARAM_NAME.fullmatch(name):
+            raise ValueError(f"invalid param name {name!r}: use [A-Za-z0-9_.-]+ joined by '/'")
+        a = np.asarray(p)
+        if a.dtype.kind not in "biuf" or a.ndim < 1 or a.shape[0] != num_rows:
+            raise ValueError(f"param {name!r} is {a.dtype} {a.shape}; need ({num_rows}, ...)")
+        size = math.prod(a.shape[1:])
+        flat = a.reshape(num_rows, size).astype(np.float32, copy=False)
+        nonzero = flat != 0
+        index = np.nonzero(nonzero)[1]  # Row-major, so grouped by run.
+        arrays[f"params/{name}/values"] = flat[nonzero]
+        arrays[f"params/{name}/index"] = index.astype(np.uint16 if size <= 1 << 16 else np.uint32)
+        counts = np.cumsum(nonzero.sum(axis=1))
+        arrays[f"params/{name}/offsets"] = np.concatenate([[0], counts]).astype(np.int64)
+        shapes[name] = list(a.shape[1:])
+    meta = {"format": _SHARD_FORMAT, "num_rows": num_rows, "columns": list(lengths),
+            "params": shapes}
+    arrays["__meta__"] = np.array(json.dumps(meta))
+    return arrays
+
+
+def _read_shard(path: pathlib.Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """Reads and fully validates one shard; raises on anything missing or inconsistent."""
+    with zipfile.ZipFile(path) as zf:
+        bad = zf.testzip()  # Reads every member and checks its CRC.
+    if bad is not None:
+        raise ValueError(f"bad CRC in member {bad}")
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(str(arrays.pop("__meta__")))
+    if meta["format"] != _SHARD_FORMAT:
+        raise ValueError(f"unknown format {meta['format']!r}")
+    num_rows, names = meta["num_rows"], meta["params"]
+    expected = {f"rows/{c}" for c in meta["columns"]}
+    expected |= {f"params/{n}/{part}" for n in names for part in _PARTS}
+    if set(arrays) != expected:
+        raise ValueError(f"members {sorted(arrays)} != expected {sorted(expected)}")
+    if any(arrays[f"rows/{c}"].shape != (num_rows,) for c in meta["columns"]):
+        raise ValueError("columns disagree on the number of rows")
+    for name, shape in names.items():
+        values, index, offsets = (arrays[f"params/{name}/{part}"] for part in _PARTS)
+        if (offsets.shape != (num_rows + 1,) or offsets[0] != 0 or np.any(np.diff(offsets) < 0)
+                or offsets[-1] != len(values) or index.shape != values.shape
+                or (len(index) and index.max() >= math.prod(shape))):
+            raise ValueError(f"inconsistent sparse arrays of param {name!r}")
+    return meta, arrays
+
+
+def _stat(path: pathlib.Path):
+    with contextlib.suppress(OSError):
+        return path.stat()
+
+
+def _chunk_key(path: pathlib.Path):
+    return (0, int(path.stem), path.stem) if path.stem.isdigit() else (1, 0, path.stem)
+
+
+def _digest(shard) -> str:
+    meta, arrays = shard
+    h = hashlib.sha256(_canon(meta).encode())
+    for k, a in sorted(arrays.items()):
+        h.update(f"{k}:{a.dtype.str}:{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+class Store:
+    """Records of one experiment in one workdir: config, finished chunks (shards), notes."""
+
+    def __init__(self, workdir: str | os.PathLike, config, *, kind: str):
+        """Opens or creates a workdir for writing; checks an existing config and kind.
+
+        Args:
+          workdir: the experiment's directory (created if missing).
+          config: dict or ml_collections.ConfigDict; must match an existing config.json.
+          kind: what the workdir records, e.g. "search", "prune", "study".
+        """
+        self.workdir, self.read_only, self._cache = pathlib.Path(workdir), False, None
+        self.kind = _check_name(kind, "kind")
+        self.config = json.loads(_canon(_jsonable(config)))
+        cfg_path, meta_path = self.workdir / "config.json", self.workdir / "store.json"
+        if cfg_path.exists():
+            stored = json.loads(cfg_path.read_text())
+            if _canon(stored) != _canon(self.config):
+                raise ValueError(f"workdir {self.workdir} holds a different config (first "
+                                 f"difference at {_first_diff(stored, self.config)!r}); "
+                                 "use a new workdir or the original config")
+        if meta_path.exists():
+            stored_kind = json.loads(meta_path.read_text()).get("kind")
+            if stored_kind != kind:
+                raise ValueError(f"workdir {self.workdir} holds {stored_kind!r} records, "
+                                 f"not {kind!r}")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if not meta_path.exists():
+            _write_json(meta_path, {"format": _STORE_FORMAT, "kind": kind})
+        if not cfg_path.exists():
+            _write_json(cfg_path, self.config, sort_keys=True)
+
+    @classmethod
+    def open(cls, workdir: str | os.PathLike) -> Store:
+        """Opens an existing workdir read-only.
+
+        Args:
+          workdir: a directory written by a `Store`.
+        Returns:
+          A read-only Store; corrupt shards are skipped with a warning, never moved.
+        """
+        store = cls.__new__(cls)
+        store.workdir, store.read_only, store._cache = pathlib.Path(workdir), True, None
+        try:
+            store.config = json.loads((store.workdir / "config.json").read_text())
+            store.kind = json.loads((store.workdir / "store.json").read_text())["kind"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"no spiralprune records in {store.workdir}") from e
+        return store
+
+    def _shard_path(self, stage: str, chunk_id) -> pathlib.Path:
+        stage = _check_name(stage, "stage")
+        return self.workdir / "shards" / stage / f"{_chunk(chunk_id)}.npz"
+
+    def _shard_files(self, stage: str) -> list[pathlib.Path]:
+        paths = (self.workdir / "shards" / _check_name(stage, "stage")).glob("*.npz")
+        return sorted((p for p in paths if _NAME.fullmatch(p.stem) and p.stem[0] != "."),
+                      key=_chunk_key)
+
+    def _valid(self, path: pathlib.Path):
+        """(meta, arrays) of a valid shard; None if missing; moves a corrupt one aside."""
+        try:
+            return _read_shard(path)
+        except FileNotFoundError:
+            return None
+        except Exception as e:  # Anything unreadable counts as corrupt.
+            if self.read_only:
+                _log.warning("skipping corrupt shard %s (%s: %s)", path, type(e).__name__, e)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(path, path.with_name(path.name + ".corrupt"))
+                _log.warning("corrupt shard %s moved to %s.corrupt; it will be recomputed "
+                             "(%s: %s)", path, path.name, type(e).__name__, e)
+            return None
+
+    def stages(self) -> list[str]:
+        """Returns the sorted names of the stages that have a shard directory."""
+        root = self.workdir / "shards"
+        return sorted(p.name for p in root.glob("*")
+                      if p.is_dir() and _NAME.fullmatch(p.name) and p.name[0] != ".")
+
+    def is_done(self, stage: str, chunk_id: str) -> bool:
+        """Returns whether `stage`/`chunk_id` has a valid shard (ints are formatted %06d)."""
+        return self._valid(self._shard_path(stage, chunk_id)) is not None
+
+    def done(self, stage: str) -> set[str]:
+        """Returns the chunk ids of `stage` whose shards are valid."""
+        return {p.stem for p in self._shard_files(stage) if self._valid(p) is not None}
+
+    def write(self, stage: str, chunk_id: str, rows: dict[str, np.ndarray],
+              params: dict[str, np.ndarray] | None = None) -> None:
+        """Atomically writes one finished chunk.
+
+        Args:
+          stage: stage name, e.g. "phase1".
+          chunk_id: chunk name, e.g. "000012" (an int is formatted %06d).
+          rows: 1-D columns of equal length R (numeric, bool or unicode).
+          params: optional {name: per-run arrays with leading axis R}, names like
+            "layer0/kernel"; stored sparsely as float32 nonzeros.
+        """
+        if self.read_only:
+            raise ValueError(f"store {self.workdir} was opened read-only")
+        path = self._shard_path(stage, chunk_id)
+        arrays = _shard_arrays(rows, params)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, lambda f: np.savez(f, **arrays))
+        self._cache = None
+
+    def load(self, stage: str | None = None) -> pd.DataFrame:
+        """Returns the rows of all valid shards (of one stage if given).
+
+        Args:
+          stage: restrict to this stage; None for all stages.
+        Returns:
+          DataFrame ordered by stage, chunk, row with columns stage, chunk, row + the rows.
+        """
+        frames = []
+        for st in self.stages() if stage is None else [_check_name(stage, "stage")]:
+            for path in self._shard_files(st):
+                shard = self._valid(path)
+                if shard is None or shard[0]["num_rows"] == 0:
+                    continue
+                (meta, arrays), n = shard, shard[0]["num_rows"]
+                cols = {"stage": [st] * n, "chunk": [path.stem] * n, "row": np.arange(n)}
+                frames.append(pd.DataFrame(cols | {c: arrays[f"rows/{c}"]
+                                                   for c in meta["columns"]}))
+        if not frames:
+            return pd.DataFrame({"stage": [], "chunk": [], "row": []})
+        return pd.concat(frames, ignore_index=True)
+
+    def load_params(self, stage: str, chunk_id: str, row: int) -> dict[str, np.ndarray]:
+        """Rebuilds one run's dense parameter arrays (float32, zeros where not stored).
+
+        Args:
+          stage: stage name.
+          chunk_id: chunk name.
+          row: row index within the shard.
+        Returns:
+          {param name: dense array of the per-run shape}; {} if the shard has no params.
+        """
+        path = self._shard_path(stage, chunk_id)
+        key = (path, *((st.st_mtime_ns, st.st_size) if (st := _stat(path)) else ()))
+        if self._cache is None or self._cache[0] != key:  # Cache one shard for row loops.
+            self._cache = (key, self._valid(path))
+        if self._cache[1] is None:
+            raise ValueError(f"no valid shard {stage}/{_chunk(chunk_id)} in {self.workdir}")
+        meta, arrays = self._cache[1]
+        if not 0 <= int(row) < meta["num_rows"]:
+            raise ValueError(f"row {row} out of range for {path} ({meta['num_rows']} rows)")
+        out = {}
+        for name, shape in meta["params"].items():
+            start, stop = arrays[f"params/{name}/offsets"][int(row):int(row) + 2]
+            dense = np.zeros(math.prod(shape), np.float32)
+            dense[arrays[f"params/{name}/index"][start:stop]] = (
+                arrays[f"params/{name}/values"][start:stop])
+            out[name] = dense.reshape(shape)
+        return out
+
+    def params_of(self, df_row) -> dict[str, np.ndarray]:
+        """Returns `load_params` of a `load()` DataFrame row (uses its stage, chunk, row)."""
+        return self.load_params(df_row["stage"], df_row["chunk"], int(df_row["row"]))
+
+    def _note_path(self, name: str) -> pathlib.Path:
+        return self.workdir / "notes" / f"{_check_name(name, 'note name')}.json"
+
+    def put_json(self, name: str, obj) -> None:
+        """Atomically writes a JSON note `name` (e.g. phase-one winners, a run summary)."""
+        if self.read_only:
+            raise ValueError(f"store {self.workdir} was opened read-only")
+        path = self._note_path(name)
+        path.parent.mkdir(exist_ok=True)
+        _write_json(path, _jsonable(obj, name))
+
+    def get_json(self, name: str, default=None):
+        """Returns the JSON note `name`, or `default` if it was never written."""
+        try:
+            return json.loads(self._note_path(name).read_text())
+        except FileNotFoundError:
+            return default
+
+
+def _as_list(workdirs) -> list:
+    items = [workdirs] if isinstance(workdirs, (str, os.PathLike)) else list(workdirs)
+    if not items:
+        raise ValueError("no workdirs given")
+    return items
+
+
+def load_runs(workdirs, stage: str | None = None) -> pd.DataFrame:
+    """Returns the rows of one or many workdirs (e.g. of cluster tasks) concatenated.
+
+    Args:
+      workdirs: a workdir path or a sequence of them.
+      stage: restrict to this stage; None for all stages.
+    Returns:
+      `Store.load` rows; with a leading `workdir` column when more than one workdir is given.
+    """
+    items = _as_list(workdirs)
+    frames = [Store.open(w).load(stage) for w in items]
+    if len(frames) == 1:
+        return frames[0]
+    for w, frame in zip(items, frames):
+        frame.insert(0, "workdir", str(w))
+    return pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
+
+
+def merge(src_workdirs, dst_workdir: str | os.PathLike) -> Store:
+    """Copies the valid shards of several task workdirs into one workdir.
+
+    Args:
+      src_workdirs: workdirs of the same kind whose configs agree apart from `task_index` and
+        `num_tasks` fields; notes are not merged.
+      dst_workdir: destination (created if missing); it gets the config without those fields.
+    Returns:
+      The destination Store. Raises ValueError, before copying anything, on conflicting
+      shards (same stage and chunk id, different content).
+    """
+    srcs = [Store.open(w) for w in _as_list(src_workdirs)]
+    dst_path = pathlib.Path(dst_workdir)
+    if any(s.workdir.resolve() == dst_path.resolve() for s in srcs):
+        raise ValueError(f"merge destination {dst_path} is one of the sources")
+    config = _strip_task_fields(srcs[0].config)
+    for s in srcs[1:]:
+        diff = _first_diff(config, _strip_task_fields(s.config))
+        if diff is not None or s.kind != srcs[0].kind:
+            raise ValueError(f"cannot merge {s.workdir} with {srcs[0].workdir}: different "
+                             + ("kind" if diff is None else f"config (first at {diff!r})"))
+    old = Store.open(dst_path) if (dst_path / "config.json").exists() else None
+    plan = {}  # (stage, chunk) -> (digest, source path, whether to copy); checked before copying.
+    for src, stage in ((s, st) for s in srcs for st in s.stages()):
+        for path in src._shard_files(stage):
+            if (shard := src._valid(path)) is None:
+                continue
+            key, digest = (stage, path.stem), _digest(shard)
+            if key not in plan and old is not None and (have := old._valid(old._shard_path(*key))):
+                plan[key] = (_digest(have), old._shard_path(*key), False)
+            if (first := plan.setdefault(key, (digest, path, True)))[0] != digest:
+                raise ValueError(f"conflicting shard {stage}/{path.stem}: {path} != {first[1]}")
+    dst = Store(dst_path, config, kind=srcs[0].kind)
+    for (stage, chunk), (_, path, copy) in plan.items():
+        if copy:
+            target = dst._shard_path(stage, chunk)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "rb") as f_src:
+                _atomic_write(target, lambda f, f_src=f_src: shutil.copyfileobj(f_src, f))
+    return dst
