@@ -1,0 +1,240 @@
+"""Selection: exact top-k masks with a traced budget, the original code's threshold idioms, ERK.
+
+Every pruner scores the N kernel entries of ONE model as a flat (N,) vector in
+``masking.flatten_kernels`` order (layer 0..3, each (in, out) kernel row-major) and keeps the
+best ``k``. ``topk_mask`` is the exact primitive (PRUNERS.md section 2.4-2.5): ``k`` may be a
+traced int32 scalar, so budgets differ per member under ``jax.vmap``.
+
+Tie rule: equal scores are ranked by LOWER FLAT INDEX first (as ``jax.lax.top_k`` documents
+and jaxpruner does). NaN scores rank as -inf.
+
+The ``reference_*`` functions reproduce the threshold idioms of the study's code (PRUNERS.md
+section 2.4), which keep k - 1, k or more, or N - n_rm entries; pruners use them when called
+with ``reference_counts=True``.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from spiralprune import base, masking, models
+
+
+def _clean(scores: jax.Array) -> jax.Array:
+    # NaN -> -inf so a diverged score never wins; torch.topk would rank NaN as largest.
+    return jnp.where(jnp.isnan(scores), -jnp.inf, scores)
+
+
+def topk_mask(scores: jax.Array, k, eligible: jax.Array | None = None) -> jax.Array:
+    """Exactly min(k, #eligible) True entries: the k best eligible scores.
+
+    Ranks by score descending, NaN as -inf, ties broken by LOWER FLAT INDEX. An ineligible
+    entry is never selected, whatever its score: if ``k`` exceeds the number of eligible
+    entries, the result has FEWER than ``k`` True entries (all eligible ones).
+
+    Args:
+      scores: (N,) float scores.
+      k: int scalar, may be traced (per member under vmap); k <= 0 selects nothing and
+        k >= N everything eligible.
+      eligible: optional (N,) bool; None means all entries are eligible.
+
+    Returns:
+      (N,) bool mask.
+    """
+    s = _clean(scores)
+    n = s.shape[0]
+    iota = jnp.arange(n, dtype=jnp.int32)
+    inel = jnp.zeros(n, jnp.int32) if eligible is None else (~eligible).astype(jnp.int32)
+    # Sort keys: eligible first, then score descending, then lower index (a total order, so
+    # the result does not depend on the sort's stability); a traced k needs ranks, not top_k.
+    order = jax.lax.sort((inel, -s, iota), num_keys=3)[2]
+    keep = jnp.zeros(n, bool).at[order].set(iota < jnp.asarray(k, jnp.int32))
+    return keep if eligible is None else keep & eligible
+
+
+def to_masks(flat_keep: jax.Array, like: base.PyTree) -> base.Masks:
+    """Full masks (kernels from a flat (N,) bool vector, biases by the bias rule).
+
+    Args:
+      flat_keep: (N,) bool in ``masking.flatten_kernels`` order.
+      like: a params (or scores) tree giving the kernel shapes.
+
+    Returns:
+      masks mirroring params, bias rule applied.
+    """
+    kernels, start = [], 0
+    for name in models.LAYERS:
+        shape = like[name]["kernel"].shape
+        size = int(np.prod(shape))
+        kernels.append(flat_keep[start:start + size].reshape(shape))
+        start += size
+    return masking.from_kernels(kernels)
+
+
+def keep_top(scores: base.PyTree, k, eligible: base.Masks | None = None) -> base.Masks:
+    """Global exact top-k over the four kernels of a score tree (see ``topk_mask``).
+
+    Args:
+      scores: tree with ``scores[layer]["kernel"]`` of kernel shape (bias leaves ignored).
+      k: int scalar, may be traced.
+      eligible: optional masks tree; only its kernels are used.
+
+    Returns:
+      masks mirroring params: exactly min(k, #eligible) kernel entries True, bias rule applied.
+    """
+    el = None if eligible is None else masking.flatten_kernels(eligible)
+    return to_masks(topk_mask(masking.flatten_kernels(scores), k, el), scores)
+
+
+# --- The original code's threshold idioms (PRUNERS.md section 2.4), for reference_counts. ---
+
+
+def reference_float():
+    """The float dtype for reference count formulas: float64 when x64 is enabled (then the
+    Python/NumPy float64 arithmetic of the original code, e.g. int(N * (f / N)) = f - 1, is
+    reproduced), else float32 (which can round differently at exact integers)."""
+    return jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+
+
+def _kth_largest(s: jax.Array, k) -> jax.Array:
+    # torch.topk(s, k)[0][-1] for 1 <= k <= N (k is clipped into that range).
+    n = s.shape[0]
+    return jnp.sort(s)[n - jnp.clip(jnp.asarray(k, jnp.int32), 1, n)]
+
+
+def reference_keep_sorted_gt(scores: jax.Array, n_prune) -> jax.Array:
+    """open_lth ``sparse_global.py`` (GMP, LTH, SynFlow): keep ``s > sort(s)[n_prune]``.
+
+    Keeps N - n_prune - 1 entries for distinct scores; all entries above a tied block. If
+    n_prune falls inside a block of zero scores, every nonzero score is kept.
+
+    Args:
+      scores: (N,) scores; n_prune: int scalar, may be traced (clipped to [0, N - 1]).
+
+    Returns:
+      (N,) bool.
+    """
+    s = _clean(scores)
+    n = s.shape[0]
+    return s > jnp.sort(s)[jnp.clip(jnp.asarray(n_prune, jnp.int32), 0, n - 1)]
+
+
+def reference_keep_topk_ge(scores: jax.Array, k) -> jax.Array:
+    """mil-ad/snip (SNIP): keep ``s >= topk(s, k)[-1]``: k entries, or more with ties.
+
+    Args:
+      scores: (N,) scores; k: int scalar, may be traced (k <= 0 keeps nothing).
+
+    Returns:
+      (N,) bool.
+    """
+    s = _clean(scores)
+    return (s >= _kth_largest(s, k)) & (jnp.asarray(k) >= 1)
+
+
+def reference_keep_topk_gt(scores: jax.Array, k) -> jax.Array:
+    """The authors' FORCE.py edit (Iter SNIP, FORCE): keep ``s > topk(s, k)[-1]``: k - 1.
+
+    Args:
+      scores: (N,) scores; k: int scalar, may be traced (k <= 0 keeps nothing).
+
+    Returns:
+      (N,) bool.
+    """
+    s = _clean(scores)
+    return (s > _kth_largest(s, k)) & (jnp.asarray(k) >= 1)
+
+
+def reference_remove_topk_lt(removal_scores: jax.Array, n_rm) -> jax.Array:
+    """The authors' GraSP.py edit: remove the top n_rm, keep ``s < topk(s, n_rm)[-1]``.
+
+    Keeps N - n_rm entries for distinct scores (upstream GraSP's ``<=`` keeps one more).
+
+    Args:
+      removal_scores: (N,) scores where LARGER means remove; n_rm: int scalar, may be
+        traced (n_rm <= 0 keeps everything).
+
+    Returns:
+      (N,) bool.
+    """
+    s = _clean(removal_scores)
+    return (s < _kth_largest(s, n_rm)) | (jnp.asarray(n_rm) <= 0)
+
+
+REFERENCE_IDIOMS = {
+    "sorted_gt": reference_keep_sorted_gt,
+    "topk_ge": reference_keep_topk_ge,
+    "topk_gt": reference_keep_topk_gt,
+    "remove_topk_lt": reference_remove_topk_lt,
+}
+
+
+def reference_keep(idiom: str, scores: jax.Array, count) -> jax.Array:
+    """Dispatches to one of ``REFERENCE_IDIOMS`` (static ``idiom`` name)."""
+    if idiom not in REFERENCE_IDIOMS:
+        raise ValueError(f"unknown idiom {idiom!r}; choose from {tuple(REFERENCE_IDIOMS)}")
+    return REFERENCE_IDIOMS[idiom](scores, count)
+
+
+# --- ERK layer allocation (PRUNERS.md sections 3.8, 3.9): NumPy, outside jit. ---
+
+
+def erk_densities(widths, density: float) -> np.ndarray:
+    """Erdos-Renyi-Kernel densities per layer, as google-research/rigl and the study's ERK.py.
+
+    Args:
+      widths: hidden widths (d1, d2, d3) or one int.
+      density: overall kept fraction f / N.
+
+    Returns:
+      float64 (4,) per-layer densities (1.0 for layers that had to be dense).
+    """
+    shapes = models.layer_shapes(widths)
+    n = np.array([a * b for a, b in shapes], np.float64)
+    raw = np.array([(a + b) / (a * b) for a, b in shapes], np.float64)
+    dense = np.zeros(4, bool)
+    while True:
+        rhs = np.sum(n[~dense] * density) - np.sum(n[dense] * (1 - density))
+        eps = rhs / np.sum(raw[~dense] * n[~dense])
+        max_prob = raw[~dense].max()
+        if max_prob * eps <= 1:
+            break
+        dense |= (raw == max_prob) & ~dense  # every layer at the max joins, as ERK.py does
+        if dense.all():
+            return np.ones(4)
+    return np.where(dense, 1.0, eps * raw)
+
+
+def erk_counts(widths, budget: int, *, reference: bool = False) -> np.ndarray:
+    """Per-layer weight counts of an ERK allocation of ``budget`` weights.
+
+    Args:
+      widths: hidden widths (d1, d2, d3) or one int.
+      budget: total kept weights f (clipped to [0, N]).
+      reference: False: largest-remainder apportionment of the real counts d_l * n_l, summing
+        EXACTLY to the budget with caps n_l (remainder ties to the lower layer). True: the
+        study's rigl-torch rounding ``n_l - int((1 - d_l) * n_l)`` per layer (>= budget).
+
+    Returns:
+      int64 (4,) counts.
+    """
+    shapes = models.layer_shapes(widths)
+    n = np.array([a * b for a, b in shapes], np.int64)
+    budget = int(np.clip(budget, 0, n.sum()))
+    dens = erk_densities(widths, budget / float(n.sum()))
+    if reference:
+        # rigl_torch random_sparsify: s = int(S * n) zeros, S = 1 - d; S <= 0 means dense.
+        return np.array([ni if 1 - d <= 0 else ni - int((1 - d) * ni) for ni, d in zip(n, dens)])
+    real = np.minimum(dens * n, n)
+    counts = np.minimum(np.floor(real), n).astype(np.int64)
+    rem = real - counts
+    order = np.argsort(-rem, kind="stable")
+    while counts.sum() < budget:  # float error can leave up to a few weights; caps respected
+        for i in order:
+            if counts.sum() < budget and counts[i] < n[i]:
+                counts[i] += 1
+    while counts.sum() > budget:
+        for i in order[::-1]:
+            if counts.sum() > budget and counts[i] > 0:
+                counts[i] -= 1
+    return counts

@@ -1,0 +1,165 @@
+"""Contracts of spiralprune.pruning.selection: exact top-k, tie rule, eligibility, idioms, ERK."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from spiralprune import masking, models
+from spiralprune.pruning import selection
+
+
+@pytest.fixture(autouse=True)
+def _strict_jax():
+    old = (jax.config.jax_numpy_rank_promotion, jax.config.jax_debug_key_reuse)
+    jax.config.update("jax_numpy_rank_promotion", "raise")
+    jax.config.update("jax_debug_key_reuse", True)
+    yield
+    jax.config.update("jax_numpy_rank_promotion", old[0])
+    jax.config.update("jax_debug_key_reuse", old[1])
+
+
+def oracle_topk(scores, k, eligible=None):
+    """Plain-Python exact top-k: eligible first, score descending (NaN = -inf), lower index."""
+    s = np.where(np.isnan(scores), -np.inf, scores)
+    el = np.ones(len(s), bool) if eligible is None else np.asarray(eligible)
+    order = sorted(range(len(s)), key=lambda i: (not el[i], -s[i], i))
+    keep = np.zeros(len(s), bool)
+    keep[[i for i in order[:max(k, 0)] if el[i]]] = True
+    return keep
+
+
+def test_topk_hand_checked_ties_lower_index_wins():
+    s = jnp.array([1.0, 3.0, 3.0, 2.0, 3.0, 0.0, -0.0])
+    np.testing.assert_array_equal(selection.topk_mask(s, 2), [0, 1, 1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(selection.topk_mask(s, 3), [0, 1, 1, 0, 1, 0, 0])
+    # 0.0 and -0.0 are equal scores: the lower index (5) wins.
+    np.testing.assert_array_equal(selection.topk_mask(s, 6), [1, 1, 1, 1, 1, 1, 0])
+
+
+def test_topk_nan_ranks_last():
+    s = jnp.array([jnp.nan, 1.0, jnp.nan, 0.0, -jnp.inf])
+    np.testing.assert_array_equal(selection.topk_mask(s, 2), [0, 1, 0, 1, 0])
+    # -inf and NaN tie (NaN counts as -inf): lower index first.
+    np.testing.assert_array_equal(selection.topk_mask(s, 3), [1, 1, 0, 1, 0])
+
+
+def test_topk_exact_counts_against_oracle():
+    rng = np.random.default_rng(0)
+    all_k = jax.jit(jax.vmap(selection.topk_mask, in_axes=(None, 0, None)))
+    for trial in range(30):
+        n = (1, 7, 19)[trial % 3]
+        s = rng.integers(0, 4, n).astype(np.float32)  # many ties
+        if trial % 4 == 0:
+            s[rng.random(n) < 0.3] = np.nan
+        el = rng.random(n) < 0.6 if trial % 2 else np.ones(n, bool)
+        ks = np.arange(-1, n + 2)
+        got = np.asarray(all_k(jnp.asarray(s), jnp.asarray(ks), jnp.asarray(el)))
+        for k, g in zip(ks, got):
+            np.testing.assert_array_equal(g, oracle_topk(s, k, el))
+            assert g.sum() == min(max(k, 0), int(el.sum()))
+            assert not np.any(g & ~el)
+    s = rng.integers(0, 3, 9).astype(np.float32)
+    for k in range(11):  # eligible=None path
+        np.testing.assert_array_equal(selection.topk_mask(jnp.asarray(s), k), oracle_topk(s, k))
+
+
+def test_topk_never_selects_ineligible_even_against_minus_inf():
+    s = jnp.array([5.0, -jnp.inf, 9.0, jnp.nan])
+    el = jnp.array([False, True, False, True])
+    got = selection.topk_mask(s, 3, el)
+    np.testing.assert_array_equal(got, [0, 1, 0, 1])  # 2 < k: only eligible entries
+
+
+def test_topk_jit_and_vmap_per_member_k():
+    rng = np.random.default_rng(1)
+    s = jnp.asarray(rng.integers(0, 5, (4, 17)).astype(np.float32))
+    el = jnp.asarray(rng.random((4, 17)) < 0.7)
+    ks = jnp.array([0, 3, 8, 17], jnp.int32)
+    batched = jax.jit(jax.vmap(selection.topk_mask))(s, ks, el)
+    for i in range(4):
+        np.testing.assert_array_equal(batched[i], selection.topk_mask(s[i], int(ks[i]), el[i]))
+        np.testing.assert_array_equal(batched[i], oracle_topk(np.asarray(s[i]), int(ks[i]),
+                                                              np.asarray(el[i])))
+
+
+def test_keep_top_tree_and_to_masks():
+    params = models.init(jax.random.key(0), (3, 4, 2))
+    scores = jax.tree.map(jnp.abs, params)
+    eligible = masking.ones_like(params)
+    eligible["layer1"]["kernel"] = eligible["layer1"]["kernel"].at[0].set(False)
+    masks = selection.keep_top(scores, 9, eligible)
+    assert jax.tree.structure(masks) == jax.tree.structure(params)
+    assert all(m.dtype == bool and m.shape == p.shape
+               for m, p in zip(jax.tree.leaves(masks), jax.tree.leaves(params)))
+    flat = selection.topk_mask(masking.flatten_kernels(scores), 9,
+                               masking.flatten_kernels(eligible))
+    np.testing.assert_array_equal(masking.flatten_kernels(masks), flat)
+    assert int(masking.nnz_weights(masks)) == 9
+    assert not np.any(masks["layer1"]["kernel"][0])
+    for a, b in zip(jax.tree.leaves(masks), jax.tree.leaves(masking.bias_rule(masks))):
+        np.testing.assert_array_equal(a, b)
+
+
+# --- reference idioms: NumPy transcriptions of the original code ---
+
+def np_sorted_gt(s, n_prune):
+    return s > np.sort(s)[n_prune]
+
+
+def np_topk_thr(s, k):
+    return np.sort(s)[::-1][k - 1]  # torch.topk(s, k)[0][-1]
+
+
+def test_reference_idioms_match_numpy_and_counts():
+    rng = np.random.default_rng(2)
+    s = rng.permutation(40).astype(np.float32)  # distinct
+    fn = jax.jit(selection.reference_keep, static_argnums=0)
+    for c in (1, 5, 20, 39):
+        got = {name: np.asarray(fn(name, jnp.asarray(s), c)) for name in selection.REFERENCE_IDIOMS}
+        np.testing.assert_array_equal(got["sorted_gt"], np_sorted_gt(s, c))
+        np.testing.assert_array_equal(got["topk_ge"], s >= np_topk_thr(s, c))
+        np.testing.assert_array_equal(got["topk_gt"], s > np_topk_thr(s, c))
+        np.testing.assert_array_equal(got["remove_topk_lt"], s < np_topk_thr(s, c))
+        assert got["sorted_gt"].sum() == 40 - c - 1
+        assert got["topk_ge"].sum() == c
+        assert got["topk_gt"].sum() == c - 1
+        assert got["remove_topk_lt"].sum() == 40 - c
+
+
+def test_reference_idioms_with_ties():
+    s = jnp.array([0.0, 0.0, 0.0, 1.0, 2.0, 2.0, 3.0])
+    # `>=` keeps more than k with ties; sorted_gt keeps every nonzero inside a zero block.
+    assert int(selection.reference_keep_topk_ge(s, 2).sum()) == 3
+    assert int(selection.reference_keep_sorted_gt(s, 1).sum()) == 4
+    assert int(selection.reference_keep_topk_gt(s, 3).sum()) == 1
+
+
+# --- ERK ---
+
+def test_erk_reference_reproduces_pruners_md_example():
+    np.testing.assert_array_equal(selection.erk_counts(16, 30, reference=True), [6, 10, 10, 6])
+
+
+@pytest.mark.parametrize("width", [3, 4, 5, 8, 16, 64, 256])
+def test_erk_counts_exact_and_capped(width):
+    caps = np.array([a * b for a, b in models.layer_shapes(width)])
+    budgets = [15, 16, 20, 26, 30, 37, 44, 55, 65, 1, 0, int(caps.sum())]
+    for f in budgets:
+        c = selection.erk_counts(width, f)
+        assert c.shape == (4,)
+        assert c.sum() == min(f, caps.sum())
+        assert np.all(c >= 0) and np.all(c <= caps)
+        ref = selection.erk_counts(width, f, reference=True)
+        assert np.all(ref <= caps) and ref.sum() >= min(f, caps.sum())
+        dens = selection.erk_densities(width, min(f, caps.sum()) / caps.sum())
+        np.testing.assert_allclose((dens * caps).sum(), min(f, caps.sum()), rtol=1e-9)
+        # Largest remainder stays within one weight of each real count.
+        assert np.all(np.abs(c - dens * caps) < 1 + 1e-9)
+
+
+def test_erk_counts_odd_widths():
+    for widths, f in itertools.product([(3, 4, 2), (7, 3, 3), (6, 3, 2)], [5, 15, 25]):
+        assert selection.erk_counts(widths, f).sum() == min(f, models.num_weights(widths))
