@@ -51,11 +51,20 @@ def test_classic_spiral_and_grid():
         datasets.grid(1)
 
 
-@pytest.mark.parametrize("n", [1, 7, 128, 1000, 49_982])
+@pytest.mark.parametrize("n", [1, 2, 7, 97, 128, 1000, 49_982])
 def test_permute_is_a_bijection(n):
     key = jax.random.key(3)
     perm = np.asarray(jax.jit(datasets.permute, static_argnums=2)(key, jnp.arange(n), n))
     assert sorted(perm.tolist()) == list(range(n))
+    if n > 100:   # a shuffle, not a near-identity: few fixed points, a far-reaching first batch
+        assert np.sum(perm == np.arange(n)) < 10
+        assert np.abs(np.corrcoef(perm, np.arange(n))[0, 1]) < 0.2
+
+
+def test_mixed_radix_domain_avoids_cycle_walking_for_the_spiral():
+    assert datasets._domain(49_982) == (134, 373)
+    a, b = datasets._domain(97)   # a prime: cycle walking over a slightly larger domain
+    assert a * b >= 97 and a * b - 97 < a
 
 
 def test_batches_of_an_epoch_are_a_shuffled_partition(spiral):
