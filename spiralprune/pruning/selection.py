@@ -9,9 +9,11 @@ Tie rule: equal scores are ranked by LOWER FLAT INDEX first (as ``jax.lax.top_k`
 and jaxpruner does). NaN scores rank as -inf.
 
 The ``reference_*`` functions reproduce the threshold idioms of the study's code (PRUNERS.md
-section 2.4), which keep k - 1, k or more, or N - n_rm entries; pruners use them when called
-with ``reference_counts=True``.
+section 2.4), which keep k - 1, k or more, or N - n_rm entries, and the count formulas below
+reproduce its float rounding; pruners use both when called with ``reference_counts=True``.
 """
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -89,11 +91,78 @@ def keep_top(scores: base.PyTree, k, eligible: base.Masks | None = None) -> base
 # --- The original code's threshold idioms (PRUNERS.md section 2.4), for reference_counts. ---
 
 
+# The count formulas, transcribed from the original code with Python floats (float64) so that
+# their rounding quirks (int(N * (f / N)) = f - 1, ceil(...) = f + 1, ...) are reproduced.
+# XLA's float64 exp/log/pow can differ from libm by an ulp, which flips int() at exact
+# integers (N = 560, f = 30: FORCE's last k_t becomes 29), so they run on the host.
+
+
+def snip_count(n: int, f: int, steps: int = 1) -> list[int]:
+    """SNIP's kept count (main_loop.py keep_ratio, SNIP.py num_params_to_keep)."""
+    return [int(n * (f / float(n)))]
+
+
+def grasp_removed(n: int, f: int, steps: int = 1) -> list[int]:
+    """GraSP's removed count n_rm (main_loop.py sparsity_ratio, GraSP.py num_params_to_rm)."""
+    keep_ratio = 1 - (1.0 - f / float(n))
+    return [int(n * (1 - keep_ratio))]
+
+
+def prospr_count(n: int, f: int, steps: int = 1) -> list[int]:
+    """ProsPr's kept count (main_loop.py prune_ratio, utils.py keep_mask_from_scores)."""
+    return [math.ceil(n * (1 - (1.0 - (f / float(n)))))]
+
+
+def force_counts(n: int, f: int, steps: int = 10) -> list[int]:
+    """Iter SNIP / FORCE kept counts k_t, t = 1..steps (FORCE.py 'exp' mode, get_mask)."""
+    with np.errstate(divide="ignore"):
+        percs = [np.exp(0 - ((x + 1) * (0 - np.log(f / float(n))) / steps)) for x in range(steps)]
+    return [int(n * p) for p in percs]
+
+
+def synflow_pruned(n: int, f: int, steps: int = 100) -> list[int]:
+    """SynFlow's pruned counts p_j, j = 1..steps (SynFlow.py curr_weights_to_prune)."""
+    return [int(n - ((f ** ((it + 1.0) / steps)) / (n ** ((it + 1.0) / steps - 1.0))))
+            for it in range(steps)]
+
+
 def reference_float():
-    """The float dtype for reference count formulas: float64 when x64 is enabled (then the
-    Python/NumPy float64 arithmetic of the original code, e.g. int(N * (f / N)) = f - 1, is
-    reproduced), else float32 (which can round differently at exact integers)."""
-    return jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    """The float dtype for in-graph reference count formulas: float64 when x64 is enabled
+    (also inside a ``jax.enable_x64`` context), else float32. Even in float64, XLA's
+    exp/log/pow can differ from libm by an ulp; ``host_counts`` is bit-exact."""
+    return jax.dtypes.canonicalize_dtype(jnp.float64)
+
+
+def host_counts(formula, n: int, k, steps: int = 1) -> jax.Array:
+    """Evaluates ``formula(n, f, steps)`` on the host for a traced budget ``k``.
+
+    A ``jax.pure_callback`` (works under jit and vmap, one host call per program run; each
+    distinct budget is computed once).
+
+    Args:
+      formula: one of the count functions above (or any (n, f, steps) -> list of ints).
+      n: static number of kernel entries N.
+      k: int budget f, scalar, may be traced.
+      steps: static length of the returned schedule.
+
+    Returns:
+      int32 (steps,).
+    """
+    k = jnp.asarray(k, jnp.int32)
+
+    def callback(ks):
+        ks = np.asarray(ks)
+        out = np.empty(ks.shape + (steps,), np.int32)
+        cache = {}
+        for idx in np.ndindex(ks.shape):
+            f = int(ks[idx])
+            if f not in cache:
+                cache[f] = formula(n, f, steps)
+            out[idx] = cache[f]
+        return out
+
+    shape = jax.ShapeDtypeStruct(k.shape + (steps,), jnp.int32)
+    return jax.pure_callback(callback, shape, k, vmap_method="broadcast_all")
 
 
 def _kth_largest(s: jax.Array, k) -> jax.Array:
