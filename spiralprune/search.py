@@ -1,0 +1,360 @@
+"""The combinatorial search (SPEC section 4): the sparsest models that reach a target accuracy.
+
+Phase one (structured) trains, for every neuron configuration (d1, d2, d3) in {1..D}^3, the
+width-D model masked to its top-left blocks, for every learning rate and schedule; the chosen
+configuration is the one with the fewest parameters among those reaching the target. Phase two
+(unstructured) trains every model mask of that configuration (``enumeration.ModelMaskSpace``)
+from a fresh initialisation, compacted to the configuration's shape, and the sparsest model over
+the target is the one with the fewest nonzero parameters.
+
+Both phases walk a flat grid of runs (configuration or mask index slowest, then lr, then
+schedule) in recorded chunks (``recording.Store``): a chunk is trained as one population, written
+atomically, and skipped when resumed, so an interrupted search ends with exactly the rows of an
+uninterrupted one. A run's seed is hashed from the fields that identify it, never its chunk.
+Chunks are dealt round robin to ``num_tasks`` tasks (a cluster job array).
+"""
+
+import json
+
+import jax
+import numpy as np
+import pandas as pd
+
+from spiralprune import (
+    datasets,
+    enumeration,
+    grids,
+    masking,
+    models,
+    populations,
+    recording,
+    schedules,
+    training,
+)
+
+INITS = ("random",) + models.BENCH_INITS
+PHASE_ONE = "phase1"
+
+
+def structured_params(config) -> int:
+    """Parameters of the dense (d1, d2, d3) model (weights and biases, SPEC section 4).
+
+    Args:
+      config: (d1, d2, d3).
+
+    Returns:
+      ``3 d1 + (d1 d2 + d2) + (d2 d3 + d3) + (d3 + 1)`` as an int.
+    """
+    d1, d2, d3 = models.check_widths(config)
+    return 3 * d1 + (d1 * d2 + d2) + (d2 * d3 + d3) + (d3 + 1)
+
+
+def configurations(width: int, max_structured_params: int | None = None) -> np.ndarray:
+    """Phase one's configurations: {1..width}^3 (d3 fastest), optionally fewer parameters.
+
+    Args:
+      width: the maximum width D (>= 1).
+      max_structured_params: keep only configurations with strictly fewer structured params.
+
+    Returns:
+      int64 array (C, 3) of (d1, d2, d3).
+    """
+    if int(width) < 1:
+        raise ValueError(f"width must be >= 1, got {width}")
+    d = np.arange(1, int(width) + 1)
+    configs = np.stack(np.meshgrid(d, d, d, indexing="ij"), -1).reshape(-1, 3)
+    if max_structured_params is not None:
+        keep = [structured_params(c) < max_structured_params for c in configs]
+        configs = configs[np.asarray(keep, bool)]
+    return configs.astype(np.int64)
+
+
+def _check_common(width, lrs, schedule_names, targets, init, epochs, chunk_size, task_index,
+                  num_tasks) -> tuple[tuple[float, ...], tuple[str, ...]]:
+    """One-line ValueErrors for bad grid inputs; returns lrs and schedule names as tuples."""
+    if int(width) < 1:
+        raise ValueError(f"width must be >= 1, got {width}")
+    lrs = tuple(float(lr) for lr in lrs)
+    schedule_names = tuple(str(s) for s in schedule_names)
+    if not lrs or not schedule_names:
+        raise ValueError(f"empty grid: lrs={lrs}, schedules={schedule_names}")
+    if any(not np.isfinite(lr) or lr <= 0 for lr in lrs):
+        raise ValueError(f"learning rates must be positive and finite, got {lrs}")
+    for name in schedule_names:
+        schedules.index(name)
+    for t in targets:
+        _check_target(t)
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; choose from {INITS}")
+    if int(epochs) < 1 or int(chunk_size) < 1:
+        raise ValueError(f"epochs and chunk_size must be >= 1, got {epochs}, {chunk_size}")
+    grids.check_task(task_index, num_tasks)
+    return lrs, schedule_names
+
+
+def _check_target(target) -> None:
+    if not 0 < float(target) <= 1:
+        raise ValueError(f"target accuracy must be in (0, 1], got {target}")
+
+
+def _claim_stage(store: recording.Store, stage: str, grid: dict) -> None:
+    """Records the grid a stage is run with; a one-line ValueError if it was run with another."""
+    grid = json.loads(json.dumps(grid))
+    old = store.get_json(f"grid_{stage}")
+    if old is not None and old != grid:
+        diff = sorted(k for k in grid.keys() | old.keys() if grid.get(k) != old.get(k))
+        raise ValueError(f"stage {stage!r} of {store.workdir} was run with another grid "
+                         f"(differs in {diff}); use a new workdir or stage")
+    if old is None:
+        store.put_json(f"grid_{stage}", grid)
+
+
+def _train_chunks(store, stage, total, chunk_size, task_index, num_tasks, build, progress):
+    """Trains and records this task's chunks of a flat grid that are not done yet.
+
+    Args:
+      build: ``(flat run indices (R,)) -> (variants, spec, rows dict, keep_params bool)``.
+      progress: optional callback (runs done, runs to do) over all of this task's chunks.
+    """
+    done = store.done(stage)
+    todo = [(i, a, b) for i, (a, b) in enumerate(grids.chunks(total, chunk_size))
+            if i % num_tasks == task_index and f"{i:06d}" not in done]
+    to_run, finished = sum(b - a for _, a, b in todo), 0
+    data = datasets.cubist_spiral()
+    for i, start, stop in todo:
+        variants, spec, rows, keep_params = build(np.arange(start, stop, dtype=np.int64))
+        # One compiled shape per stage: every chunk is padded to the same compute chunk.
+        compute = min(chunk_size, total,
+                      populations.auto_chunk(spec, min(chunk_size, total), jax.local_devices()))
+
+        def tick(d, _, base=finished):
+            if progress:
+                progress(base + d, to_run)
+        out = populations.run(variants, data, spec=spec, chunk_size=compute, progress=tick)
+        rows |= {"accuracy": out["accuracy"], "loss": out["loss"], "diverged": out["diverged"],
+                 "nnz_weights": out["nnz_weights"], "nnz": out["nnz"]}
+        params = None
+        if keep_params:
+            params = {f"{layer}/{leaf}": out["params"][layer][leaf]
+                      for layer in models.LAYERS for leaf in ("kernel", "bias")}
+        store.write(stage, f"{i:06d}", rows, params)
+        finished += stop - start
+
+
+def _load(store, stage, total, chunk_size) -> pd.DataFrame:
+    df = store.load(stage)
+    df.attrs["total_runs"] = total
+    df.attrs["complete"] = len(store.done(stage)) == len(grids.chunks(total, chunk_size))
+    return df
+
+
+def _split(flat, num_lrs: int, num_schedules: int):
+    """Flat run index -> (outer index, lr index, schedule index); schedule varies fastest."""
+    outer, rest = np.divmod(flat, num_lrs * num_schedules)
+    return (outer,) + tuple(np.divmod(rest, num_schedules))
+
+
+def _block_kernels(configs: np.ndarray, width: int) -> list[np.ndarray]:
+    """Kernel block masks, layer l of shape (K, in, out), of configurations (K, 3) in width D."""
+    k = len(configs)
+    dims = [np.full(k, 2), configs[:, 0], configs[:, 1], configs[:, 2], np.ones(k, np.int64)]
+    full = (2, width, width, width, 1)
+    return [(np.arange(full[i])[None, :, None] < dims[i][:, None, None])
+            & (np.arange(full[i + 1])[None, None, :] < dims[i + 1][:, None, None])
+            for i in range(4)]
+
+
+def _spec(widths, epochs, init, recipe, dist_widths=None) -> training.Spec:
+    kind = "torch" if init == "random" else "given"
+    return training.Spec(widths=widths, epochs=int(epochs), init=kind, dist_widths=dist_widths,
+                         **dict(recipe or {}))
+
+
+def phase_one(store: recording.Store, *, width: int, lrs, schedules: tuple = schedules.SCHEDULES,
+              targets=(), init: str = "random", max_structured_params: int | None = None,
+              epochs: int = 50, recipe: dict | None = None, base_seed: int = 0,
+              chunk_size: int = 4096, progress=None, task_index: int = 0,
+              num_tasks: int = 1) -> pd.DataFrame:
+    """Phase one: trains every configuration x lr x schedule as block-masked width-D models.
+
+    Args:
+      store: the experiment's records; stage "phase1"; done chunks are skipped.
+      width: the maximum width D; every run trains the (D, D, D) model under block masks.
+      lrs: (L,) base learning rates.
+      schedules: (S,) schedule names.
+      targets: accuracies in (0, 1] to validate and, once the phase is complete, to select
+        winners for (note "phase1_winners").
+      init: "random" (PyTorch default at width D) or "bench95"/"bench995" (fixed, top-left).
+      max_structured_params: only configurations with strictly fewer structured parameters
+        (the study's fixed-init grids: fewer than (3,3,3) or (7,3,3)).
+      epochs: training epochs.
+      recipe: further ``training.Spec`` fields (milestones, cosine_t_max, precision, ...).
+      base_seed: the experiment's seed; run seeds hash ("phase1", d1, d2, d3, lr, schedule).
+      chunk_size: runs per recorded chunk.
+      progress: optional callback (runs done, runs to do), e.g. ``populations.Progress``.
+      task_index: this task's index in [0, num_tasks) (chunks are dealt round robin).
+      num_tasks: number of tasks sharing the grid.
+
+    Returns:
+      the recorded rows of the stage (all chunks done so far, by any task): stage, chunk, row,
+      d1, d2, d3, lr, schedule, seed, init, accuracy, loss, diverged, nnz_weights, nnz,
+      structured_params; ``attrs["total_runs"]`` and ``attrs["complete"]``.
+    """
+    lrs, names = _check_common(width, lrs, schedules, targets, init, epochs, chunk_size,
+                               task_index, num_tasks)
+    width = int(width)
+    configs = configurations(width, max_structured_params)
+    total = len(configs) * len(lrs) * len(names)
+    if total == 0:
+        raise ValueError(f"empty grid: no configuration of width {width} has fewer than "
+                         f"{max_structured_params} structured parameters")
+    spec = _spec((width,) * 3, epochs, init, recipe)  # validates the recipe before training
+    _claim_stage(store, PHASE_ONE, dict(width=width, lrs=lrs, schedules=names, init=init,
+                                        max_structured_params=max_structured_params,
+                                        epochs=int(epochs), recipe=dict(recipe or {}),
+                                        base_seed=int(base_seed), chunk_size=int(chunk_size)))
+    given = None if init == "random" else models.bench_init(init, (width,) * 3)
+
+    def build(flat):
+        c, li, si = _split(flat, len(lrs), len(names))
+        cfg, lr, sched = configs[c], np.asarray(lrs)[li], np.asarray(names)[si]
+        seed = grids.run_seeds(base_seed, PHASE_ONE, cfg[:, 0], cfg[:, 1], cfg[:, 2], lr, sched)
+        variants = populations.make_variants(
+            masks=masking.from_kernels(_block_kernels(cfg, width)), lr=lr, schedule=sched,
+            seed=seed, params=given)
+        rows = {"d1": cfg[:, 0], "d2": cfg[:, 1], "d3": cfg[:, 2], "lr": lr, "schedule": sched,
+                "seed": seed, "init": np.full(len(flat), init),
+                "structured_params": np.array([structured_params(x) for x in cfg])}
+        return variants, spec, rows, False
+
+    _train_chunks(store, PHASE_ONE, total, chunk_size, task_index, num_tasks, build, progress)
+    df = _load(store, PHASE_ONE, total, chunk_size)
+    if df.attrs["complete"] and len(targets):
+        store.put_json("phase1_winners", {f"{float(t):g}": select_configuration(df, t)
+                                          for t in targets})
+    return df
+
+
+def select_configuration(df: pd.DataFrame, target: float) -> tuple[int, int, int] | None:
+    """The phase-one winner: the fewest structured parameters among configurations reaching.
+
+    A configuration reaches the target when its best accuracy over lr x schedule is
+    ``>= target`` (the study's "reaching"; diverged runs count with the accuracy they got).
+    Ties in structured parameters go to the higher best accuracy, then to the
+    lexicographically smallest (d1, d2, d3).
+
+    Args:
+      df: phase-one rows with columns d1, d2, d3, accuracy.
+      target: accuracy in (0, 1].
+
+    Returns:
+      (d1, d2, d3) as ints, or None if no configuration reaches the target.
+    """
+    _check_target(target)
+    best = df.groupby(["d1", "d2", "d3"], as_index=False)["accuracy"].max()
+    best = best[best["accuracy"] >= target]
+    if best.empty:
+        return None
+    best = best.assign(params=[structured_params(c) for c in best[["d1", "d2", "d3"]].values])
+    best = best.sort_values(["params", "accuracy", "d1", "d2", "d3"],
+                            ascending=[True, False, True, True, True])
+    return tuple(int(v) for v in best.iloc[0][["d1", "d2", "d3"]])
+
+
+def phase_two(store: recording.Store, *, config, width: int, lrs,
+              schedules: tuple = schedules.SCHEDULES, target: float | None = None,
+              init: str = "random", max_weights: int | None = None, first_k: dict | None = None,
+              mask_indices=None, epochs: int = 50, recipe: dict | None = None,
+              base_seed: int = 0, chunk_size: int = 4096, progress=None, task_index: int = 0,
+              num_tasks: int = 1, stage: str = "phase2") -> pd.DataFrame:
+    """Phase two: trains every model mask of ``config`` x lr x schedule, compacted.
+
+    Random init draws the compacted (d1, d2, d3) model from the width-D distribution
+    (``Spec.dist_widths``), as the study trained width-D models under the masks; "bench*"
+    uses the top-left slice of the fixed init. Kernel masks are built per chunk from mask
+    indices, never for the whole product.
+
+    Args:
+      store: the experiment's records; done chunks of ``stage`` are skipped.
+      config: the neuron configuration (d1, d2, d3), each <= width.
+      width: the maximum width D.
+      lrs: (L,) base learning rates.
+      schedules: (S,) schedule names.
+      target: optional accuracy in (0, 1] (validated only).
+      init: "random", "bench95" or "bench995".
+      max_weights: the study's subset cap: w1 + w2 + w3 < max_weights.
+      first_k: {layer: k}: only the first k masks per nonzero count of that layer.
+      mask_indices: optional (M,) indices into the (subset) mask space; default all of them.
+      epochs: training epochs.
+      recipe: further ``training.Spec`` fields (milestones, cosine_t_max, precision, ...).
+      base_seed: the experiment's seed; run seeds hash (stage, mask_index, lr, schedule).
+      chunk_size: runs per recorded chunk.
+      progress: optional callback (runs done, runs to do).
+      task_index: this task's index in [0, num_tasks).
+      num_tasks: number of tasks sharing the grid.
+      stage: the record stage.
+
+    Returns:
+      the recorded rows of ``stage`` (stage, chunk, row, mask_index, lr, schedule, seed, init,
+      d1, d2, d3, mask_nnz (the mask's parameter count), accuracy, loss, diverged,
+      nnz_weights, nnz) with ``attrs["total_runs"]`` and ``attrs["complete"]``; every run's
+      final params are stored as "layer0/kernel", ... (``store.params_of(row)``).
+    """
+    lrs, names = _check_common(width, lrs, schedules, () if target is None else (target,),
+                               init, epochs, chunk_size, task_index, num_tasks)
+    width = int(width)
+    config = masking.check_config(config, width)
+    space = enumeration.ModelMaskSpace(config, max_weights=max_weights, first_k=first_k)
+    if mask_indices is not None:
+        mask_indices = np.asarray(mask_indices, np.int64).reshape(-1)
+        space.layer_indices(mask_indices)  # one-line ValueError for an index out of range
+    num_masks = len(space) if mask_indices is None else len(mask_indices)
+    total = num_masks * len(lrs) * len(names)
+    if total == 0:
+        raise ValueError(f"empty grid: no model mask of {config} under max_weights={max_weights}")
+    dist = (width,) * 3 if init == "random" else None
+    spec = _spec(config, epochs, init, recipe, dist)
+    _claim_stage(store, stage, dict(
+        config=config, width=width, lrs=lrs, schedules=names, init=init, max_weights=max_weights,
+        first_k={str(k): v for k, v in (first_k or {}).items()}, epochs=int(epochs),
+        mask_indices=None if mask_indices is None else mask_indices.tolist(),
+        recipe=dict(recipe or {}), base_seed=int(base_seed), chunk_size=int(chunk_size)))
+    given = None if init == "random" else models.bench_init(init, config)
+
+    def build(flat):
+        m, li, si = _split(flat, len(lrs), len(names))
+        idx = m if mask_indices is None else mask_indices[m]
+        lr, sched = np.asarray(lrs)[li], np.asarray(names)[si]
+        seed = grids.run_seeds(base_seed, stage, idx, lr, sched)
+        variants = populations.make_variants(masks=masking.from_kernels(space.kernel_masks(idx)),
+                                             lr=lr, schedule=sched, seed=seed, params=given)
+        k = len(flat)
+        rows = {"mask_index": idx, "lr": lr, "schedule": sched, "seed": seed,
+                "init": np.full(k, init), "d1": np.full(k, config[0]),
+                "d2": np.full(k, config[1]), "d3": np.full(k, config[2]),
+                "mask_nnz": space.param_counts(idx)}
+        return variants, spec, rows, True
+
+    _train_chunks(store, stage, total, chunk_size, task_index, num_tasks, build, progress)
+    return _load(store, stage, total, chunk_size)
+
+
+def sparsest(df: pd.DataFrame, target: float) -> pd.Series | None:
+    """The sparsest model over the target: fewest nnz with accuracy >= target.
+
+    Ties go to the higher accuracy, then to the first row (mask index, lr, schedule order).
+
+    Args:
+      df: rows with columns nnz and accuracy (phase two's).
+      target: accuracy in (0, 1].
+
+    Returns:
+      the winning row, or None if no run reaches the target.
+    """
+    _check_target(target)
+    over = df[df["accuracy"] >= target]
+    if over.empty:
+        return None
+    order = np.lexsort((np.arange(len(over)), -over["accuracy"].to_numpy(),
+                        over["nnz"].to_numpy()))
+    return over.iloc[order[0]]
