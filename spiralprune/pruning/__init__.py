@@ -1,0 +1,5 @@
+"""Pruners: pure one-model functions (scores, exact selection, at-init pruners, ProsPr)."""
+
+from spiralprune.pruning import at_init, prospr, scores, selection
+
+__all__ = ["at_init", "prospr", "scores", "selection"]
