@@ -1,0 +1,121 @@
+"""The combinatorial search (SPEC sections 4 and 6): the sparsest models over a target accuracy.
+
+Runbook (from the repository root):
+
+  python experiments/search.py --config=experiments/configs/search.py:quick
+  python experiments/search.py --config=experiments/configs/search.py:paper \
+      --workdir=./workdirs/search_paper
+  # search one configuration directly (phase one still runs unless phase_one=False):
+  python experiments/search.py --config=experiments/configs/search.py:paper \
+      --config.phase_one=False --config.phase_two_config='(3,3,3)'
+
+The workdir defaults to ./workdirs/search_<preset>. A killed run resumes at its first missing
+chunk when started again with the same config; another config in the same workdir is refused.
+Cluster job array: add --task_index=$i --num_tasks=$n (tasks may share one workdir on a shared
+filesystem, or write their own and be merged with ``recording.merge``). Each task runs its share
+of phase one and stops while other tasks' phase-one chunks are missing; run the array again when
+phase one is complete to share phase two; a finished workdir just prints the summary again.
+
+Presets:
+
+  paper: the study. D = 16, targets 95% and 99.5%, lrs {0.05, 0.1} x 3 schedules, 50 epochs.
+    Phase one: 4,096 configurations x 6 = 24,576 runs of block-masked width-16 models.
+    Phase two for 95%: every mask of the winner ((3,3,3) in the study: 25,992 masks x 6 =
+    155,952 runs). For 99.5%: the study's Appendix D subset of (7,3,3) (w1 + w2 + w3 < 33,
+    the first 3 W2 masks per nonzero count, lr 0.05 only: 63,208 masks x 3 = 189,624 runs).
+    Another winner gets its full product unless that exceeds max_phase_two_runs, then the
+    same subset rule (it says so).
+    Runtime: about 2-3 days on 2 CPU cores (measured ~40 width-16 and ~80-110 width-3/7
+    model-epochs/s; 18.5 M model-epochs in all); on one H100 an estimated 15-30 minutes
+    (from the ~25,000 width-16 model-epochs/s in DESIGN.md; not measured with this binary).
+    Expected (ref): phase one picks (3,3,3) for 95% and (7,3,3) for 99.5%; the sparsest model
+    over 95% has 30 nonzeros (96.04%), over 99.5% 45 nonzeros (99.59%). Seeds differ from
+    the study's, so expect the same picture, not the same digits.
+  bench95 / bench995: the fixed-init grids (SPEC section 6): phase one restricted to fewer
+    structured parameters than (3,3,3) / (7,3,3); phase two over all (3,2,2) masks / the
+    (6,3,2) subset (w1 + w2 + w3 < 31, first 6 W2 masks per count). Expected (ref): 26
+    nonzeros at 96.47% / 38 at 99.70%. Hours on a CPU, minutes on a GPU.
+  quick: a faithful miniature, about 2 minutes on 2 CPU cores. Reduced: D = 4 (64
+    configurations), 10 epochs (step milestones 3 and 6, cosine T_max 10), lr 0.05 only,
+    targets 75% and 80%, and phase two searches (3,2,2) exhaustively (416 masks x 3
+    schedules = 1,248 runs) whatever phase one picks. Not reduced: the full 49,982-point
+    spiral, the recipe, all three schedules, all masks of the configuration.
+    Expected: phase one picks small configurations such as (3,1,1) for 75% and (4,2,2) for
+    80%; phase two finds models over 75% with ~22 nonzeros and around 80% with ~23.
+  smoke: seconds, for tests: D = 2, 1 epoch, lr 0.1, constant and cosine, phase two over the
+    4 masks of (2,1,1), chunks of 4 runs.
+"""
+
+import ml_collections
+
+PRESETS = ("paper", "quick", "smoke", "bench95", "bench995")
+
+
+def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
+    """Returns the search preset ``arg``.
+
+    Args:
+      arg: one of PRESETS.
+
+    Returns:
+      a ConfigDict; ``phase_two_config`` None means "search phase one's winner".
+    """
+    if arg not in PRESETS:
+        raise ValueError(f"unknown search preset {arg!r}; choose from {PRESETS}")
+    c = ml_collections.ConfigDict()
+    c.preset = arg
+    c.width = 16
+    c.init = "random"  # or "bench95" / "bench995" (the study's fixed inits, top-left slices)
+    c.targets = (0.95, 0.995)
+    c.lrs = (0.05, 0.1)
+    c.schedules = ("constant", "cosine", "step")
+    c.epochs = 50
+    c.milestones = (15, 30)
+    c.cosine_t_max = 50
+    c.base_seed = 0
+    c.chunk_size = ml_collections.config_dict.placeholder(int)  # None: 1024 CPU, 16384 GPU
+    c.task_index = 0
+    c.num_tasks = 1
+    # Phase one: False skips it (then phase_two_config must be set).
+    c.phase_one = True
+    c.max_structured_params = ml_collections.config_dict.placeholder(int)  # strict bound
+    # Phase two: None searches each target's phase-one winner; a tuple searches that one.
+    c.phase_two_config = ml_collections.config_dict.placeholder(tuple)
+    c.max_phase_two_runs = 500_000
+    # The study's subset (Appendix D): used for subset_config, and for any configuration whose
+    # full product exceeds max_phase_two_runs. first_k keeps the first subset_first_k masks
+    # per nonzero count of layer subset_first_k_layer (0-based: 1 is W2).
+    c.subset_config = ml_collections.config_dict.placeholder(tuple)
+    c.subset_config = (7, 3, 3)
+    c.subset_max_weights = 33
+    c.subset_first_k_layer = 1
+    c.subset_first_k = 3
+    c.subset_lrs = (0.05,)
+    if arg in ("bench95", "bench995"):
+        c.init = arg
+        c.targets = (0.95,) if arg == "bench95" else (0.995,)
+        c.max_structured_params = 37 if arg == "bench95" else 61  # (3,3,3) / (7,3,3)
+        if arg == "bench95":  # (3,2,2) exhaustive: no study subset
+            c.subset_config = None
+        else:
+            c.subset_config, c.subset_max_weights, c.subset_first_k = (6, 3, 2), 31, 6
+        c.subset_lrs = c.lrs
+    elif arg == "quick":
+        c.width = 4
+        c.targets = (0.75, 0.8)
+        c.lrs = (0.05,)
+        c.epochs = 10
+        c.milestones = (3, 6)
+        c.cosine_t_max = 10
+        c.phase_two_config = (3, 2, 2)
+    elif arg == "smoke":
+        c.width = 2
+        c.targets = (0.5, 0.55)
+        c.lrs = (0.1,)
+        c.schedules = ("constant", "cosine")
+        c.epochs = 1
+        c.milestones = (1,)
+        c.cosine_t_max = 1
+        c.chunk_size = 4
+        c.phase_two_config = (2, 1, 1)
+    return c

@@ -1,0 +1,233 @@
+"""The combinatorial search: phase one picks a configuration per target, phase two its masks.
+
+  python experiments/search.py --config=experiments/configs/search.py:quick \
+      [--workdir=./workdirs/search_quick] [--task_index=0 --num_tasks=1]
+
+The runbook (presets, runtimes, expected results) is the docstring of configs/search.py. Writes
+records to the workdir (resumable), ``phase1.png`` (best accuracy of every configuration against
+its structured parameters, targets and winners marked) and the note ``summary``.
+"""
+
+import math
+import pathlib
+import sys
+
+import jax
+import matplotlib.backends.backend_agg
+import matplotlib.figure
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+from spiralprune import enumeration, masking, populations, recording, search
+
+_MAX_LAYER_LIST = 2_000_000  # layer mask lists beyond this are not enumerated
+
+
+def chunk_size(config) -> int:
+    """Runs per recorded chunk: the config's, else 1024 on a CPU and 16384 on an accelerator."""
+    if config.chunk_size is not None:
+        return int(config.chunk_size)
+    return 1024 if jax.default_backend() == "cpu" else 16384
+
+
+def phase_two_plan(config, target_config) -> dict | None:
+    """How phase two searches ``target_config``: the full product or the study's subset.
+
+    Args:
+      config: the search config.
+      target_config: (d1, d2, d3) to search.
+
+    Returns:
+      dict(config, stage, max_weights, first_k, lrs, note), or None (with a printed reason)
+      when the configuration's layer mask lists are too large to enumerate.
+    """
+    cfg = tuple(int(d) for d in target_config)
+    for d_in, d_out in enumeration.layer_shapes(cfg):
+        # Multisets of d_out nonzero rows bound the eligible list of a layer from above.
+        if math.comb(2**d_in - 1 + d_out - 1, d_out) > _MAX_LAYER_LIST:
+            print(f"phase two of {cfg} skipped: its ({d_in}, {d_out}) layer has too many "
+                  "eligible masks to enumerate; set phase_two_config to a smaller configuration")
+            return None
+    subset = dict(config=cfg, stage=f"phase2_{'-'.join(map(str, cfg))}_subset",
+                  max_weights=config.subset_max_weights,
+                  first_k={int(config.subset_first_k_layer): int(config.subset_first_k)},
+                  lrs=tuple(config.subset_lrs))
+    if config.subset_config is not None and cfg == tuple(config.subset_config):
+        return dict(subset, note="the study's subset")
+    runs = len(enumeration.ModelMaskSpace(cfg)) * len(config.lrs) * len(config.schedules)
+    if runs <= config.max_phase_two_runs:
+        return dict(config=cfg, stage=f"phase2_{'-'.join(map(str, cfg))}", max_weights=None,
+                    first_k=None, lrs=tuple(config.lrs), note="full product")
+    print(f"phase two of {cfg}: the full product has {runs:,} runs > max_phase_two_runs="
+          f"{config.max_phase_two_runs:,}; applying the study's subset rule instead")
+    return dict(subset, note=f"subset rule (the full product has {runs:,} runs)")
+
+
+def plot_phase_one(df, winners: dict, path) -> None:
+    """Saves best accuracy per configuration against structured parameters as a PNG.
+
+    Args:
+      df: phase-one rows.
+      winners: target -> (d1, d2, d3) or None.
+      path: the PNG file to write.
+    """
+    best = df.groupby(["d1", "d2", "d3"])["accuracy"].max()
+    params = np.array([search.structured_params(c) for c in best.index])
+    fig = matplotlib.figure.Figure(figsize=(7, 4.5))
+    matplotlib.backends.backend_agg.FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.scatter(params, best.to_numpy(), s=10, alpha=0.5, color="tab:blue",
+               label="configuration (best over lr x schedule)")
+    for i, (target, win) in enumerate(winners.items()):
+        color = f"C{i + 1}"
+        ax.axhline(target, ls="--", lw=1, color=color, label=f"target {target:.1%}")
+        if win is not None:
+            ax.scatter([search.structured_params(win)], [best.loc[win]], marker="*", s=220,
+                       color=color, edgecolor="k", zorder=3,
+                       label=f"{win}: {search.structured_params(win)} params")
+    ax.set_xscale("log")
+    ax.set_xlabel("structured parameters")
+    ax.set_ylabel("accuracy")
+    ax.set_title("Phase one: neuron configurations")
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def _row(row) -> dict | None:
+    if row is None:
+        return None
+    keys = ("nnz", "nnz_weights", "accuracy", "lr", "schedule", "mask_index", "seed", "d1", "d2",
+            "d3")
+    return {k: row[k].item() if hasattr(row[k], "item") else row[k] for k in keys}
+
+
+def run(config, workdir) -> dict:
+    """Runs (or resumes) the search into ``workdir`` and returns the summary.
+
+    Args:
+      config: a configs/search.py ConfigDict.
+      workdir: the records directory; it must be new or hold the same config (task fields
+        aside: tasks may share a workdir).
+
+    Returns:
+      the summary (also stored as the note "summary"): status, phase_one, targets.
+    """
+    workdir = pathlib.Path(workdir)
+    targets = tuple(float(t) for t in config.targets)
+    if not targets:
+        raise ValueError("config.targets is empty")
+    if config.phase_two_config is not None:
+        masking.check_config(config.phase_two_config, config.width)
+    elif not config.phase_one:
+        raise ValueError("phase_one=False needs phase_two_config")
+    recorded = config.to_dict()
+    for name in ("task_index", "num_tasks"):
+        recorded.pop(name)
+    store = recording.Store(workdir, recorded, kind="search")
+    common = dict(width=config.width, schedules=tuple(config.schedules), init=config.init,
+                  epochs=config.epochs, base_seed=config.base_seed, chunk_size=chunk_size(config),
+                  recipe=dict(milestones=tuple(config.milestones),
+                              cosine_t_max=config.cosine_t_max),
+                  task_index=config.task_index, num_tasks=config.num_tasks)
+    device = jax.local_devices()[0].device_kind
+    summary = {"preset": config.preset, "workdir": str(workdir), "status": "complete",
+               "phase_one": None, "targets": {}}
+    df1 = None
+    if config.phase_one:
+        print(f"phase one: width {config.width}, init {config.init}, lrs {tuple(config.lrs)}, "
+              f"schedules {tuple(config.schedules)}, {config.epochs} epochs, on {device}",
+              flush=True)
+        df1 = search.phase_one(store, lrs=tuple(config.lrs), targets=targets,
+                               max_structured_params=config.max_structured_params,
+                               progress=populations.Progress("phase1"), **common)
+        summary["phase_one"] = {"runs": len(df1), "total_runs": df1.attrs["total_runs"],
+                                "complete": df1.attrs["complete"]}
+        if not df1.attrs["complete"]:
+            summary["status"] = "phase one incomplete"
+            print(f"phase one: {len(df1)}/{df1.attrs['total_runs']} runs recorded; run again "
+                  "when every task has finished phase one")
+            store.put_json("summary", summary)
+            return summary
+        winners = {t: search.select_configuration(df1, t) for t in targets}
+        plot_phase_one(df1, winners, workdir / "phase1.png")
+        summary["phase_one"]["plot"] = str(workdir / "phase1.png")
+    phase_two = {}  # stage -> DataFrame, each searched once even if several targets share it
+    for target in targets:
+        entry = {"selected": None, "searched": None, "sparsest": None}
+        summary["targets"][f"{target:g}"] = entry
+        if df1 is not None and (win := winners[target]) is not None:
+            acc = df1.groupby(["d1", "d2", "d3"])["accuracy"].max().loc[win]
+            entry["selected"] = {"config": win, "structured_params": search.structured_params(win),
+                                 "accuracy": float(acc)}
+        cfg = config.phase_two_config or (entry["selected"] or {}).get("config")
+        if cfg is None:
+            print(f"target {target:.2%}: no configuration reaches it; no phase two")
+            continue
+        plan = phase_two_plan(config, cfg)
+        if plan is None:
+            continue
+        if plan["stage"] not in phase_two:
+            print(f"{plan['stage']}: {plan['config']} ({plan['note']}), lrs {plan['lrs']}",
+                  flush=True)
+            phase_two[plan["stage"]] = search.phase_two(
+                store, **{**common, "config": plan["config"], "stage": plan["stage"],
+                          "lrs": plan["lrs"], "max_weights": plan["max_weights"],
+                          "first_k": plan["first_k"]},
+                target=target, progress=populations.Progress(plan["stage"]))
+        df2 = phase_two[plan["stage"]]
+        entry["searched"] = {**plan, "runs": len(df2), "total_runs": df2.attrs["total_runs"],
+                             "complete": df2.attrs["complete"]}
+        entry["sparsest"] = _row(search.sparsest(df2, target))
+        entry["models_over_target"] = int((df2["accuracy"] >= target).sum())
+        if not df2.attrs["complete"]:
+            summary["status"] = "phase two incomplete"
+    store.put_json("summary", summary)
+    _print_summary(summary)
+    return summary
+
+
+def _print_summary(summary: dict) -> None:
+    print(f"== search {summary['preset']}: {summary['status']} ==")
+    for target, entry in summary["targets"].items():
+        sel, sp, se = entry["selected"], entry["sparsest"], entry["searched"]
+        line = f"target {float(target):.2%}: "
+        if sel:
+            line += (f"phase one picks {tuple(sel['config'])} ({sel['structured_params']} "
+                     f"structured params, best {sel['accuracy']:.2%})")
+        else:
+            line += "phase one picks nothing" if summary["phase_one"] else "phase one skipped"
+        if se:
+            line += (f"; phase two searched {tuple(se['config'])} ({se['note']}): "
+                     f"{se['runs']:,}/{se['total_runs']:,} runs")
+        print(line)
+        if sp:
+            print(f"  sparsest over {float(target):.2%}: {sp['nnz']} nonzeros "
+                  f"({sp['nnz_weights']} weights) at {sp['accuracy']:.2%}, lr {sp['lr']:g}, "
+                  f"{sp['schedule']}, mask {sp['mask_index']} "
+                  f"({entry['models_over_target']:,} models over the target)")
+        elif se:
+            print(f"  no model of the phase-two search reaches {float(target):.2%}")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    config = flags.FLAGS.config
+    for name in ("task_index", "num_tasks"):
+        if getattr(flags.FLAGS, name) is not None:
+            config[name] = getattr(flags.FLAGS, name)
+    workdir = flags.FLAGS.workdir or f"./workdirs/search_{config.preset}"
+    try:
+        run(config, workdir)
+    except ValueError as e:  # our input errors are one line; no traceback for them
+        sys.exit(f"search: error: {e}")
+
+
+if __name__ == "__main__":
+    config_flags.DEFINE_config_file("config", "experiments/configs/search.py:quick", "preset")
+    flags.DEFINE_string("workdir", None, "records directory (default ./workdirs/search_<preset>)")
+    flags.DEFINE_integer("task_index", None, "this task of a job array (default: the config's)")
+    flags.DEFINE_integer("num_tasks", None, "tasks in the job array (default: the config's)")
+    app.run(main)
