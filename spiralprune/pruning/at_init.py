@@ -194,6 +194,9 @@ def progressive(key: base.PRNGKey, params: base.Params, data: Data, k, *, varian
 
     Returns:
       (final masks with the bias rule, (steps, N) bool history of the flat kernel masks).
+
+    References: de Jorge et al. 2021, FORCE; stephenqz/sparsest pruning_methods/FORCE.py
+    (iterative_pruning); naver/force pruning/pruning_algos.py.
     """
     if variant not in ("iter_snip", "force"):
         raise ValueError(f"variant must be 'iter_snip' or 'force', got {variant!r}")

@@ -36,7 +36,11 @@ def kernel_grad(params: base.Params, batch: Batch, temperature: float = 1.0) -> 
 
 
 def magnitude(key, params: base.Params, masks: base.Masks | None = None, batch=None):
-    """|W| of the masked kernels (GMP, LTH). Returns (N,)."""
+    """|W| of the masked kernels (GMP, LTH). Returns (N,).
+
+    References: Zhu & Gupta 2017 (GMP); Frankle & Carbin 2019 (LTH); stephenqz/sparsest
+    pruning_methods/Magnitude.py; facebookresearch/open_lth pruning/sparse_global.py.
+    """
     del key, batch
     return jnp.abs(masking.flatten_kernels(_masked(params, masks)))
 
