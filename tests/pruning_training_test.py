@@ -44,20 +44,21 @@ def test_gmp_schedule_matches_the_study():
     assert (delta, n) == (97, 199)
     events = during_training.gmp_event_steps(19_500)
     assert len(events) == 201 and events[0] == 97 and events[-1] == 201 * 97 == 19_497
-    ref = jax.jit(lambda t: during_training.gmp_target(t, 560, 30, delta, n,
-                                                       reference_counts=True))
-    exact = jax.jit(lambda t: during_training.gmp_target(t, 560, 30, delta, n))
-    got = np.array([int(ref(t)) for t in events])
+    got = np.asarray(jax.jit(lambda f: during_training.gmp_targets(
+        560, f, 19_500, reference_counts=True))(30))
     # PRUNERS.md 3.1: 552, 544, 536, ... 252 (k = 50), 95 (k = 100), 37 (k = 150),
     # 30 (k = 198, 199), 29 (k = 200, 201: the overshoot).
     assert list(got[:3]) == [552, 544, 536]
     assert (got[49], got[99], got[149]) == (252, 95, 37)
     assert list(got[197:]) == [30, 30, 29, 29]
-    # Every event against the study's float64 Python formula.
+    # Every event against the study's float64 Python formula, also under vmap (mixed budgets).
     want = [int(30 + 530 * (1 - t / (199 * 97)) ** 3) for t in events]
     np.testing.assert_array_equal(got, want)
-    got_exact = np.array([int(exact(t)) for t in events])
-    np.testing.assert_array_equal(got_exact, np.maximum(want, 30))
+    both = np.asarray(jax.jit(jax.vmap(lambda f: during_training.gmp_targets(560, f, 19_500)))(
+        jnp.array([30, 65])))
+    np.testing.assert_array_equal(both[0], np.maximum(want, 30))
+    np.testing.assert_array_equal(
+        both[1], [max(65, int(65 + 495 * (1 - t / (199 * 97)) ** 3)) for t in events])
 
 
 @pytest.mark.parametrize("reference, final", [(False, 30), (True, 28)])
@@ -65,16 +66,14 @@ def test_gmp_events_on_fixed_weights_are_nested_and_end_at_the_budget(reference,
     """The 201 events of the study's schedule on distinct fixed magnitudes (N = 560, f = 30):
     exact mode ends at exactly f; reference mode reproduces the study's f - 2."""
     params, masks = _init(16)
-    delta, n = during_training.gmp_delta(19_500)
+    targets = during_training.gmp_targets(560, 30, 19_500, reference_counts=reference)
 
-    def event(masks, t):
-        target = during_training.gmp_target(t, 560, 30, delta, n, reference_counts=reference)
+    def event(masks, target):
         new = during_training.gmp_prune(masking.apply(params, masks), masks, target,
                                         reference_counts=reference)
         return new, masking.flatten_kernels(new)
 
-    last, hist = jax.jit(lambda m: jax.lax.scan(event, m, jnp.asarray(
-        during_training.gmp_event_steps(19_500))))(masks)
+    last, hist = jax.jit(lambda m: jax.lax.scan(event, m, targets))(masks)
     hist = np.asarray(hist)
     assert not np.any(hist[1:] & ~hist[:-1]), "masks must be nested"
     assert hist[-1].sum() == final

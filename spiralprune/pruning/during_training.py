@@ -123,30 +123,46 @@ def gmp_event_steps(num_steps: int, gmp_steps: int = 199) -> np.ndarray:
     return delta * np.arange(1, (num_steps - 1) // delta + 1)
 
 
-def gmp_target(t, num_weights: int, budget, delta: int, n: int, *,
-               reference_counts: bool = False) -> jax.Array:
-    """Remaining-weight target n_t = int(f + (N - f)(1 - t / (n Delta))^3) at step ``t``.
+def gmp_counts(num_weights: int, budget: int, num_events: int, *, delta: int,
+               n: int) -> list[int]:
+    """The study's targets n_t = int(f + (N - f)(1 - t / (n Delta))^3), t = k Delta, on the host.
 
-    As coded in the study (s_i = 0, t_0 = 0); events past k = n overshoot (the cube goes
-    negative, n_t = f - 1). Exact mode clamps n_t to [f, N]; ``reference_counts`` keeps the
-    overshoot. Computed in float64 when x64 is enabled, else float32 (an intermediate target
-    can then differ by one from the study's float64 where the exact value is within ~1e-7 of
-    an integer; the final count never does, it is clamped to f).
-
-    Args:
-      t: step (int, may be traced); num_weights: N; budget: f (int, may be traced);
-      delta, n: from ``gmp_delta``.
+    Python float64 exactly as ``main_loop.py`` (s_i = 0, t_0 = 0): events past k = n overshoot
+    (the cube goes negative: n_t = f - 1 for the study's k = 200, 201).
 
     Returns:
-      int32 scalar.
+      ``num_events`` ints.
     """
-    dt = selection.reference_float()
-    f = jnp.asarray(budget, dt)
-    frac = 1.0 - jnp.asarray(t, dt) / (n * delta)
-    target = jnp.trunc(f + (num_weights - f) * frac ** 3).astype(jnp.int32)  # Python int()
+    f, big = int(budget), int(num_weights)
+    return [int(f + (big - f) * (1 - (k * delta) / (n * delta)) ** 3)
+            for k in range(1, num_events + 1)]
+
+
+def gmp_targets(num_weights: int, budget, num_steps: int, gmp_steps: int = 199, *,
+                reference_counts: bool = False) -> jax.Array:
+    """Remaining-weight target of every GMP event, (K,) int32, for a traced budget.
+
+    Evaluated on the host (``selection.host_counts``: Python float64, bit-exact with the study
+    at every event). Exact mode clamps the targets to [f, N], so the overshoot events keep f;
+    ``reference_counts`` keeps the overshoot (f - 1).
+
+    Args:
+      num_weights: N; budget: f (int, may be traced); num_steps: T; gmp_steps: n (199).
+
+    Returns:
+      int32 (K,), K = number of events (201 for the study).
+    """
+    delta, n = gmp_delta(num_steps, gmp_steps)
+    num_events = (num_steps - 1) // delta
+    formula = functools.partial(_gmp_formula, delta=delta, n=n)
+    targets = selection.host_counts(formula, num_weights, budget, num_events)
     if reference_counts:
-        return target
-    return jnp.clip(target, jnp.asarray(budget, jnp.int32), num_weights)
+        return targets
+    return jnp.clip(targets, jnp.asarray(budget, jnp.int32), num_weights)
+
+
+def _gmp_formula(num_weights, budget, num_events, *, delta, n):
+    return gmp_counts(num_weights, budget, num_events, delta=delta, n=n)
 
 
 def gmp_prune(params: base.Params, masks: base.Masks, target, *,
@@ -206,13 +222,13 @@ def gmp(params: base.Params, masks: base.Masks, data, data_key, lr, schedule, bu
     num_steps = spec.epochs * steps_per_epoch(data, spec)
     delta, n = gmp_delta(num_steps, gmp_steps)
     num_events = (num_steps - 1) // delta
-    num_weights = models.num_weights(spec.widths)
+    targets = gmp_targets(models.num_weights(spec.widths), budget, num_steps, gmp_steps,
+                          reference_counts=reference_counts)
     train = functools.partial(train_steps, data=data, data_key=data_key, lr=lr,
                               schedule=schedule, spec=spec)
 
-    def event(params, masks, t):
-        target = gmp_target(t, num_weights, budget, delta, n, reference_counts=reference_counts)
-        masks = gmp_prune(params, masks, target, reference_counts=reference_counts)
+    def event(params, masks, k):
+        masks = gmp_prune(params, masks, targets[k - 1], reference_counts=reference_counts)
         return masking.apply(params, masks), masks
 
     params = masking.apply(params, masks)
@@ -221,7 +237,7 @@ def gmp(params: base.Params, masks: base.Masks, data, data_key, lr, schedule, bu
 
     def segment(carry, k):
         params, opt_state, masks = carry
-        params, masks = event(params, masks, k * delta)
+        params, masks = event(params, masks, k)
         params, opt_state, losses = train(params, opt_state, masks, start=k * delta,
                                           num_steps=delta)
         # The (K, N) history is only built when asked: at width 256 it is 26 MB per run.
@@ -231,7 +247,7 @@ def gmp(params: base.Params, masks: base.Masks, data, data_key, lr, schedule, bu
     (params, opt_state, masks), (mid, hist) = jax.lax.scan(
         segment, (params, opt_state, masks), jnp.arange(1, num_events, dtype=jnp.int32))
     t_last = num_events * delta
-    params, masks = event(params, masks, t_last)
+    params, masks = event(params, masks, num_events)
     params, _, tail = train(params, opt_state, masks, start=t_last,
                             num_steps=num_steps - t_last)
     losses = jnp.concatenate([head, mid.reshape(-1), tail])

@@ -20,13 +20,21 @@ from spiralprune.pruning import during_training, selection
 LTH_ARGS = {"lth_rounds": 5, "reference_counts": False}
 
 
+def lth_counts(num_weights: int, budget: int, rounds: int = 5) -> list[int]:
+    """The study's kept counts per round on the host: N, then int(N (f/N)^(r/(R-1))).
+
+    Python float64 as ``LTH_loop.py`` (the last one can be f - 1: ``N * (f / N) ** 1.0``).
+    """
+    n, f = int(num_weights), int(budget)
+    return [n] + [int(n * (f / float(n)) ** (r / (rounds - 1.0))) for r in range(1, rounds)]
+
+
 def lth_targets(num_weights: int, budget, rounds: int = 5, *,
                 reference_counts: bool = False) -> jax.Array:
-    """Weights kept in each round: (rounds,) int32, N for round 0, then int(N (f/N)^(r/(R-1))).
+    """Weights kept in each round, (rounds,) int32, for a traced budget (round 0: N).
 
-    Exact mode clamps to >= f and sets the last round to exactly f (the study's float
-    ``N * (f / N) ** 1.0`` can give f - 1). Computed in float64 when x64 is enabled, else
-    float32 (``selection.reference_float``).
+    Evaluated on the host (``selection.host_counts``, bit-exact with the study's float64).
+    Exact mode clamps to >= f and sets the last round to exactly f.
 
     Args:
       num_weights: N; budget: f (int, may be traced); rounds: R >= 2 (static).
@@ -36,11 +44,7 @@ def lth_targets(num_weights: int, budget, rounds: int = 5, *,
     """
     if rounds < 2:
         raise ValueError(f"lth_rounds must be >= 2 (one prune), got {rounds}")
-    dt = selection.reference_float()
-    f = jnp.asarray(budget, dt)
-    r = jnp.arange(rounds, dtype=dt)
-    n_r = jnp.floor(num_weights * (f / num_weights) ** (r / (rounds - 1))).astype(jnp.int32)
-    n_r = n_r.at[0].set(num_weights)
+    n_r = selection.host_counts(lth_counts, num_weights, budget, rounds)
     if reference_counts:
         return n_r
     f = jnp.asarray(budget, jnp.int32)
