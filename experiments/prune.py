@@ -1,0 +1,218 @@
+"""Prunes populations with every method of the study and records accuracy against nonzeros.
+
+  python experiments/prune.py --workdir=DIR [--config=experiments/configs/prune.py:quick]
+      [--task_index=i --num_tasks=n]
+
+Grid -> rows (init, method, width, budget, lr, schedule, repeat) -> one population per
+(init, method, width) group (one compiled program, ``populations.run``) -> chunks recorded
+atomically with ``recording.Store`` (stage ``prune_<init>_<method>_w<width>``) -> a restarted
+run skips recorded chunks -> a table of the fewest nonzero parameters reaching 95% and 99.5%.
+A run's seed is a hash of its own row (``grids.run_seeds``), so its result does not depend on
+its batch-mates, its chunk or the task that ran it.
+"""
+
+import dataclasses
+import time
+
+import jax
+import numpy as np
+import pandas as pd
+from absl import app, flags
+from ml_collections import config_flags
+
+from spiralprune import (
+    datasets,
+    grids,
+    masking,
+    models,
+    populations,
+    recording,
+    schedules,
+    training,
+)
+from spiralprune.pruning import registry
+
+KIND = "prune"
+TARGETS = (0.95, 0.995)
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """The rows of one (init, method, width): one compiled population."""
+
+    init: str
+    method: str
+    width: int
+    rows: pd.DataFrame
+
+    @property
+    def stage(self) -> str:
+        return f"prune_{self.init}_{self.method}_w{self.width}"
+
+
+def plan(config) -> list[Group]:
+    """Validates the config and expands its grids into groups of rows, before any compute.
+
+    Budgets >= N_w are skipped (the study keeps only budgets below N_w); everything else
+    that cannot run (unknown method or init, budget < 1, widths an init cannot provide, bad lr,
+    schedule or method_args) is a one-line ValueError.
+    """
+    grids.check_task(int(config.task_index), int(config.num_tasks))
+    if int(config.chunk_size) < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {config.chunk_size}")
+    for method in config.method_args:
+        registry.check_method_args(method, _method_args(config, method))
+    groups = []
+    for name, g in config.grids.items():
+        if int(g.repeats) < 1:
+            raise ValueError(f"grid {name!r}: repeats must be >= 1, got {g.repeats}")
+        for lr in g.lrs:
+            if not float(lr) > 0:
+                raise ValueError(f"grid {name!r}: learning rates must be > 0, got {lr}")
+        for s in g.schedules:
+            schedules.index(s)
+        for method in g.methods:
+            for width in g.widths:
+                budgets = [int(b) for b in g.budgets if int(b) < models.num_weights(width)]
+                registry.validate(method, width, [int(b) for b in g.budgets if int(b) < 1] +
+                                  budgets, g.init)
+                if not budgets:
+                    continue
+                rows = pd.DataFrame(grids.product({
+                    "budget": budgets, "lr": [float(x) for x in g.lrs],
+                    "schedule": list(g.schedules), "repeat": list(range(int(g.repeats)))}))
+                rows.insert(0, "width", width)
+                rows.insert(0, "method", method)
+                rows.insert(0, "init", g.init)
+                rows["seed"] = grids.run_seeds(int(config.seed), *(
+                    rows[c].to_numpy(str if c in ("init", "method", "schedule") else None)
+                    for c in ("init", "method", "width", "budget", "lr", "schedule", "repeat")))
+                groups.append(Group(g.init, method, int(width), rows))
+    stages = [grp.stage for grp in groups]
+    if len(set(stages)) != len(stages):
+        raise ValueError("two grids share an (init, method, width) group; merge them")
+    return groups
+
+
+def _method_args(config, method: str) -> dict:
+    args = config.method_args.get(method, None)
+    return {} if args is None else dict(args.to_dict() if hasattr(args, "to_dict") else args)
+
+
+def _data(config):
+    x, y = datasets.cubist_spiral()
+    n = int(config.num_points)
+    if n:
+        if not 0 < n <= len(y):
+            raise ValueError(f"num_points must be in [0, {len(y)}], got {n}")
+        sub = np.sort(np.random.default_rng(0).choice(len(y), n, replace=False))
+        x, y = x[sub], y[sub]
+    return x, y
+
+
+def _spec(config, group: Group) -> training.Spec:
+    given = group.init in models.BENCH_INITS
+    args = tuple(sorted(_method_args(config, group.method).items()))
+    return training.Spec(widths=(group.width,) * 3, epochs=int(config.epochs),
+                         batch_size=int(config.batch_size),
+                         milestones=tuple(config.milestones),
+                         cosine_t_max=int(config.cosine_t_max),
+                         init="given" if given else group.init, precision=config.precision,
+                         method=group.method, method_args=args)
+
+
+def _train_chunk(group: Group, rows: pd.DataFrame, data, spec, pop_chunk: int):
+    like = models.init(jax.random.key(0), group.width)
+    params = (models.bench_init(group.init, group.width) if spec.init == "given" else None)
+    variants = populations.make_variants(
+        masks=masking.ones_like(like), lr=rows["lr"].to_numpy(),
+        schedule=rows["schedule"].to_numpy(str), seed=rows["seed"].to_numpy(),
+        budget=rows["budget"].to_numpy(), params=params)
+    out = populations.run(variants, data, spec=spec, chunk_size=pop_chunk)
+    cols = {c: rows[c].to_numpy() for c in rows.columns}
+    cols["schedule"] = cols["schedule"].astype(str)
+    cols["init"] = cols["init"].astype(str)
+    cols["method"] = cols["method"].astype(str)
+    for key in ("accuracy", "loss", "train_loss", "diverged", "nnz_weights", "nnz"):
+        cols[key] = np.asarray(out[key])
+    cols["mask_nnz_weights"] = np.asarray(masking.nnz_weights(out["masks"]))
+    flat = {f"{layer}/{leaf}": np.asarray(out["params"][layer][leaf])
+            for layer in models.LAYERS for leaf in ("kernel", "bias")}
+    return cols, flat
+
+
+def table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (init, method): runs, best accuracy and the fewest nonzeros reaching each target."""
+    if df.empty or "accuracy" not in df:
+        return pd.DataFrame()
+    out = df.groupby(["init", "method"]).agg(runs=("accuracy", "size"),
+                                             best_acc=("accuracy", "max"))
+    for target in TARGETS:
+        reach = df[df["accuracy"] >= target].groupby(["init", "method"])["nnz"].min()
+        out[f"nnz@{target:.1%}"] = reach.reindex(out.index).astype("Int64")
+    return out
+
+
+def format_table(summary: pd.DataFrame) -> str:
+    """The table as text, "-" where no run reached the target."""
+    shown = summary.copy()
+    shown["best_acc"] = shown["best_acc"].map(lambda v: f"{v:.4f}")
+    for col in shown.columns[2:]:
+        shown[col] = shown[col].map(lambda v: "-" if pd.isna(v) else str(int(v)))
+    return shown.to_string()
+
+
+def run(config, workdir) -> pd.DataFrame:
+    """Runs (or resumes) the configured grids into ``workdir``; returns every recorded row."""
+    groups = plan(config)
+    store = recording.Store(workdir, config, kind=KIND)
+    work = [(grp, i, start, stop) for grp in groups
+            for i, (start, stop) in enumerate(grids.chunks(len(grp.rows), int(config.chunk_size)))]
+    mine = grids.task_share(work, int(config.task_index), int(config.num_tasks))
+    done = {grp.stage: store.done(grp.stage) for grp in groups}
+    todo = [w for w in mine if f"{w[1]:06d}" not in done[w[0].stage]]
+    total = sum(stop - start for _, _, start, stop in todo)
+    print(f"[prune] {len(groups)} groups, {sum(len(g.rows) for g in groups)} runs in the grid; "
+          f"this task: {len(mine)} chunks, {len(mine) - len(todo)} already recorded, "
+          f"{total} runs to train on {jax.local_devices()[0].device_kind}", flush=True)
+    data = _data(config)
+    progress = populations.Progress("prune", printer=lambda s: print(s, flush=True))
+    finished, t0 = 0, time.perf_counter()
+    for grp, i, start, stop in todo:
+        spec = _spec(config, grp)
+        pop_chunk = min(int(config.chunk_size), len(grp.rows))  # one shape per group
+        rows = grp.rows.iloc[start:stop]
+        cols, flat = _train_chunk(grp, rows, data, spec, pop_chunk)
+        store.write(grp.stage, i, cols, flat)
+        finished += stop - start
+        progress(finished, total)
+    if total:
+        print(f"[prune] trained {total} runs in {time.perf_counter() - t0:.1f} s", flush=True)
+    df = store.load()
+    summary = table(df)
+    if not summary.empty:
+        print(format_table(summary), flush=True)
+    return df
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    config = flags.FLAGS.config
+    with config.unlocked():
+        config.task_index = flags.FLAGS.task_index
+        config.num_tasks = flags.FLAGS.num_tasks
+    try:
+        run(config, flags.FLAGS.workdir)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
+
+
+if __name__ == "__main__":
+    config_flags.DEFINE_config_file("config", "experiments/configs/prune.py:quick",
+                                    "preset: experiments/configs/prune.py:<quick|paper|smoke>")
+    flags.DEFINE_string("workdir", None, "directory of the records (resumes if it exists)")
+    flags.DEFINE_integer("task_index", 0, "this task's index in a job array")
+    flags.DEFINE_integer("num_tasks", 1, "number of tasks in the job array")
+    flags.mark_flag_as_required("workdir")
+    app.run(main)

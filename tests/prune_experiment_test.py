@@ -1,0 +1,130 @@
+"""experiments/prune.py end to end (smoke preset): records, table, resume, task split, errors."""
+
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments import prune
+from experiments.configs import prune as prune_config
+from spiralprune import masking, models, recording
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _rows(df: pd.DataFrame) -> pd.DataFrame:
+    return df.sort_values(["stage", "chunk", "row"]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("prune") / "smoke"
+    config = prune_config.get_config("smoke")
+    return config, workdir, prune.run(config, workdir)
+
+
+def test_smoke_records_every_run_with_exact_budgets(smoke, capsys):
+    config, workdir, df = smoke
+    # random + gmp at width 3 (budget 30 >= N_3 = 27 is skipped) x 2 schedules, + 2 BENCH runs.
+    assert len(df) == 10
+    assert set(df["stage"]) == {"prune_torch_random_w3", "prune_torch_gmp_w3",
+                                "prune_bench95_random_w3"}
+    for col in ("method", "width", "budget", "lr", "schedule", "repeat", "seed", "init",
+                "accuracy", "loss", "diverged", "nnz_weights", "nnz", "mask_nnz_weights"):
+        assert col in df, col
+    np.testing.assert_array_equal(df["mask_nnz_weights"], df["budget"])
+    assert np.all(df["nnz_weights"] <= df["budget"])
+    assert df["seed"].nunique() == len(df)
+    store = recording.Store.open(workdir)
+    for _, row in df.iterrows():
+        params = store.params_of(row)
+        tree = {n: {"kernel": params[f"{n}/kernel"], "bias": params[f"{n}/bias"]}
+                for n in models.LAYERS}
+        assert int(masking.nnz(tree)) == row["nnz"]
+        assert params["layer1/kernel"].shape == (3, 3)
+    summary = prune.table(df)
+    assert list(summary.columns) == ["runs", "best_acc", "nnz@95.0%", "nnz@99.5%"]
+    assert summary["runs"].sum() == 10
+
+
+def test_resume_recomputes_only_missing_chunks_and_gives_the_same_rows(smoke, capsys):
+    config, workdir, df = smoke
+    again = prune.run(config, workdir)
+    assert "0 runs to train" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(_rows(again), _rows(df))
+    shard = workdir / "shards" / "prune_torch_gmp_w3" / "000001.npz"
+    shard.unlink()   # as if killed before this chunk was written
+    resumed = prune.run(config, workdir)
+    out = capsys.readouterr().out
+    assert "2 runs to train" in out and "nnz@95.0%" in out
+    pd.testing.assert_frame_equal(_rows(resumed), _rows(df))
+
+
+def test_task_split_and_merge_give_the_same_rows(smoke, tmp_path):
+    config, _, df = smoke
+    dirs = []
+    for task in range(2):
+        c = prune_config.get_config("smoke")
+        c.task_index, c.num_tasks = task, 2
+        dirs.append(tmp_path / f"task{task}")
+        prune.run(c, dirs[-1])
+    merged = recording.merge(dirs, tmp_path / "merged").load()
+    pd.testing.assert_frame_equal(_rows(merged), _rows(df))
+
+
+def test_a_runs_seed_depends_only_on_its_own_row():
+    config = prune_config.get_config("smoke")
+    rows = pd.concat([g.rows for g in prune.plan(config)])
+    config.grids.random.budgets = (15, 16, 20)
+    more = pd.concat([g.rows for g in prune.plan(config)])
+    key = ["init", "method", "width", "budget", "lr", "schedule", "repeat"]
+    merged = rows.merge(more, on=key, suffixes=("", "_more"))
+    assert len(merged) == len(rows)
+    np.testing.assert_array_equal(merged["seed"], merged["seed_more"])
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda c: setattr(c.grids.random, "methods", ("gmp", "magic")), "unknown pruning method"),
+    (lambda c: setattr(c.grids.random, "budgets", (0, 20)), "need 1 <= budget"),
+    (lambda c: setattr(c.grids.bench95, "widths", (32,)), "16 wide"),
+    (lambda c: setattr(c.grids.random, "init", "he"), "unknown init"),
+    (lambda c: setattr(c.grids.random, "schedules", ("linear",)), "unknown lr schedule"),
+    (lambda c: setattr(c.grids.random, "lrs", (0.0,)), "learning rates"),
+    (lambda c: c.method_args.update({"gmp": {"rigl_delta": 3}}), "unknown method_args"),
+    (lambda c: setattr(c, "task_index", 2), "task_index"),
+])
+def test_bad_input_fails_before_any_compute(edit, match, tmp_path):
+    config = prune_config.get_config("smoke")
+    edit(config)
+    with pytest.raises(ValueError, match=match) as err:
+        prune.run(config, tmp_path / "w")
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "w").exists()
+
+
+def test_unknown_preset():
+    with pytest.raises(ValueError, match="unknown prune preset 'fast'.*quick.*paper.*smoke"):
+        prune_config.get_config("fast")
+
+
+def test_paper_preset_is_the_studys_grid():
+    groups = prune.plan(prune_config.get_config("paper"))
+    runs = {init: sum(len(g.rows) for g in groups if g.init == init)
+            for init in ("torch", "bench95", "bench995")}
+    # 234 (width, budget) cells with budget < N_w x 9 methods x 3 lrs x 3 schedules; the
+    # BENCH grids 2 widths x 12 (14) budgets x 5 repeats x 81.
+    assert runs == {"torch": 234 * 81, "bench95": 24 * 5 * 81, "bench995": 28 * 5 * 81}
+
+
+def test_cli_reports_bad_input_in_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "experiments/prune.py",
+         "--config=experiments/configs/prune.py:smoke", f"--workdir={tmp_path / 'w'}",
+         "--task_index=3", "--num_tasks=2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "task_index must be in [0, num_tasks)" in proc.stderr
+    assert "Traceback" not in proc.stderr
