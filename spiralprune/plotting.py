@@ -1,0 +1,218 @@
+"""The study's plots: phase-one configurations, accuracy against nonzeros, decision boundaries.
+
+Every plotting function takes an optional ``ax`` (a new Figure and Axes are made if None),
+draws into it and returns it; nothing here calls ``plt.show`` or touches pyplot's global state.
+Records are pandas DataFrames as loaded by ``recording``; each function names the columns it
+needs and raises a one-line ValueError when one is missing or the table is empty.
+"""
+
+import itertools
+
+import jax.numpy as jnp
+import matplotlib.axes
+import matplotlib.figure
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
+
+from spiralprune import base, datasets, models, playground
+
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h")
+_CHUNK = 65_536
+
+
+def _check(df: pd.DataFrame, columns) -> None:
+    for c in columns:
+        if c not in df.columns:
+            raise ValueError(f"records lack column {c!r}")
+    if len(df) == 0:
+        raise ValueError("records are empty")
+
+
+def _new_axes(ax, figsize=(6.4, 4.8)) -> matplotlib.axes.Axes:
+    if ax is not None:
+        return ax
+    return matplotlib.figure.Figure(figsize=figsize, layout="constrained").add_subplot()
+
+
+def frontier(df: pd.DataFrame, x: str = "nnz", y: str = "accuracy") -> pd.DataFrame:
+    """The monotone (Pareto) frontier: rows that no row with fewer or equal ``x`` beats on ``y``.
+
+    Walking ``x`` upwards (ties: higher ``y`` first), a row is kept when its ``y`` is strictly
+    above every ``y`` seen so far: the fewest nonzeros reaching each accuracy level. Rows with
+    a NaN ``x`` or ``y`` are ignored.
+
+    Args:
+      df: records with columns ``x`` and ``y``.
+      x: the cost column (smaller is better).
+      y: the quality column (larger is better).
+
+    Returns:
+      the frontier rows of ``df`` (all columns), sorted by ``x`` ascending, index reset.
+    """
+    _check(df, (x, y))
+    d = df.dropna(subset=[x, y]).sort_values([x, y], ascending=[True, False], kind="stable")
+    values = d[y].to_numpy(float)
+    best = np.maximum.accumulate(values)
+    keep = np.ones(len(values), bool)
+    keep[1:] = values[1:] > best[:-1]
+    return d[keep].reset_index(drop=True)
+
+
+def _log_x(ax) -> None:
+    """Log x axis labelled 1, 2, 5, 10, 20, ... in plain numbers."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def _target_lines(ax, targets) -> None:
+    for t in targets:
+        ax.axhline(t, color="#888888", lw=0.8, ls="--", zorder=0)
+        ax.annotate(f"{100 * t:g}%", (1.0, t), xycoords=("axes fraction", "data"),
+                    xytext=(-2, 2), textcoords="offset points", ha="right", va="bottom",
+                    fontsize=8, color="#555555")
+
+
+def phase_one_scatter(df: pd.DataFrame, *, targets=(0.95, 0.995), winners=None, logx=True,
+                      ax=None) -> matplotlib.axes.Axes:
+    """Accuracy against structured parameter count of the phase-one configurations.
+
+    Args:
+      df: phase-one records with columns d1, d2, d3, accuracy, structured_params (one row per
+        configuration, learning rate and schedule; the best accuracy per configuration is drawn).
+      targets: accuracy levels drawn as dashed lines.
+      winners: configurations (d1, d2, d3) to annotate; None annotates, for each target, the
+        configuration with the fewest structured parameters reaching it (ties: higher accuracy).
+      logx: logarithmic x axis.
+      ax: Axes to draw into (new if None).
+
+    Returns:
+      the Axes.
+    """
+    cols = ["d1", "d2", "d3"]
+    _check(df, cols + ["accuracy", "structured_params"])
+    best = df.groupby(cols, as_index=False).agg(accuracy=("accuracy", "max"),
+                                               structured_params=("structured_params", "first"))
+    ax = _new_axes(ax)
+    ax.scatter(best["structured_params"], best["accuracy"], s=10, alpha=0.6, color="#4a78a8",
+               edgecolors="none", label="configuration (best lr, schedule)")
+    _target_lines(ax, targets)
+    if winners is None:
+        winners = []
+        for t in targets:
+            ok = best[best["accuracy"] >= t].sort_values(
+                ["structured_params", "accuracy"], ascending=[True, False], kind="stable")
+            if len(ok):
+                winners.append(tuple(int(v) for v in ok.iloc[0][cols]))
+    for w in dict.fromkeys(tuple(int(v) for v in w) for w in winners):
+        row = best[(best["d1"] == w[0]) & (best["d2"] == w[1]) & (best["d3"] == w[2])]
+        if not len(row):
+            raise ValueError(f"winner {w} is not among the configurations")
+        px, py = row.iloc[0]["structured_params"], row.iloc[0]["accuracy"]
+        ax.scatter([px], [py], s=40, facecolors="none", edgecolors="#c0392b", lw=1.4, zorder=3)
+        ax.annotate(f"({w[0]},{w[1]},{w[2]})", (px, py), xytext=(6, -12),
+                    textcoords="offset points", fontsize=9, color="#c0392b")
+    if logx:
+        _log_x(ax)
+    ax.set_xlabel("structured parameters")
+    ax.set_ylabel("accuracy (best over lr and schedule)")
+    ax.set_title("Phase one: neuron configurations")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def accuracy_vs_nonzeros(df: pd.DataFrame, *, by: str = "method", search=None,
+                         targets=(0.95, 0.995), frontier: bool = True, logx: bool = False,
+                         x: str = "nnz", y: str = "accuracy", ax=None) -> matplotlib.axes.Axes:
+    """Accuracy against nonzero parameters per method, with each method's frontier.
+
+    Args:
+      df: pruning records with columns ``x``, ``y`` and ``by``.
+      by: the column whose values get their own colour and marker (and legend entry).
+      search: optional records of the combinatorial search (columns ``x``, ``y``); its frontier
+        is drawn bold black on top.
+      targets: accuracy levels drawn as dashed lines.
+      frontier: draw each method's monotone frontier as a step line.
+      logx: logarithmic x axis.
+      x, y: column names of the nonzero count and the accuracy.
+      ax: Axes to draw into (new if None).
+
+    Returns:
+      the Axes.
+    """
+    _check(df, (x, y, by))
+    ax = _new_axes(ax, figsize=(7.5, 5))
+    colours = itertools.cycle(f"C{i}" for i in range(10))
+    for (name, group), colour, marker in zip(df.groupby(by, sort=True), colours,
+                                             itertools.cycle(_MARKERS)):
+        ax.scatter(group[x], group[y], s=14, alpha=0.55, color=colour, marker=marker,
+                   edgecolors="none", label=str(name))
+        if frontier:
+            _step(ax, _front(group, x, y), x, y, color=colour, lw=1.2)
+    if search is not None:
+        _check(search, (x, y))
+        front = _front(search, x, y)
+        _step(ax, front, x, y, color="black", lw=2.6, zorder=5)
+        ax.scatter(front[x], front[y], s=28, color="black", zorder=6,
+                   label="combinatorial search")
+    _target_lines(ax, targets)
+    if logx:
+        _log_x(ax)
+    ax.set_xlabel("nonzero parameters (weights and biases)")
+    ax.set_ylabel("accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right", markerscale=1.5)
+    return ax
+
+
+_front = frontier  # the name ``frontier`` is a flag inside accuracy_vs_nonzeros
+
+
+def _step(ax, front: pd.DataFrame, x: str, y: str, **kw) -> None:
+    """A frontier as a step line: each accuracy holds from its count up to the next point."""
+    xs, ys = front[x].to_numpy(float), front[y].to_numpy(float)
+    if len(xs):
+        ax.step(xs, ys, where="post", **kw)
+
+
+def _logits(params: base.Params, x: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.asarray(models.apply(params, jnp.asarray(x[s: s + _CHUNK])))
+                           for s in range(0, len(x), _CHUNK)])
+
+
+def decision_boundary(params: base.Params, *, data=None, n: int = 256,
+                      extent: float = datasets.GRID_EXTENT, ax=None) -> matplotlib.axes.Axes:
+    """The model's probability of class 1 over the picture grid, with the data on top.
+
+    Args:
+      params: one model's masked parameters.
+      data: optional (x (N, 2), y (N,)): points are drawn subsampled, and the title gives the
+        accuracy on all of them (prediction = logit > 0).
+      n: grid side.
+      extent: the grid covers [-extent, extent]^2.
+      ax: Axes to draw into (new if None).
+
+    Returns:
+      the Axes.
+    """
+    ax = _new_axes(ax, figsize=(5, 5))
+    prob = 1 / (1 + np.exp(-_logits(params, datasets.grid(n, extent)).astype(np.float64)))
+    box = (-extent, extent, -extent, extent)
+    ax.imshow(prob.reshape(n, n), cmap=playground.cmap(), vmin=0, vmax=1, extent=box,
+              origin="upper", interpolation="bilinear")
+    ax.contour(prob.reshape(n, n)[::-1], levels=[0.5], extent=box, colors="#333333",
+               linewidths=0.8)
+    if data is not None:
+        x, y = np.asarray(data[0]), np.asarray(data[1])
+        acc = float(np.mean((_logits(params, x) > 0) == (y > 0.5)))
+        idx = np.arange(0, len(x), max(1, len(x) // 2000))
+        ax.scatter(x[idx, 0], x[idx, 1], s=3, c=np.where(y[idx] > 0.5, playground.BLUE,
+                                                         playground.ORANGE),
+                   edgecolors="white", linewidths=0.2)
+        ax.set_title(f"accuracy {100 * acc:.2f}%")
+    ax.set_xlim(-extent, extent)
+    ax.set_ylim(-extent, extent)
+    ax.set_aspect("equal")
+    return ax
