@@ -109,23 +109,29 @@ def _claim_stage(store: recording.Store, stage: str, grid: dict) -> None:
         store.put_json(f"grid_{stage}", grid)
 
 
-def _train_chunks(store, stage, total, chunk_size, task_index, num_tasks, build, progress):
+def _run_stage(store, stage, total, chunk_size, task_index, num_tasks, build,
+               progress) -> pd.DataFrame:
     """Trains and records this task's chunks of a flat grid that are not done yet.
 
     Args:
       build: ``(flat run indices (R,)) -> (variants, spec, rows dict, keep_params bool)``.
       progress: optional callback (runs done, runs to do) over all of this task's chunks.
+
+    Returns:
+      the stage's recorded rows with attrs total_runs and complete.
     """
+    # Near-equal chunks of at most chunk_size runs, so padding the last one costs little.
+    ranges = grids.chunks(total, -(-total // -(-total // chunk_size)))
     done = store.done(stage)
-    todo = [(i, a, b) for i, (a, b) in enumerate(grids.chunks(total, chunk_size))
+    todo = [(i, a, b) for i, (a, b) in enumerate(ranges)
             if i % num_tasks == task_index and f"{i:06d}" not in done]
     to_run, finished = sum(b - a for _, a, b in todo), 0
     data = datasets.cubist_spiral()
     for i, start, stop in todo:
         variants, spec, rows, keep_params = build(np.arange(start, stop, dtype=np.int64))
         # One compiled shape per stage: every chunk is padded to the same compute chunk.
-        compute = min(chunk_size, total,
-                      populations.auto_chunk(spec, min(chunk_size, total), jax.local_devices()))
+        size = ranges[0][1]
+        compute = min(size, populations.auto_chunk(spec, size, jax.local_devices()))
 
         def tick(d, _, base=finished):
             if progress:
@@ -139,12 +145,8 @@ def _train_chunks(store, stage, total, chunk_size, task_index, num_tasks, build,
                       for layer in models.LAYERS for leaf in ("kernel", "bias")}
         store.write(stage, f"{i:06d}", rows, params)
         finished += stop - start
-
-
-def _load(store, stage, total, chunk_size) -> pd.DataFrame:
     df = store.load(stage)
-    df.attrs["total_runs"] = total
-    df.attrs["complete"] = len(store.done(stage)) == len(grids.chunks(total, chunk_size))
+    df.attrs.update(total_runs=total, complete=len(store.done(stage)) == len(ranges))
     return df
 
 
@@ -190,7 +192,7 @@ def phase_one(store: recording.Store, *, width: int, lrs, schedules: tuple = sch
       epochs: training epochs.
       recipe: further ``training.Spec`` fields (milestones, cosine_t_max, precision, ...).
       base_seed: the experiment's seed; run seeds hash ("phase1", d1, d2, d3, lr, schedule).
-      chunk_size: runs per recorded chunk.
+      chunk_size: at most this many runs per recorded chunk (near-equal chunks).
       progress: optional callback (runs done, runs to do), e.g. ``populations.Progress``.
       task_index: this task's index in [0, num_tasks) (chunks are dealt round robin).
       num_tasks: number of tasks sharing the grid.
@@ -227,8 +229,7 @@ def phase_one(store: recording.Store, *, width: int, lrs, schedules: tuple = sch
                 "structured_params": np.array([structured_params(x) for x in cfg])}
         return variants, spec, rows, False
 
-    _train_chunks(store, PHASE_ONE, total, chunk_size, task_index, num_tasks, build, progress)
-    df = _load(store, PHASE_ONE, total, chunk_size)
+    df = _run_stage(store, PHASE_ONE, total, chunk_size, task_index, num_tasks, build, progress)
     if df.attrs["complete"] and len(targets):
         store.put_json("phase1_winners", {f"{float(t):g}": select_configuration(df, t)
                                           for t in targets})
@@ -288,7 +289,7 @@ def phase_two(store: recording.Store, *, config, width: int, lrs,
       epochs: training epochs.
       recipe: further ``training.Spec`` fields (milestones, cosine_t_max, precision, ...).
       base_seed: the experiment's seed; run seeds hash (stage, mask_index, lr, schedule).
-      chunk_size: runs per recorded chunk.
+      chunk_size: at most this many runs per recorded chunk (near-equal chunks).
       progress: optional callback (runs done, runs to do).
       task_index: this task's index in [0, num_tasks).
       num_tasks: number of tasks sharing the grid.
@@ -335,8 +336,7 @@ def phase_two(store: recording.Store, *, config, width: int, lrs,
                 "mask_nnz": space.param_counts(idx)}
         return variants, spec, rows, True
 
-    _train_chunks(store, stage, total, chunk_size, task_index, num_tasks, build, progress)
-    return _load(store, stage, total, chunk_size)
+    return _run_stage(store, stage, total, chunk_size, task_index, num_tasks, build, progress)
 
 
 def sparsest(df: pd.DataFrame, target: float) -> pd.Series | None:
