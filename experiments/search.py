@@ -167,6 +167,7 @@ def run(config, workdir) -> dict:
             continue
         plan = phase_two_plan(config, cfg)
         if plan is None:
+            summary["status"] = "phase two skipped"
             continue
         if plan["stage"] not in phase_two:
             print(f"{plan['stage']}: {plan['config']} ({plan['note']}), lrs {plan['lrs']}",
