@@ -14,12 +14,10 @@ import sys
 
 import jax
 import matplotlib.backends.backend_agg
-import matplotlib.figure
-import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from spiralprune import enumeration, masking, populations, recording, search
+from spiralprune import enumeration, masking, plotting, populations, recording, search
 
 _MAX_LAYER_LIST = 2_000_000  # layer mask lists beyond this are not enumerated
 
@@ -65,34 +63,17 @@ def phase_two_plan(config, target_config) -> dict | None:
 
 
 def plot_phase_one(df, winners: dict, path) -> None:
-    """Saves best accuracy per configuration against structured parameters as a PNG.
+    """Saves best accuracy per configuration against structured parameters as a PNG (Agg).
 
     Args:
       df: phase-one rows.
-      winners: target -> (d1, d2, d3) or None.
+      winners: target -> (d1, d2, d3) or None; targets are drawn as lines, winners marked.
       path: the PNG file to write.
     """
-    best = df.groupby(["d1", "d2", "d3"])["accuracy"].max()
-    params = np.array([search.structured_params(c) for c in best.index])
-    fig = matplotlib.figure.Figure(figsize=(7, 4.5))
-    matplotlib.backends.backend_agg.FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.scatter(params, best.to_numpy(), s=10, alpha=0.5, color="tab:blue",
-               label="configuration (best over lr x schedule)")
-    for i, (target, win) in enumerate(winners.items()):
-        color = f"C{i + 1}"
-        ax.axhline(target, ls="--", lw=1, color=color, label=f"target {target:.1%}")
-        if win is not None:
-            ax.scatter([search.structured_params(win)], [best.loc[win]], marker="*", s=220,
-                       color=color, edgecolor="k", zorder=3,
-                       label=f"{win}: {search.structured_params(win)} params")
-    ax.set_xscale("log")
-    ax.set_xlabel("structured parameters")
-    ax.set_ylabel("accuracy")
-    ax.set_title("Phase one: neuron configurations")
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    ax = plotting.phase_one_scatter(df, targets=tuple(winners),
+                                    winners=[w for w in winners.values() if w is not None])
+    matplotlib.backends.backend_agg.FigureCanvasAgg(ax.figure)
+    ax.figure.savefig(path, dpi=120)
 
 
 def _row(row) -> dict | None:
