@@ -39,6 +39,8 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
 
 def _field_hash(values) -> np.ndarray:
     a = np.asarray(values)
+    if a.dtype.kind == "O":   # e.g. a pandas string column
+        a = a.astype(str)
     if a.dtype.kind in "US":
         table = {s: int.from_bytes(hashlib.sha256(s.encode()).digest()[:8], "little")
                  for s in np.unique(a).tolist()}

@@ -27,6 +27,9 @@ def test_run_seeds_depend_only_on_fields():
                                                  np.array(["cosine"] * 1000)))
     assert not np.array_equal(s, grids.run_seeds(0, idx, np.full(1000, 0.05),
                                                  np.array(["step"] * 1000)))
+    # Strings from a pandas column (object dtype) hash like NumPy strings.
+    objects = np.array(["cosine"] * 1000, dtype=object)
+    np.testing.assert_array_equal(grids.run_seeds(0, idx, np.full(1000, 0.05), objects), s)
 
 
 def test_chunks_and_task_share():
