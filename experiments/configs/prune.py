@@ -2,14 +2,14 @@
 
 Runbook:
   python experiments/prune.py --workdir=/tmp/prune_quick      # preset "quick" (the default)
-    CPU (2 cores): about 2 minutes, mostly compiling its 10 programs (one per init, method
+    CPU (2 cores): about 2 minutes, mostly compiling its 12 programs (one per init, method
     and width). SNIP, SynFlow, GMP, RigL and LTH at widths 3 and 8 with budgets
     {20, 30, 40, 60} (those < N_w: only 20 at width 3), plus SNIP and GMP from BENCH-95 at
     width 3; lr {0.1, 0.2}, cosine schedule, 10 epochs on the full spiral (LTH 5 x 10),
     milestones and T_max scaled to 10 epochs: 58 runs. Expected: every mask keeps exactly
     its budget (mask_nnz_weights == budget); GMP reaches 95% with ~47 nonzero parameters,
     SNIP, RigL and LTH with ~75-80, SynFlow and the BENCH-95 runs stay below 95%, and no
-    run reaches 99.5% in 10 epochs. Measured (2 busy CPU cores, 98 s of training):
+    run reaches 99.5% in 10 epochs. Measured (2 busy CPU cores, 88 s wall):
                      runs best_acc nnz@95.0% nnz@99.5%
     init    method
     bench95 gmp         4   0.8768         -         -
