@@ -178,7 +178,7 @@ def train_epochs(params, opt_state, masks, data, data_key, lr, schedule, spec: S
         carry, losses = jax.lax.scan(step_body, carry, jnp.arange(steps))
         return carry, jnp.mean(losses)
 
-    epochs = jnp.arange(first_epoch, first_epoch + num_epochs)
+    epochs = first_epoch + jnp.arange(num_epochs)   # first_epoch may be traced (LTH rounds)
     (params, opt_state), losses = jax.lax.scan(epoch_body, (params, opt_state), epochs)
     return params, opt_state, losses[-1]
 
