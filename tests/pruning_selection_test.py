@@ -189,3 +189,17 @@ def test_host_counts_under_jit_and_vmap():
         np.testing.assert_array_equal(row, selection.force_counts(560, int(f), 10))
     one = jax.jit(lambda k: selection.host_counts(selection.prospr_count, 560, k))(30)
     np.testing.assert_array_equal(one, [31])
+
+
+def test_erk_counts_remainder_ties_go_to_the_lower_layer_and_match_the_in_graph_version():
+    from spiralprune.pruning import during_training
+
+    # Width 5, budget 11: real counts 11 * (7, 10, 10, 6) / 33 = (2.33, 3.33, 3.33, 2); the
+    # three equal remainders 1/3 tie and the one leftover weight goes to layer 0.
+    np.testing.assert_array_equal(selection.erk_counts(5, 11), [3, 3, 3, 2])
+    for width in (3, 5, 16):
+        n = models.num_weights(width)
+        for budget in range(1, n + 1, max(1, n // 40)):
+            host = selection.erk_counts(width, budget)
+            assert host.sum() == budget
+            np.testing.assert_array_equal(host, during_training.erk_counts(width, budget))

@@ -294,16 +294,33 @@ def erk_counts(widths, budget: int, *, reference: bool = False) -> np.ndarray:
     if reference:
         # rigl_torch random_sparsify: s = int(S * n) zeros, S = 1 - d; S <= 0 means dense.
         return np.array([ni if 1 - d <= 0 else ni - int((1 - d) * ni) for ni, d in zip(n, dens)])
-    real = np.minimum(dens * n, n)
-    counts = np.minimum(np.floor(real), n).astype(np.int64)
-    rem = real - counts
-    order = np.argsort(-rem, kind="stable")
-    while counts.sum() < budget:  # float error can leave up to a few weights; caps respected
-        for i in order:
-            if counts.sum() < budget and counts[i] < n[i]:
-                counts[i] += 1
-    while counts.sum() > budget:
-        for i in order[::-1]:
-            if counts.sum() > budget and counts[i] > 0:
-                counts[i] -= 1
-    return counts
+    # Exact integer arithmetic (as during_training.erk_counts does in-graph): with
+    # a_l = n_in + n_out, a sparse layer's real count is rest * a_l / A (rest = f - dense
+    # weights, A = sum of a over sparse layers), so floors and remainders are integer divisions
+    # and remainder ties really go to the lower layer (float rounding used to decide them).
+    a = np.array([i + o for i, o in shapes], np.int64)
+    dense = np.zeros(4, bool)
+    for _ in range(4):
+        rest = budget - n[dense].sum()
+        total = max(int(a[~dense].sum()), 1)
+        sparse = np.flatnonzero(~dense)
+        if len(sparse) == 0:
+            break
+        # p_l = a_l / n_l; the max-p layers join the dense set while eps * p_max > 1.
+        p_max = max(sparse, key=lambda i: (a[i] / n[i], -i))
+        is_max = ~dense & (a * n[p_max] == a[p_max] * n)
+        if rest * a[p_max] > n[p_max] * total:
+            dense |= is_max
+        else:
+            break
+    rest = budget - n[dense].sum()
+    total = max(int(a[~dense].sum()), 1)
+    share = np.where(dense, 0, rest * a)
+    counts = np.where(dense, n, np.minimum(share // total, n))
+    rem = np.where(dense | (counts >= n), -1, share % total)
+    for i in np.argsort(-rem, kind="stable"):
+        if counts.sum() >= budget:
+            break
+        if counts[i] < n[i]:
+            counts[i] += 1
+    return counts.astype(np.int64)
