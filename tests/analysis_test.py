@@ -1,0 +1,228 @@
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+from spiralprune import analysis, masking, models, training
+
+
+def _params(kernels, biases):
+    return {name: {"kernel": jnp.asarray(k, jnp.float32), "bias": jnp.asarray(b, jnp.float32)}
+            for name, k, b in zip(models.LAYERS, kernels, biases)}
+
+
+def _random_sparse(key, widths, density=0.5):
+    kp, km, kb = jax.random.split(key, 3)
+    p = models.init(kp, widths)
+    leaves, tree = jax.tree.flatten(p)
+    keys = jax.random.split(km, len(leaves))
+    keep = [jax.random.uniform(k, leaf.shape) < density for k, leaf in zip(keys, leaves)]
+    return jax.tree.unflatten(tree, [jnp.where(m, leaf, 0) for m, leaf in zip(keep, leaves)])
+
+
+# --- effective nonzeros ---
+
+
+def test_effective_hand_built():
+    z = np.zeros
+    w0, w1, w2, w3 = z((2, 3)), z((3, 3)), z((3, 3)), z((3, 1))
+    w0[0, 0] = w1[0, 0] = w2[0, 0] = w3[0, 0] = 1.0  # x0 -> a0 -> b0 -> c0 -> out
+    w0[1, 1] = -2.0  # dead end: a1 has an incoming weight but feeds nothing
+    w2[2, 0] = 3.0  # b2 has no incoming weight but feeds c0 (cut from the input)
+    b0, b1, b2, b3 = [0.1, 0.2, 0.0], [0.1, 0.0, 0.3], [0.1, 0.0, 0.0], [0.5]
+    p = _params((w0, w1, w2, w3), (b0, b1, b2, b3))
+    out = {k: int(v) for k, v in analysis.effective_nonzeros(p).items()}
+    # Effective: the four path weights and the biases of a0, b0, c0 and the classifier.
+    # Disconnected: w0[1, 1] and bias a1 (dead end), w2[2, 0] and bias b2 (cut from input).
+    assert out == {"effective_nnz": 8, "effective_weights": 4, "disconnected": 4, "nnz": 12,
+                   "nnz_weights": 6}
+    eff = analysis.effective(p)
+    np.testing.assert_array_equal(eff["layer0"]["kernel"], [[1, 0, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(eff["layer2"]["kernel"][:, 0], [1, 0, 0])
+    np.testing.assert_array_equal(eff["layer0"]["bias"], [1, 0, 0])
+    np.testing.assert_array_equal(eff["layer1"]["bias"], [1, 0, 0])
+    np.testing.assert_array_equal(eff["layer3"]["bias"], [1])
+
+
+def test_dense_model_is_all_effective():
+    p = models.init(jax.random.key(0), (5, 4, 3))
+    out = analysis.effective_nonzeros(p)
+    assert int(out["effective_nnz"]) == int(out["nnz"]) == models.num_params((5, 4, 3))
+    assert int(out["effective_weights"]) == models.num_weights((5, 4, 3))
+    assert int(out["disconnected"]) == 0
+
+
+def test_population_equals_per_model():
+    models_ = [_random_sparse(k, (4, 5, 3), 0.4) for k in jax.random.split(jax.random.key(1), 6)]
+    stacked = jax.tree.map(lambda *a: jnp.stack(a), *models_)
+    batch = analysis.effective_nonzeros(stacked)
+    mapped = jax.jit(jax.vmap(analysis.effective_nonzeros))(stacked)
+    eff = analysis.effective(stacked)
+    nonzeros, effective = jax.jit(analysis.effective_nonzeros), jax.jit(analysis.effective)
+    for i, p in enumerate(models_):
+        single = nonzeros(p)
+        for k in single:
+            assert int(batch[k][i]) == int(single[k]) == int(mapped[k][i])
+        for a, b in zip(jax.tree.leaves(effective(p)), jax.tree.leaves(eff)):
+            np.testing.assert_array_equal(a, b[i])
+
+
+def _oracle(p):
+    """Effective masks by enumerating every input-to-output path of a width-3 model."""
+    k = [np.asarray(p[n]["kernel"]) != 0 for n in models.LAYERS]
+    eff_k = [np.zeros_like(m) for m in k]
+    on_path = [np.zeros(3, bool) for _ in range(3)]
+    for i, a, b, c in itertools.product(range(2), range(3), range(3), range(3)):
+        if k[0][i, a] and k[1][a, b] and k[2][b, c] and k[3][c, 0]:
+            for m, (s, t) in zip(eff_k, ((i, a), (a, b), (b, c), (c, 0))):
+                m[s, t] = True
+            for units, u in zip(on_path, (a, b, c)):
+                units[u] = True
+    eff_b = [(np.asarray(p[n]["bias"]) != 0) & u for n, u in zip(models.LAYERS, on_path)]
+    eff_b.append(np.asarray(p["layer3"]["bias"]) != 0)
+    return eff_k, eff_b
+
+
+def test_effective_matches_path_enumeration():
+    for i, key in enumerate(jax.random.split(jax.random.key(2), 20)):
+        p = _random_sparse(key, 3, density=0.3 + 0.02 * i)
+        eff = analysis.effective(p)
+        eff_k, eff_b = _oracle(p)
+        for l, name in enumerate(models.LAYERS):
+            np.testing.assert_array_equal(eff[name]["kernel"], eff_k[l])
+            np.testing.assert_array_equal(eff[name]["bias"], eff_b[l])
+
+
+# --- further prunability ---
+
+SPEC = training.Spec(widths=(6, 6, 6), epochs=2, eval_chunk=1024)
+
+
+@pytest.fixture(scope="module")
+def trained(spiral):
+    x, y = map(jnp.asarray, spiral)
+    masks = masking.ones_like(models.init(jax.random.key(0), 6))
+    variant = training.Variant(params={}, masks=masks, lr=jnp.float32(0.1),
+                               schedule=jnp.int32(0), seed=jnp.uint32(3), budget=jnp.int32(0))
+    out = jax.jit(lambda v: training.train_run(v, (x, y), spec=SPEC))(variant)
+    return out["params"], (x[::10], y[::10])  # 4,999 points keep the checks fast
+
+
+def _reference(params, data, tolerance, mode):
+    """The greedy rule one removal at a time (bias rule after each)."""
+    evaluate = jax.jit(training.evaluate, static_argnames="spec")
+    flat = np.asarray(masking.flatten_kernels(params))
+    order = [int(i) for i in np.argsort(np.abs(flat), kind="stable") if flat[i] != 0]
+    n = data[0].shape[0]
+    base = round(float(evaluate(params, data, SPEC)[0]) * n)
+    keep, removed = flat != 0, []
+    for i in order:
+        trial = keep.copy()
+        trial[i] = False
+        pruned = analysis._prune_to(params, jnp.asarray(trial))
+        if round(float(evaluate(pruned, data, SPEC)[0]) * n) >= base - tolerance * n - 1e-6:
+            keep, removed = trial, removed + [i]
+        elif mode == "stop":
+            break
+    return removed
+
+
+@pytest.mark.parametrize("mode", ["stop", "skip"])
+def test_further_prune_matches_one_at_a_time(trained, mode):
+    params, data = trained
+    tol = 0.002
+    out = analysis.further_prune(params, data, tolerance=tol, spec=SPEC, mode=mode, candidates=16)
+    expected = _reference(params, data, tol, mode)
+    assert out["removed"].tolist() == expected
+    assert out["removable"] == len(expected) > 0
+    acc, _ = training.evaluate(out["params"], data, SPEC)
+    assert float(acc) == pytest.approx(out["accuracy"])
+    assert out["base_accuracy"] - out["accuracy"] <= tol + 1e-6
+    # Only nonzero weights were removed, and the bias rule holds on the result.
+    flat0 = np.asarray(masking.flatten_kernels(params))
+    flat1 = np.asarray(masking.flatten_kernels(out["params"]))
+    assert np.all(flat0[out["removed"]] != 0) and np.all(flat1[out["removed"]] == 0)
+    assert np.count_nonzero(flat1) == np.count_nonzero(flat0) - out["removable"]
+    assert out["nnz_weights"] == np.count_nonzero(flat1)
+    rule = masking.bias_rule(jax.tree.map(lambda a: a != 0, out["params"]))
+    for name in models.LAYERS[:3]:
+        assert not np.any(np.asarray(out["params"][name]["bias"])[~np.asarray(rule[name]["bias"])])
+    if mode == "skip":
+        assert out["removable"] >= len(_reference(params, data, tol, "stop"))
+
+
+def test_further_prune_greedy_is_maximal_and_ordered(trained):
+    params, data = trained
+    tol = 0.002
+    out = analysis.further_prune(params, data, tolerance=tol, spec=SPEC)
+    flat = np.asarray(masking.flatten_kernels(params))
+    mags = np.abs(flat[out["removed"]])
+    assert np.all(np.diff(mags) >= 0)  # increasing |w|
+    remaining = np.abs(np.asarray(masking.flatten_kernels(out["params"])))
+    assert mags.max() <= remaining[remaining > 0].min()
+    # One more removal (the next smallest) breaks the tolerance.
+    nxt = np.flatnonzero(remaining == remaining[remaining > 0].min())[0]
+    keep = remaining > 0
+    keep[nxt] = False
+    acc, _ = training.evaluate(analysis._prune_to(out["params"], jnp.asarray(keep)), data, SPEC)
+    assert out["base_accuracy"] - float(acc) > tol
+    capped = analysis.further_prune(params, data, tolerance=tol, spec=SPEC, max_remove=3)
+    assert capped["removed"].tolist() == out["removed"][:3].tolist()
+    # tolerance 1 removes every weight.
+    assert analysis.further_prune(params, data, tolerance=1.0, spec=SPEC)["nnz_weights"] == 0
+
+
+def test_further_prune_population(trained):
+    params, data = trained
+    other = jax.tree.map(lambda a: a * 1.5, params)
+    pop = jax.tree.map(lambda a, b: jnp.stack([a, b]), params, other)
+    res = analysis.further_prune_population(pop, data, tolerance=0.002, spec=SPEC)
+    for i, p in enumerate((params, other)):
+        one = analysis.further_prune(p, data, tolerance=0.002, spec=SPEC)
+        assert res["removable"][i] == one["removable"] and res["nnz"][i] == one["nnz"]
+        for a, b in zip(jax.tree.leaves(res["params"]), jax.tree.leaves(one["params"])):
+            np.testing.assert_array_equal(a[i], b)
+    with pytest.raises(ValueError, match="unknown mode"):
+        analysis.further_prune(params, data, mode="all")
+
+
+# --- Pareto fronts ---
+
+RECORDS = pd.DataFrame({
+    "method": ["a"] * 7 + ["b"] * 3,
+    "nnz": [30, 30, 40, 50, 60, 70, 45, 20, 25, 30],
+    "accuracy": [0.90, 0.93, 0.92, 0.96, 0.96, 0.99, 0.97, 0.5, 0.5, 0.995],
+})
+
+
+def test_pareto_front_hand_table():
+    out = analysis.pareto_front(RECORDS)
+    expected = pd.DataFrame({
+        "method": ["a"] * 6 + ["b"] * 3,
+        "nnz": [30, 40, 45, 50, 60, 70, 20, 25, 30],
+        "accuracy": [0.93, 0.92, 0.97, 0.96, 0.96, 0.99, 0.5, 0.5, 0.995],
+        "frontier": [True, False, True, False, False, True, True, False, True],
+    })
+    pd.testing.assert_frame_equal(out, expected)
+    whole = analysis.pareto_front(RECORDS, by=())
+    # Over all methods b's 99.5% at 30 nonzeros dominates everything with more.
+    assert whole.loc[whole["frontier"], "nnz"].tolist() == [20, 30]
+
+
+def test_fewest_reaching_hand_table():
+    out = analysis.fewest_reaching(RECORDS, targets=(0.95, 0.995))
+    assert out[["method", "target"]].values.tolist() == [
+        ["a", 0.95], ["a", 0.995], ["b", 0.95], ["b", 0.995]]
+    np.testing.assert_array_equal(out["nnz"], [45, np.nan, 30, 30])
+    np.testing.assert_array_equal(out["accuracy"], [0.97, np.nan, 0.995, 0.995])
+
+
+def test_record_errors():
+    with pytest.raises(ValueError, match="^records lack column 'nnz'$"):
+        analysis.pareto_front(RECORDS.drop(columns="nnz"))
+    with pytest.raises(ValueError, match="^records are empty$"):
+        analysis.fewest_reaching(RECORDS.iloc[:0])
+
