@@ -1,5 +1,5 @@
 """What the study draws from finished runs (SPEC section 7): effective nonzeros, further
-prunability and Pareto fronts.
+prunability, Pareto fronts, FLOPs per method, and the random-pruning no-path theorem.
 
 Effective parameters (the study's "disconnected paths"). A nonzero kernel entry W_l[i, j]
 (kernel (in, out)) is *effective* iff unit i is reachable from an input through nonzero weights
@@ -15,6 +15,7 @@ Functions here read finished runs; they never train.
 """
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from spiralprune import base, masking, models, training
+from spiralprune.pruning import during_training, lottery
 
 _F32 = jnp.float32
 
@@ -271,3 +273,193 @@ def fewest_reaching(df: pd.DataFrame, targets=(0.95, 0.995), by=("method",), x: 
             rows.append(key + (t, fewest, hit.loc[hit[x] == fewest, y].max()))
     return pd.DataFrame(rows, columns=list(by) + ["target", x, y])
 
+
+# --- FLOPs to prune and train one model (the study's Table 1). ---
+
+FLOPS_METHODS = ("dense", "random", "snip", "grasp", "synflow", "iter_snip", "force", "prospr",
+                 "gmp", "rigl", "lth")
+FLOPS_HPARAMS = {"snip_samples": 128, "grasp_samples": 50, "hvp_factor": 2,
+                 "synflow_iterations": 100, "iter_steps": 10, "prospr_steps": 3,
+                 "second_order_factor": 3, "gmp_steps": 199, "lth_rounds": 5,
+                 "rigl_delta": 100, "rigl_end": 0.75}
+FORWARD, BACKWARD = 2, 4  # FLOPs per nonzero parameter and sample
+
+
+def flops(method: str, widths, budget: int | None = None, *, epochs: int = 50, n: int = 49_982,
+          batch: int = 128, **method_hparams) -> dict:
+    """Floating-point operations to prune and train one model with ``method``.
+
+    Convention (the study's Table 1 counts nonzero parameters, biases included, in forward and
+    backward passes): a forward pass costs 2 FLOPs (multiply + add) per nonzero parameter and
+    sample, a backward pass 4 (2 for the input gradients + 2 for the weight gradients), so a
+    training step costs 6 x nnz x batch; the optimiser update, mask selection (sorts) and
+    evaluation are not counted. A model with w nonzero weights is counted with
+    w + min(w, d1 + d2 + d3) + 1 parameters: the most biases the bias rule can keep (each kept
+    hidden bias needs an outgoing weight), i.e. all of them for dense models. An epoch is
+    (n // batch) x batch samples (390 x 128). Per method, "prune" is the work that only
+    serves to find the mask and "train" the training of the model that is returned:
+    dense, random: no pruning cost. snip: one dense fwd+bwd on ``snip_samples``. grasp: a dense
+    fwd+bwd plus a Hessian-vector product (``hvp_factor`` x fwd+bwd, double backprop) on
+    ``grasp_samples``. synflow: ``synflow_iterations`` fwd+bwd on 1 sample at the decreasing
+    weight counts N (f/N)^(j/I). iter_snip, force: ``iter_steps`` fwd+bwd on ``batch`` samples at
+    N (f/N)^(t/S), biases dense. prospr: ``prospr_steps`` unrolled dense steps, the meta-loss
+    fwd+bwd, and ``second_order_factor`` x the unrolled steps for the meta-gradient through
+    them. gmp: prune 0; train integrates the nonzeros of the cubic schedule over the steps.
+    lth: prune = rounds 0 .. R-2 (50 epochs each at int(N (f/N)^(r/(R-1)))), train = the last
+    round at f. rigl: train = sparse training at f (update steps also do fwd+bwd); prune =
+    the dense weight gradients of the update steps (2 (N - f) per sample, every
+    ``rigl_delta`` steps until ``rigl_end`` of training), as RigL's own FLOP accounting.
+
+    Args:
+      method: one of ``FLOPS_METHODS``.
+      widths: hidden widths (or one int).
+      budget: weight budget f (ignored by "dense").
+      epochs: training epochs (per round for lth).
+      n, batch: data points and batch size.
+      method_hparams: overrides of ``FLOPS_HPARAMS``.
+
+    Returns:
+      {"prune": int, "train": int, "total": int}.
+    """
+    if method not in FLOPS_METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {FLOPS_METHODS}")
+    unknown = sorted(set(method_hparams) - set(FLOPS_HPARAMS))
+    if unknown:
+        raise ValueError(f"unknown FLOPs hyper-parameters {unknown}; known {list(FLOPS_HPARAMS)}")
+    h = {**FLOPS_HPARAMS, **method_hparams}
+    widths = models.check_widths(widths)
+    n_w, n_p, hidden = models.num_weights(widths), models.num_params(widths), sum(widths)
+    f = n_w if method == "dense" else budget
+    if f is None or not 1 <= int(f) <= n_w:
+        raise ValueError(f"budget must be in [1, {n_w}] for widths {widths}, got {budget}")
+    f = int(f)
+    steps = n // batch
+    if steps < 1 or epochs < 1:
+        raise ValueError(f"need n >= batch and epochs >= 1, got n={n}, batch={batch}, {epochs}")
+    step, t = FORWARD + BACKWARD, epochs * steps
+
+    def nnz(w):
+        return int(w) + min(int(w), hidden) + 1
+
+    def train(w):
+        return step * nnz(w) * steps * batch * epochs
+
+    def geometric(k):  # weight counts at the start of k exponential-schedule iterations
+        return [math.floor(n_w * (f / n_w) ** (j / k)) for j in range(k)]
+
+    prune, trained = 0, train(f)
+    if method == "dense":
+        trained = step * n_p * steps * batch * epochs
+    elif method == "snip":
+        prune = step * n_p * h["snip_samples"]
+    elif method == "grasp":
+        prune = step * (1 + h["hvp_factor"]) * n_p * h["grasp_samples"]
+    elif method == "synflow":
+        prune = sum(step * nnz(w) for w in geometric(h["synflow_iterations"]))
+    elif method in ("iter_snip", "force"):
+        prune = sum(step * (w + hidden + 1) * batch for w in geometric(h["iter_steps"]))
+    elif method == "prospr":
+        inner = h["prospr_steps"] * step * n_p * batch
+        prune = inner + step * n_p * batch + h["second_order_factor"] * inner
+    elif method == "gmp":
+        delta, k = during_training.gmp_delta(t, h["gmp_steps"])
+        events = during_training.gmp_event_steps(t, h["gmp_steps"])
+        targets = [min(max(c, f), n_w)  # exact mode: clamped to [f, N]
+                   for c in during_training.gmp_counts(n_w, f, len(events), delta=delta, n=k)]
+        bounds = np.concatenate([[0], events, [t]])
+        counts = np.concatenate([[n_w], targets])
+        trained = sum(step * nnz(w) * batch * int(b - a)
+                      for w, a, b in zip(counts, bounds[:-1], bounds[1:]))
+    elif method == "lth":
+        counts = lottery.lth_counts(n_w, f, h["lth_rounds"])
+        targets = [min(max(c, f), n_w) for c in counts[:-1]] + [f]  # exact mode
+        prune, trained = sum(train(w) for w in targets[:-1]), train(targets[-1])
+    elif method == "rigl":
+        _, updates = during_training.rigl_schedule(t, h["rigl_delta"], h["rigl_end"])
+        prune = updates * 2 * (n_w - f) * batch
+    prune, trained = int(prune), int(trained)
+    return {"prune": prune, "train": trained, "total": prune + trained}
+
+
+def flops_table(widths=16, budget: int = 55, **kwargs) -> pd.DataFrame:
+    """``flops`` for every method (the study's Table 1: width 16, budget 55).
+
+    Returns:
+      DataFrame: method, prune, train, total, relative (total / dense total).
+    """
+    rows = [{"method": m, **flops(m, widths, budget, **kwargs)} for m in FLOPS_METHODS]
+    df = pd.DataFrame(rows)
+    return df.assign(relative=df["total"] / df.loc[df["method"] == "dense", "total"].iloc[0])
+
+
+# --- Random pruning leaves no path (the study's theorem, App. L), by Monte Carlo. ---
+
+
+def _check_counts(widths, per_layer) -> tuple[tuple, tuple]:
+    shapes = models.layer_shapes(widths)
+    counts = tuple(int(c) for c in per_layer)
+    if len(counts) != 4:
+        raise ValueError(f"per_layer needs 4 counts (one per layer), got {per_layer}")
+    for l, (c, (i, o)) in enumerate(zip(counts, shapes)):
+        if not 0 <= c <= i * o:
+            raise ValueError(f"layer {l} keeps {c} weights but has only {i * o} at {widths}")
+    return shapes, counts
+
+
+@functools.partial(jax.jit, static_argnames=("shapes", "counts", "size"))
+def _no_path_chunk(key, shapes, counts, size):
+    reach = jnp.ones((size, shapes[0][0]), bool)
+    rows = jnp.arange(size)[:, None]
+    for kk, (i, o), c in zip(jax.random.split(key, 4), shapes, counts):
+        # Top-c of uniform noise: exactly c kept entries, a uniformly random subset up to ties
+        # of float32 draws at the c-th value (broken to the lower index; chance ~ c m / 2^23).
+        # Float noise: XLA's CPU top_k is ~10x slower on integer keys.
+        keep = jnp.zeros((size, i * o), bool)
+        if c:
+            idx = jax.lax.top_k(jax.random.uniform(kk, (size, i * o)), c)[1]
+            keep = keep.at[rows, idx].set(True)
+        reach = _vec_mat(reach, keep.reshape(size, i, o))
+    return ~reach[:, 0]
+
+
+def random_pruning_no_path_probability(width, per_layer, trials: int = 10_000, key=None, *,
+                                       chunk: int | None = None) -> float:
+    """Monte Carlo probability that random masks leave no input-to-output path.
+
+    Each trial keeps exactly n_l weights of layer l, a uniformly random subset, independently
+    per layer, and checks forward reachability of the output through kept weights.
+
+    Args:
+      width: hidden widths (or one int w).
+      per_layer: (n1, n2, n3, n4) kept weights per layer, 0 <= n_l <= layer size.
+      trials: number of random draws.
+      key: typed PRNG key (default ``jax.random.key(0)``).
+      chunk: trials per compiled batch (default: ~4M mask entries per batch).
+
+    Returns:
+      the fraction of trials with no path.
+    """
+    shapes, counts = _check_counts(width, per_layer)
+    if trials < 1:
+        raise ValueError(f"trials must be >= 1, got {trials}")
+    biggest = max(i * o for i, o in shapes)
+    size = min(trials, chunk or max(1, 2 ** 22 // biggest))
+    keys = jax.random.split(jax.random.key(0) if key is None else key, -(-trials // size))
+    hits = [np.asarray(_no_path_chunk(k, shapes, counts, size)) for k in keys]
+    return float(np.mean(np.concatenate(hits)[:trials]))
+
+
+def no_path_curve(widths, per_layer, trials: int = 10_000, key=None) -> pd.DataFrame:
+    """``random_pruning_no_path_probability`` over widths (the theorem's figure).
+
+    Returns:
+      DataFrame: width, probability, stderr (binomial), trials.
+    """
+    widths = list(widths)
+    keys = jax.random.split(jax.random.key(0) if key is None else key, len(widths))
+    rows = []
+    for w, k in zip(widths, keys):
+        p = random_pruning_no_path_probability(w, per_layer, trials, k)
+        rows.append({"width": w, "probability": p, "stderr": math.sqrt(p * (1 - p) / trials),
+                     "trials": trials})
+    return pd.DataFrame(rows)

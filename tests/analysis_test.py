@@ -226,3 +226,90 @@ def test_record_errors():
     with pytest.raises(ValueError, match="^records are empty$"):
         analysis.fewest_reaching(RECORDS.iloc[:0])
 
+
+# --- FLOPs ---
+
+
+def test_flops_dense_by_hand():
+    out = analysis.flops("dense", 16)
+    # 609 parameters, 390 * 128 = 49,920 samples per epoch, forward 2 + backward 4 FLOPs.
+    assert out == {"prune": 0, "train": 6 * 609 * 49_920 * 50, "total": 6 * 609 * 49_920 * 50}
+    # A sparse model of 55 weights is counted with 55 + 49 biases (the bias-rule bound).
+    assert analysis.flops("random", 16, 55)["train"] == 6 * (55 + 49) * 49_920 * 50
+
+
+def test_flops_orderings():
+    dense = analysis.flops("dense", 16)["train"]
+    lth = analysis.flops("lth", 16, 55)
+    assert lth["total"] > dense and lth["prune"] > dense  # round 0 alone is dense training
+    snip = analysis.flops("snip", 16, 55)
+    assert snip["prune"] == 6 * 609 * 128 and snip["prune"] < 1e-3 * snip["train"]
+    gmp = analysis.flops("gmp", 16, 55)
+    assert analysis.flops("random", 16, 55)["train"] < gmp["train"] < dense
+    assert analysis.flops("rigl", 16, 55)["prune"] == 146 * 2 * (560 - 55) * 128
+    table = analysis.flops_table()
+    assert table["method"].tolist() == list(analysis.FLOPS_METHODS)
+    assert table.loc[table["method"] == "lth", "relative"].item() > 1
+
+
+def test_flops_schedules_by_hand():
+    def nnz(w):  # width 3: 9 hidden biases, +1 classifier bias
+        return w + min(w, 9) + 1
+
+    # GMP over 10 steps: Delta = 1, n = 9, events at t = 1..9 keep int(f + (N - f)(1 - t/9)^3).
+    kept = [27] + [max(15, int(15 + 12 * (1 - t / 9) ** 3)) for t in range(1, 10)]
+    gmp = analysis.flops("gmp", 3, 15, epochs=1, n=1_280)
+    assert gmp["train"] == sum(6 * nnz(w) * 128 for w in kept) and gmp["prune"] == 0
+    # LTH: rounds at int(N (f/N)^(r/4)) weights, r = 0..3, then the last round at f.
+    lth = analysis.flops("lth", 16, 55, epochs=2)
+    rounds = [int(560 * (55 / 560) ** (r / 4)) for r in range(4)]
+    assert lth["prune"] == sum(6 * nnz_ * 49_920 * 2 for nnz_ in
+                               [w + min(w, 48) + 1 for w in rounds])
+    assert lth["train"] == 6 * (55 + 49) * 49_920 * 2
+    # Iter SNIP: 10 steps on 128 samples at N (f/N)^(t/10), biases dense.
+    it = analysis.flops("iter_snip", 16, 55)
+    assert it["prune"] == sum(6 * (int(560 * (55 / 560) ** (t / 10)) + 49) * 128
+                              for t in range(10))
+
+
+def test_flops_errors():
+    with pytest.raises(ValueError, match="^unknown method 'sgd'"):
+        analysis.flops("sgd", 16, 55)
+    with pytest.raises(ValueError, match="unknown FLOPs hyper-parameters"):
+        analysis.flops("snip", 16, 55, snip_batches=2)
+    with pytest.raises(ValueError, match="budget must be in"):
+        analysis.flops("snip", 16, 561)
+
+
+# --- random pruning leaves no path ---
+
+
+def test_no_path_degenerate_cases():
+    full = [i * o for i, o in models.layer_shapes(4)]
+    assert analysis.random_pruning_no_path_probability(4, full, 500, jax.random.key(0)) == 0.0
+    assert analysis.random_pruning_no_path_probability(1, (1, 1, 1, 1), 500) == 0.0
+    assert analysis.random_pruning_no_path_probability(3, (6, 9, 9, 0), 100) == 1.0
+    with pytest.raises(ValueError, match="^layer 1 keeps 17 weights but has only 16"):
+        analysis.random_pruning_no_path_probability(4, (1, 17, 1, 1))
+
+
+@pytest.mark.parametrize("width", [2, 4])
+def test_no_path_exact_one_weight_per_layer(width):
+    # One weight per layer at width w: layer 0's weight reaches a uniform hidden unit; each
+    # later weight starts at a uniform unit, continuing the path with probability 1/w, so
+    # P(path) = w^-3 and P(no path) = 1 - w^-3 (7/8 at width 2, 63/64 at width 4).
+    trials = 10_000
+    p = analysis.random_pruning_no_path_probability(width, (1, 1, 1, 1), trials,
+                                                    jax.random.key(width), chunk=3_000)
+    exact = 1 - width ** -3.0
+    assert abs(p - exact) < 4 * np.sqrt(exact * (1 - exact) / trials) + 1e-12
+
+
+def test_no_path_curve_increases_to_one():
+    curve = analysis.no_path_curve([2, 4, 8, 64], (1, 1, 1, 1), trials=2_000,
+                                   key=jax.random.key(5))
+    assert curve["width"].tolist() == [2, 4, 8, 64]
+    assert np.all(np.diff(curve["probability"]) >= 0)
+    assert curve["probability"].iloc[-1] > 0.9
+    sparse = analysis.no_path_curve([3, 6, 12], (2, 2, 2, 2), trials=2_000, key=jax.random.key(6))
+    assert np.all(np.diff(sparse["probability"]) > 0)
