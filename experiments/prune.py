@@ -21,6 +21,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from spiralprune import (
+    analysis,
     datasets,
     grids,
     masking,
@@ -136,6 +137,7 @@ def _train_chunk(group: Group, rows: pd.DataFrame, data, spec, pop_chunk: int):
     for key in ("accuracy", "loss", "train_loss", "diverged", "nnz_weights", "nnz"):
         cols[key] = np.asarray(out[key])
     cols["mask_nnz_weights"] = np.asarray(masking.nnz_weights(out["masks"]))
+    cols |= analysis.record_columns(out["params"])
     flat = {f"{layer}/{leaf}": np.asarray(out["params"][layer][leaf])
             for layer in models.LAYERS for leaf in ("kernel", "bias")}
     return cols, flat

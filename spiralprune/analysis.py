@@ -88,6 +88,22 @@ def effective_nonzeros(params: base.Params) -> dict:
             "nnz": nnz, "nnz_weights": masking.nnz_weights(params)}
 
 
+def record_columns(params: base.Params) -> dict[str, np.ndarray]:
+    """The connectivity columns every search and prune record carries, per run.
+
+    Args:
+      params: trained params of a population (leading P axis, NumPy or jax arrays).
+
+    Returns:
+      {"effective_nnz": (P,), "disconnected": (P,)} int32 NumPy arrays.
+    """
+    counts = _effective_counts(params)
+    return {k: np.asarray(counts[k]) for k in ("effective_nnz", "disconnected")}
+
+
+_effective_counts = jax.jit(effective_nonzeros)
+
+
 # --- Further prunability: magnitude pruning after training (the study's section on why
 # pruning foregoes sparsity). ---
 

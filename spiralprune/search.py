@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from spiralprune import (
+    analysis,
     datasets,
     enumeration,
     grids,
@@ -138,7 +139,8 @@ def _run_stage(store, stage, total, chunk_size, task_index, num_tasks, build,
                 progress(base + d, to_run)
         out = populations.run(variants, data, spec=spec, chunk_size=compute, progress=tick)
         rows |= {"accuracy": out["accuracy"], "loss": out["loss"], "diverged": out["diverged"],
-                 "nnz_weights": out["nnz_weights"], "nnz": out["nnz"]}
+                 "nnz_weights": out["nnz_weights"], "nnz": out["nnz"],
+                 **analysis.record_columns(out["params"])}
         params = None
         if keep_params:
             params = {f"{layer}/{leaf}": out["params"][layer][leaf]
@@ -200,6 +202,7 @@ def phase_one(store: recording.Store, *, width: int, lrs, schedules: tuple = sch
     Returns:
       the recorded rows of the stage (all chunks done so far, by any task): stage, chunk, row,
       d1, d2, d3, lr, schedule, seed, init, accuracy, loss, diverged, nnz_weights, nnz,
+      effective_nnz, disconnected (analysis.record_columns),
       structured_params; ``attrs["total_runs"]`` and ``attrs["complete"]``.
     """
     lrs, names = _check_common(width, lrs, schedules, targets, init, epochs, chunk_size,

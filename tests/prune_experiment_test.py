@@ -10,7 +10,7 @@ import pytest
 
 from experiments import prune
 from experiments.configs import prune as prune_config
-from spiralprune import masking, models, recording
+from spiralprune import analysis, masking, models, recording
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -33,7 +33,8 @@ def test_smoke_records_every_run_with_exact_budgets(smoke, capsys):
     assert set(df["stage"]) == {"prune_torch_random_w3", "prune_torch_gmp_w3",
                                 "prune_bench95_random_w3"}
     for col in ("method", "width", "budget", "lr", "schedule", "repeat", "seed", "init",
-                "accuracy", "loss", "diverged", "nnz_weights", "nnz", "mask_nnz_weights"):
+                "accuracy", "loss", "diverged", "nnz_weights", "nnz", "mask_nnz_weights",
+                "effective_nnz", "disconnected"):
         assert col in df, col
     np.testing.assert_array_equal(df["mask_nnz_weights"], df["budget"])
     assert np.all(df["nnz_weights"] <= df["budget"])
@@ -44,6 +45,9 @@ def test_smoke_records_every_run_with_exact_budgets(smoke, capsys):
         tree = {n: {"kernel": params[f"{n}/kernel"], "bias": params[f"{n}/bias"]}
                 for n in models.LAYERS}
         assert int(masking.nnz(tree)) == row["nnz"]
+        eff = analysis.effective_nonzeros(tree)
+        assert int(eff["effective_nnz"]) == row["effective_nnz"]
+        assert row["effective_nnz"] + row["disconnected"] == row["nnz"]
         assert params["layer1/kernel"].shape == (3, 3)
     summary = prune.table(df)
     assert list(summary.columns) == ["runs", "best_acc", "nnz@95.0%", "nnz@99.5%"]

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spiralprune import enumeration, grids, masking, models, recording, search
+from spiralprune import analysis, enumeration, grids, masking, models, recording, search
 
 TINY = dict(width=2, lrs=(0.1,), schedules=("constant", "step"), epochs=1, chunk_size=3)
 
@@ -91,6 +91,10 @@ def test_phase_two_rows_params_and_resume(tmp_path):
                 kept, full = kept + int((p[m] != 0).sum()), full + int(m.sum())
         assert full == row["mask_nnz"]  # the bias rule keeps every bias of an eligible mask
         assert kept == row["nnz"]  # so nnz == mask_nnz unless a weight trained to exactly 0
+        tree = {n: {"kernel": params[f"{n}/kernel"], "bias": params[f"{n}/bias"]}
+                for n in models.LAYERS}
+        assert int(analysis.effective_nonzeros(tree)["effective_nnz"]) == row["effective_nnz"]
+        assert row["effective_nnz"] + row["disconnected"] == row["nnz"]
     assert (df["nnz"] == df["mask_nnz"]).any()
     # Resuming trains nothing and returns the same rows.
     calls = []
