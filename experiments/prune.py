@@ -164,10 +164,24 @@ def format_table(summary: pd.DataFrame) -> str:
     return shown.to_string()
 
 
-def run(config, workdir) -> pd.DataFrame:
-    """Runs (or resumes) the configured grids into ``workdir``; returns every recorded row."""
+def run(config, workdir, progress=None) -> pd.DataFrame:
+    """Runs (or resumes) the configured grids into ``workdir``; returns every recorded row.
+
+    Args:
+      config: a configs/prune.py ConfigDict.
+      workdir: the records directory; new, or holding the same config (the task fields are
+        not recorded, so tasks may share a workdir and a merged workdir resumes).
+      progress: optional factory ``label -> callback(runs done, runs to do)`` (the study's
+        one progress display); default a ``populations.Progress`` printer.
+
+    Returns:
+      every recorded row (all tasks' chunks found in the workdir).
+    """
     groups = plan(config)
-    store = recording.Store(workdir, config, kind=KIND)
+    recorded = config.to_dict()
+    for name in ("task_index", "num_tasks"):
+        recorded.pop(name)
+    store = recording.Store(workdir, recorded, kind=KIND)
     work = [(grp, i, start, stop) for grp in groups
             for i, (start, stop) in enumerate(grids.chunks(len(grp.rows), int(config.chunk_size)))]
     mine = grids.task_share(work, int(config.task_index), int(config.num_tasks))
@@ -178,7 +192,8 @@ def run(config, workdir) -> pd.DataFrame:
           f"this task: {len(mine)} chunks, {len(mine) - len(todo)} already recorded, "
           f"{total} runs to train on {jax.local_devices()[0].device_kind}", flush=True)
     data = _data(config)
-    progress = populations.Progress("prune", printer=lambda s: print(s, flush=True))
+    progress = (progress or (lambda label: populations.Progress(
+        label, printer=lambda s: print(s, flush=True))))("prune")
     finished, t0 = 0, time.perf_counter()
     for grp, i, start, stop in todo:
         spec = _spec(config, grp)

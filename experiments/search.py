@@ -84,13 +84,15 @@ def _row(row) -> dict | None:
     return {k: row[k].item() if hasattr(row[k], "item") else row[k] for k in keys}
 
 
-def run(config, workdir) -> dict:
+def run(config, workdir, progress=None) -> dict:
     """Runs (or resumes) the search into ``workdir`` and returns the summary.
 
     Args:
       config: a configs/search.py ConfigDict.
       workdir: the records directory; it must be new or hold the same config (task fields
         aside: tasks may share a workdir).
+      progress: optional factory ``stage label -> callback(runs done, runs to do)`` (the
+        study's one progress display); default ``populations.Progress(label)``.
 
     Returns:
       the summary (also stored as the note "summary"): status, phase_one, targets.
@@ -113,6 +115,7 @@ def run(config, workdir) -> dict:
                               cosine_t_max=config.cosine_t_max),
                   task_index=config.task_index, num_tasks=config.num_tasks)
     device = jax.local_devices()[0].device_kind
+    progress = progress or populations.Progress
     summary = {"preset": config.preset, "workdir": str(workdir), "status": "complete",
                "phase_one": None, "targets": {}}
     df1 = None
@@ -122,7 +125,7 @@ def run(config, workdir) -> dict:
               flush=True)
         df1 = search.phase_one(store, lrs=tuple(config.lrs), targets=targets,
                                max_structured_params=config.max_structured_params,
-                               progress=populations.Progress("phase1"), **common)
+                               progress=progress("phase1"), **common)
         summary["phase_one"] = {"runs": len(df1), "total_runs": df1.attrs["total_runs"],
                                 "complete": df1.attrs["complete"]}
         if not df1.attrs["complete"]:
@@ -157,7 +160,7 @@ def run(config, workdir) -> dict:
                 store, **{**common, "config": plan["config"], "stage": plan["stage"],
                           "lrs": plan["lrs"], "max_weights": plan["max_weights"],
                           "first_k": plan["first_k"]},
-                target=target, progress=populations.Progress(plan["stage"]))
+                target=target, progress=progress(plan["stage"]))
         df2 = phase_two[plan["stage"]]
         entry["searched"] = {**plan, "runs": len(df2), "total_runs": df2.attrs["total_runs"],
                              "complete": df2.attrs["complete"]}
