@@ -1,0 +1,199 @@
+"""experiments/figures.py on smoke search and prune workdirs: files, table numbers, bad input."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+from experiments import figures
+from experiments import prune as prune_binary
+from experiments import search as search_binary
+from experiments.configs import prune as prune_config
+from experiments.configs import search as search_config
+from spiralprune import analysis, recording, search
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+FAST = dict(grid=64, no_path_trials=64, no_path_widths=(4, 16))  # small pictures and Monte Carlo
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A study directory with smoke search/ and prune/ workdirs, and figures.run's result."""
+    root = tmp_path_factory.mktemp("study")
+    search_binary.run(search_config.get_config("smoke"), root / "search")
+    prune_binary.run(prune_config.get_config("smoke"), root / "prune")
+    out = root.parent / (root.name + "_figures")
+    result = figures.run([str(root)], str(out), **FAST)
+    return {"root": root, "out": out, "result": result,
+            "search": recording.Store.open(root / "search").load(),
+            "prune": recording.Store.open(root / "prune").load()}
+
+
+def section(summary: str, *headings: str) -> str:
+    """The text after each heading in turn (each searched after the previous one)."""
+    at = 0
+    for h in headings:
+        at = summary.index(h + "\n", at) + len(h) + 1
+    return summary[at:]
+
+
+def first_table(text: str) -> list[dict]:
+    """The first markdown table of ``text`` as a list of {column: cell} dicts."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        block.append([c.strip() for c in line.strip("|").split("|")])
+    header, body = block[0], block[2:]
+    return [dict(zip(header, row)) for row in body]
+
+
+def reach(df, target):
+    """Fewest nnz reaching ``target`` and the best accuracy at that nnz, recomputed."""
+    hit = df[df["accuracy"] >= target]
+    if hit.empty:
+        return "-"
+    fewest = hit["nnz"].min()
+    return f"{int(fewest)} ({100 * float(hit[hit['nnz'] == fewest]['accuracy'].max()):.2f}%)"
+
+
+def test_every_figure_is_a_valid_png_or_html(study):
+    out, files = study["out"], study["result"]["figures"]
+    names = {pathlib.Path(f).name for f in files}
+    assert names >= {"phase1_search.png", "fronts_random_w3.png", "fronts_random_all.png",
+                     "fronts_bench95_w3.png", "fronts_bench95_all.png",
+                     "sparsest_search_0_boundary.png", "sparsest_search_0_playground.png",
+                     "sparsest_search_0_playground.html", "disconnected_random.png",
+                     "disconnected_bench95.png", "flops.png", "no_path.png"}
+    for f in files:
+        path = pathlib.Path(f)
+        assert path.parent == out and path.stat().st_size > 0
+        if path.suffix == ".png":
+            assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            image = matplotlib.image.imread(path)
+            assert image.shape[0] > 200 and image.shape[1] > 200 and image.std() > 0.01
+        else:
+            assert path.read_text().startswith("<!DOCTYPE html>")
+    assert (out / "summary.md").read_text() == study["result"]["summary"]
+    for name in names:  # every figure is linked from summary.md
+        assert f"({name})" in study["result"]["summary"]
+
+
+def test_fewest_nonzeros_tables_match_the_records(study):
+    summary, prune, srch = study["result"]["summary"], study["prune"], study["search"]
+    targets = (0.5, 0.55, 0.95, 0.995)  # the smoke search's targets and the study's
+    assert "Targets: 50%, 55%, 95%, 99.5%." in summary
+    for setting, inits in (("random", ("torch",)), ("bench95", ("bench95",))):
+        rows = first_table(section(summary, "## Fewest nonzeros reaching the targets",
+                                   f"### {setting} init"))
+        df = prune[prune["init"].isin(inits)]
+        expected = {m: g for m, g in df.groupby("method")}
+        if setting == "random":
+            expected["search"] = srch
+        assert [r["method"] for r in rows] == sorted(df["method"].unique()) + (
+            ["search"] if setting == "random" else [])
+        for r in rows:
+            g = expected[r["method"]]
+            assert int(r["runs"]) == len(g)
+            assert r["best accuracy"] == f"{100 * float(g['accuracy'].max()):.2f}%"
+            for t in targets:
+                assert r[figures.target_column(t)] == reach(g, t), (setting, r["method"], t)
+    # The smoke runs reach 50%: the table is not all "-".
+    assert any(r["nnz @50%"] != "-" for r in first_table(section(
+        summary, "## Fewest nonzeros reaching the targets", "### random init")))
+
+
+def test_sparsest_models_table_matches_phase_two(study):
+    rows = first_table(section(study["result"]["summary"], "### Sparsest models of `search`"))
+    df2 = study["search"][study["search"]["stage"].str.startswith("phase2")]
+    for r in rows:
+        t = float(r["target"].rstrip("%")) / 100
+        best = search.sparsest(df2, t)
+        if best is None:
+            assert r["nnz"] == "-"
+            continue
+        assert int(r["nnz"]) == int(best["nnz"]) == int(df2[df2["accuracy"] >= t]["nnz"].min())
+        assert r["accuracy"] == f"{100 * float(best['accuracy']):.2f}%"
+        assert int(r["mask"]) == int(best["mask_index"])
+
+
+def test_disconnected_table_matches_one_model_at_a_time(study):
+    store = recording.Store.open(study["root"] / "prune")
+    df = study["prune"]
+    eff = np.array([int(analysis.effective_nonzeros(figures.params_tree(store.params_of(r)))
+                        ["effective_nnz"]) for _, r in df.iterrows()])
+    vectorised = figures.effective_counts(store, df)  # one shard at a time, stacked
+    np.testing.assert_array_equal(vectorised["effective_nnz"], eff)
+    if "effective_nnz" in df:  # recorded by the binary: the same counts
+        np.testing.assert_array_equal(df["effective_nnz"], eff)
+    df = df.assign(effective_nnz=eff, disconnected=df["nnz"].to_numpy() - eff)
+    rows = first_table(section(study["result"]["summary"], "## Disconnected paths",
+                               "### random init"))
+    torch = df[df["init"] == "torch"]
+    for r in rows:
+        if r["method"] == "search (phase two)":
+            assert r["mean disconnected"] == "0.00"  # masks with no empty row or column
+            continue
+        g = torch[torch["method"] == r["method"]]
+        assert int(r["runs"]) == len(g)
+        assert r["mean effective nnz"] == f"{g['effective_nnz'].mean():.1f}"
+        assert r["mean disconnected"] == f"{g['disconnected'].mean():.2f}"
+        assert int(r["max disconnected"]) == g["disconnected"].max()
+    assert (df["disconnected"] > 0).any()  # random masks at width 3 do cut paths
+
+
+def test_flops_and_no_path_tables(study):
+    summary = study["result"]["summary"]
+    rows = first_table(section(summary, "## FLOPs to prune and train"))
+    table = analysis.flops_table(16, 55)
+    assert [r["method"] for r in rows] == list(table["method"])
+    for r, total in zip(rows, table["total"]):
+        assert r["total"] == f"{total:.3e}"
+    rows = first_table(section(summary, "## Random pruning leaves no path"))
+    assert [int(r["width"]) for r in rows] == [4, 16]
+    assert rows[0][next(iter(figures.NO_PATH_COUNTS))] == "0.000"  # width 4 keeps a path
+    assert rows[0][list(figures.NO_PATH_COUNTS)[1]] == "-"  # 14 weights do not fit in 2 x 4
+
+
+def test_missing_prune_records_are_skipped_with_a_note(study, tmp_path):
+    result = figures.run([str(study["root"] / "search")], str(tmp_path), **FAST)
+    summary = result["summary"]
+    assert "no prune records" in summary
+    assert "## Pruning against the combinatorial search" not in summary
+    names = {pathlib.Path(f).name for f in result["figures"]}
+    assert "phase1_search.png" in names and not any(n.startswith("fronts_") for n in names)
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "no_columns", "no_rows"])
+def test_bad_input_is_a_one_line_error(tmp_path, case):
+    workdir = tmp_path / "w"
+    if case == "empty":
+        workdir.mkdir()
+    elif case == "no_columns":
+        store = recording.Store(workdir, {"preset": "x"}, kind="prune")
+        store.write("prune_torch_gmp_w3", 0, {"accuracy": np.array([0.5])})
+    elif case == "no_rows":
+        recording.Store(workdir, {"preset": "x"}, kind="search")
+    message = {"missing": "does not exist", "empty": "no spiralprune records",
+               "no_columns": "lack column 'init'", "no_rows": "no search or prune rows"}[case]
+    with pytest.raises(ValueError, match=message) as err:
+        figures.run([str(workdir)], str(tmp_path / "out"))
+    assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="no workdirs"):
+        figures.run([], str(tmp_path / "out"))
+
+
+def test_binary_exits_1_with_one_line(tmp_path):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "figures.py"),
+                           f"--workdirs={tmp_path / 'nowhere'}", f"--out={tmp_path / 'out'}"],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [f"figures: error: workdir {tmp_path / 'nowhere'} does not exist"]
