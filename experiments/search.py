@@ -164,8 +164,11 @@ def run(config, workdir, progress=None) -> dict:
         df2 = phase_two[plan["stage"]]
         entry["searched"] = {**plan, "runs": len(df2), "total_runs": df2.attrs["total_runs"],
                              "complete": df2.attrs["complete"]}
-        entry["sparsest"] = _row(search.sparsest(df2, target))
-        entry["models_over_target"] = int((df2["accuracy"] >= target).sum())
+        if df2.empty:  # a task whose share of phase two is still to come: no rows yet
+            entry["sparsest"], entry["models_over_target"] = None, 0
+        else:
+            entry["sparsest"] = _row(search.sparsest(df2, target))
+            entry["models_over_target"] = int((df2["accuracy"] >= target).sum())
         if not df2.attrs["complete"]:
             summary["status"] = "phase two incomplete"
     store.put_json("summary", summary)
