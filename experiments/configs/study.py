@@ -1,0 +1,136 @@
+"""The whole study in one command (SPEC sections 4 and 6): search, pruning, fixed inits, report.
+
+Runbook (from the repository root):
+
+  python experiments/study.py --config=experiments/configs/study.py:quick
+    A faithful miniature of the whole study into ./workdirs/study_quick. CPU (2 cores):
+    MEASURED_QUICK. Every stage of the study at a small scale, 10 epochs instead of 50, so
+    the targets are 70% and 75% instead of 95% and 99.5%:
+      search           D = 4 (64 configurations x lr 0.05 x 3 schedules = 192 phase-one
+                       runs); each target's phase-one winner is searched by phase two (the
+                       full product if at most 1,300 runs, else the study's subset rule scaled
+                       down: w1 + w2 + w3 < 14, the first 3 W2 masks per count, lr 0.05).
+      prune            SNIP, SynFlow, GMP, RigL, LTH at widths 3 and 8, budgets
+                       {15, 20, 26, 40, 60} below N_w, lrs {0.1, 0.2}, cosine (LTH 5 x 10
+                       epochs); SNIP and GMP from BENCH-95 at width 3 and from BENCH-995 at
+                       width 6 (budgets {16, 20, 26} / {16, 24, 30}).
+      bench95_search   from the BENCH-95 init (top-left 4 x 4 slice): phase one over the
+                       configurations with fewer structured parameters than (3,3,3), phase
+                       two of the 70% winner.
+      bench995_search  from BENCH-995: fewer than (7,3,3) (all of D = 4), the 75% winner.
+    Expected: the search finds models over 70% / 75% with about 20-25 nonzeros, fewer than
+    any pruner reaches at the same target (the study's finding, in miniature); the table
+    and every figure are written to the workdir. Not the study's numbers: see REPRODUCTION.md.
+  python experiments/study.py --config=experiments/configs/study.py:paper \
+      --workdir=./workdirs/study_paper [--dry_run]
+    The study's grids (SPEC section 6), 50 epochs: about 386,000 search runs (phase one
+    24,576; phase two (3,3,3) 155,952 and the (7,3,3) subset 189,624 if phase one picks the
+    study's winners), 40,014 pruning runs and the fixed-init searches; the original ran
+    485,838. Estimated (``--dry_run`` prints the plan and its estimate; nothing measured at
+    this scale yet): a few hours on one H100, weeks on 2 CPU cores. Split it over a job array
+    (--task_index/--num_tasks, see experiments/study.py). Expected (the paper): the search
+    finds 30 nonzeros at 96.04% ((3,3,3)) for 95% and 45 at 99.59% ((7,3,3)) for 99.5%;
+    from BENCH-95 26 at 96.47% ((3,2,2)); from BENCH-995 38 at 99.70% ((6,3,2)); no pruner
+    reaches 95% or 99.5% with as few nonzeros. Seeds differ from the study's: expect the
+    same picture, not the same digits.
+  python experiments/study.py --config=experiments/configs/study.py:smoke --workdir=DIR
+    Seconds: the smoke presets chained (1 epoch); used by the tests.
+
+Fields: targets (the table's targets; the searches must use them: search all of them,
+bench95_search the first, bench995_search the second), the nested sub-configs search,
+bench95_search, bench995_search (configs/search.py) and prune (configs/prune.py), fixed_inits
+("shipped": BENCH-95 / BENCH-995), assumed_winners (phase two's configurations assumed by the
+plan and the ETA before phase one has picked them), estimate ("assumed" rates or "measured"
+on this device for --dry_run), figures (draw every figure at the end) and figure_args (keyword
+arguments of experiments/figures.py's run()), task_index and num_tasks (set by flags; they
+override the sub-configs').
+"""
+
+import ml_collections
+
+from experiments.configs import prune as prune_config
+from experiments.configs import search as search_config
+
+PRESETS = ("paper", "quick", "smoke")
+SEARCHES = ("search", "bench95_search", "bench995_search")
+STAGES = ("search", "prune", "bench95_search", "bench995_search")
+
+
+def _miniature_search(c: ml_collections.ConfigDict, width: int, targets, max_runs: int,
+                      max_weights: int) -> ml_collections.ConfigDict:
+    """Scales a search preset down to 10 epochs at width D with a capped phase two."""
+    c.width = width
+    c.targets = tuple(targets)
+    c.lrs = (0.05,)
+    c.epochs = 10
+    c.milestones = (3, 6)   # 15 and 30 of 50 epochs, scaled to 10
+    c.cosine_t_max = 10
+    c.phase_two_config = None   # phase one's winners feed phase two
+    c.max_phase_two_runs = max_runs
+    c.subset_config = None
+    c.subset_max_weights = max_weights
+    c.subset_first_k_layer = 1
+    c.subset_first_k = 3
+    c.subset_lrs = (0.05,)
+    return c
+
+
+def _grid(init, methods, width, budgets, **axes) -> dict:
+    """One pruning grid at one width in the layout of configs/prune.py."""
+    return {"init": init, "methods": tuple(methods), "widths": (width,),
+            "budgets": tuple(budgets), **axes}
+
+
+def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
+    """Returns the study preset ``arg``.
+
+    Args:
+      arg: one of PRESETS.
+
+    Returns:
+      a ConfigDict nesting the sub-configs of every stage (see the module docstring).
+    """
+    if arg not in PRESETS:
+        raise ValueError(f"unknown study preset {arg!r}; choose from {PRESETS}")
+    c = ml_collections.ConfigDict()
+    c.preset = arg
+    c.targets = (0.95, 0.995)
+    c.fixed_inits = "shipped"
+    c.estimate = "assumed"
+    c.figures = True
+    c.figure_args = {}   # keyword arguments of experiments/figures.py's run()
+    c.task_index = 0
+    c.num_tasks = 1
+    c.search = search_config.get_config("paper")
+    c.bench95_search = search_config.get_config("bench95")
+    c.bench995_search = search_config.get_config("bench995")
+    c.prune = prune_config.get_config("paper")
+    c.assumed_winners = {"search": ((3, 3, 3), (7, 3, 3)), "bench95_search": ((3, 2, 2),),
+                         "bench995_search": ((6, 3, 2),)}
+    if arg == "quick":
+        c.targets = (0.7, 0.75)
+        _miniature_search(c.search, 4, c.targets, 1300, 14)
+        c.search.preset = "quick"
+        _miniature_search(c.bench95_search, 4, c.targets[:1], 1300, 14)
+        _miniature_search(c.bench995_search, 4, c.targets[1:], 1300, 14)
+        c.prune = prune_config.get_config("quick")
+        c.prune.grids.random.budgets = (15, 20, 26, 40, 60)
+        c.prune.grids.bench95.budgets = (16, 20, 26)
+        c.prune.grids.bench995 = _grid("bench995", ("snip", "gmp"), 6, (16, 24, 30),
+                                       lrs=(0.1, 0.2), schedules=("cosine",), repeats=1)
+        c.assumed_winners = {"search": ((3, 2, 4), (3, 2, 4)), "bench95_search": ((3, 2, 2),),
+                             "bench995_search": ((3, 2, 2),)}
+    elif arg == "smoke":
+        c.targets = (0.5, 0.55)
+        c.search = search_config.get_config("smoke")
+        for name, init, target, cap in (("bench95_search", "bench95", 0.5, 17),
+                                        ("bench995_search", "bench995", 0.55, 22)):
+            c[name] = search_config.get_config("smoke")
+            c[name].init, c[name].targets, c[name].max_structured_params = init, (target,), cap
+        c.prune = prune_config.get_config("smoke")
+        c.prune.grids.bench995 = _grid("bench995", ("random",), 3, (20,), lrs=(0.1,),
+                                       schedules=("constant",), repeats=2)
+        c.assumed_winners = {"search": ((2, 1, 1), (2, 1, 1)), "bench95_search": ((2, 1, 1),),
+                             "bench995_search": ((2, 1, 1),)}
+        c.figure_args = {"grid": 64, "no_path_trials": 20, "no_path_widths": (3, 8)}
+    return c

@@ -1,0 +1,784 @@
+"""The whole study in one command: search, pruning, fixed-init experiments, figures, table.
+
+  python experiments/study.py --config=experiments/configs/study.py:quick \
+      [--workdir=./workdirs/study_quick] [--dry_run] [--task_index=i --num_tasks=n]
+  python experiments/study.py --merge --workdir=OUT --sources=A,B,C
+      [--config=experiments/configs/study.py:<the same preset>]
+
+The runbook (presets, runtimes, expected results) is the docstring of configs/study.py.
+
+Layout. One study workdir holds one sub-workdir per stage, each a ``recording.Store`` of its
+own binary: ``search/`` (``experiments/search.py``: phase one, then phase two of each target's
+winner, read from phase one's records), ``prune/`` (``experiments/prune.py``: the random-init
+grid and the BENCH-95 / BENCH-995 grids), ``bench95_search/`` and ``bench995_search/`` (the
+searches from the fixed inits), in that order; the study's own config, notes and
+``summary.md`` sit at the top, and the figures in ``figures/``. Sub-workdirs rather than one
+Store because each binary already checks its config, resumes per chunk and splits its grid
+over tasks; the study only chains them, and its own config check (the whole nested config,
+task fields aside) refuses a workdir of another study before anything trains. A stage that is
+already complete is skipped quickly (its store knows its done chunks), so a killed study
+resumes where it stopped, and a lost or corrupt shard is recomputed.
+
+Scale. Populations are sharded over the local devices. ``--task_index=i --num_tasks=n``
+splits every stage's chunks round robin over the tasks of a job array. Tasks may share one
+workdir on a shared filesystem: run the array, and again after phase one is complete (each
+search's phase two needs all of its phase one; a task reports what it waits for), then once
+without task flags to write the table and the figures (it trains nothing that is recorded).
+Without a shared filesystem give each task its own workdir and join them with
+``--merge --workdir=OUT --sources=A,B,...`` (``recording.merge`` per sub-workdir); to share
+phase two as well, merge OUT back into each task's workdir and run the array again. Rows can
+also be read from several workdirs at once with ``recording.load_runs``.
+
+Multi-host: with ``--distributed`` the binary calls ``jax.distributed.initialize()`` before
+anything else (on SLURM, Open MPI or a TPU pod it finds the coordinator itself; otherwise set
+the JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID environment variables).
+Each host is then one task of the job array: task_index and num_tasks default to
+``jax.process_index()`` and ``jax.process_count()``, each host trains its share on its own
+local devices, and all hosts write into one workdir on a shared filesystem (or their own,
+merged afterwards).
+
+Progress and control: one progress line (study runs done / to do, runs/s, ETA, current
+stage); ``--dry_run`` prints the plan (stages, run counts, compiled groups, estimated time)
+and trains nothing. The estimate uses assumed rates per device kind (``ASSUMED``, from the
+measurements in configs/search.py and DESIGN.md) or, with ``--config.estimate=measured``,
+rates measured here on two small warm populations. Bad input (unknown preset, task_index
+outside [0, num_tasks), a workdir of another config) is one line on stderr and exit status 1.
+"""
+
+import dataclasses
+import json
+import math
+import pathlib
+import sys
+import time
+
+if __package__ in (None, ""):  # run as a script: make the `experiments` package importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from experiments import prune as prune_binary  # noqa: E402
+from experiments import search as search_binary  # noqa: E402
+from experiments.configs import study as study_config  # noqa: E402
+from spiralprune import (  # noqa: E402
+    datasets,
+    enumeration,
+    grids,
+    masking,
+    models,
+    populations,
+    recording,
+    schedules,
+    search,
+    training,
+)
+
+KIND = "study"
+STAGES = study_config.STAGES
+SEARCHES = study_config.SEARCHES
+_TASK_FIELDS = ("task_index", "num_tasks")
+# Fields that change what is shown, never what is recorded: not part of a workdir's identity.
+_PRESENTATION = ("figures", "figure_args", "estimate", "assumed_winners")
+_STEPS = 390   # steps per epoch of the study's recipe, the unit of the assumed rates
+# Assumed cost of one model-epoch (390 steps of batch 128 plus an evaluation): a + b * params
+# seconds; a latency floor of step_s per step of each population call; compile_s per compiled
+# group. cpu: fitted to ~40 width-16 and ~100 width-3/7 model-epochs/s on 2 cores
+# (configs/search.py); gpu: ~25,000 width-16 model-epochs/s at P = 32,768 on an H100
+# (DESIGN.md), the flop rate at large widths, and a guessed latency and compile time.
+ASSUMED = {"cpu": dict(a=6e-3, b=3e-5, step_s=0.0, compile_s=5.0),
+           "gpu": dict(a=3e-5, b=1e-8, step_s=1e-4, compile_s=20.0)}
+
+
+def _fmt_s(seconds: float) -> str:
+    if not np.isfinite(seconds):
+        return "?"
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h:d}:{m:02d}:{s:02d}"
+
+
+def _strip(cfg):
+    """The config as plain JSON data without task fields (what the workdirs record)."""
+    if isinstance(cfg, dict):
+        return {k: _strip(v) for k, v in cfg.items() if k not in _TASK_FIELDS}
+    return [_strip(v) for v in cfg] if isinstance(cfg, (list, tuple)) else cfg
+
+
+def recorded_config(config) -> dict:
+    """Returns the study config as recorded in its workdir.
+
+    Args:
+      config: a configs/study.py ConfigDict.
+
+    Returns:
+      a dict of JSON values without the task fields and the presentation fields (figures,
+      figure_args, estimate, assumed_winners), which never change a record.
+    """
+    data = {k: v for k, v in config.to_dict().items() if k not in _PRESENTATION}
+    return json.loads(json.dumps(_strip(data)))
+
+
+def sub_config(config, name: str):
+    """Returns the sub-config of stage ``name`` with the study's task fields set.
+
+    Args:
+      config: a configs/study.py ConfigDict.
+      name: one of STAGES.
+
+    Returns:
+      a copy of ``config[name]``.
+    """
+    sub = config[name].copy_and_resolve_references()
+    sub.task_index, sub.num_tasks = int(config.task_index), int(config.num_tasks)
+    return sub
+
+
+def check(config) -> None:
+    """One-line ValueErrors for a study config that cannot run, before anything trains.
+
+    Args:
+      config: a configs/study.py ConfigDict.
+    """
+    grids.check_task(int(config.task_index), int(config.num_tasks))
+    targets = tuple(float(t) for t in config.targets)
+    if len(targets) != 2 or not all(0 < t <= 1 for t in targets):
+        raise ValueError(f"targets must be two accuracies in (0, 1], got {targets}")
+    want = {"search": targets, "bench95_search": targets[:1], "bench995_search": targets[1:]}
+    for name, expected in want.items():
+        got = tuple(float(t) for t in config[name].targets)
+        if got != expected:
+            raise ValueError(f"{name}.targets {got} must be {expected} (the study's targets "
+                             f"{targets}); override config.targets and the searches' together")
+    if config.fixed_inits != "shipped":
+        raise ValueError(
+            f"fixed_inits={config.fixed_inits!r} is not supported: spiralprune's search and "
+            "prune take fixed inits by name only (models.bench_init); 'shipped' runs BENCH-95 "
+            "and BENCH-995, and the inits this study's search found are written to "
+            "notes/found_inits.json")
+    if config.estimate not in ("assumed", "measured"):
+        raise ValueError(f"estimate must be 'assumed' or 'measured', got {config.estimate!r}")
+    for name in SEARCHES:  # what search.run would refuse only when it got there
+        sub = config[name]
+        if sub.init not in search.INITS:
+            raise ValueError(f"{name}.init {sub.init!r} is not one of {search.INITS}")
+        if sub.phase_two_config is not None:
+            masking.check_config(sub.phase_two_config, sub.width)
+        if not sub.phase_one and sub.phase_two_config is None:
+            raise ValueError(f"{name}: phase_one=False needs phase_two_config")
+        search.configurations(int(sub.width), sub.max_structured_params)
+        training.Spec(widths=(int(sub.width),) * 3, epochs=int(sub.epochs),
+                      milestones=tuple(sub.milestones), cosine_t_max=int(sub.cosine_t_max))
+        lrs = [float(lr) for lr in sub.lrs]
+        if not lrs or not all(math.isfinite(lr) and lr > 0 for lr in lrs):
+            raise ValueError(f"{name}.lrs must be positive and finite, got {tuple(sub.lrs)}")
+        if not sub.schedules:
+            raise ValueError(f"{name}.schedules is empty")
+        for sched in sub.schedules:
+            schedules.index(sched)
+        if search_binary.chunk_size(sub) < 1:
+            raise ValueError(f"{name}.chunk_size must be >= 1, got {sub.chunk_size}")
+    prune_binary.plan(sub_config(config, "prune"))
+
+
+def _check_workdir(workdir: pathlib.Path, config) -> None:
+    """One-line ValueError if the workdir (or a stage's) holds records of another config."""
+    def first_diff(a, b, key=""):
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in sorted(a.keys() | b.keys()):
+                if (d := first_diff(a.get(k), b.get(k), f"{key}.{k}" if key else k)) is not None:
+                    return d
+            return None
+        return None if a == b else key or "(root)"
+
+    mine = recorded_config(config)
+    checks = [(workdir, mine, KIND)] + [(workdir / n, mine[n], n.split("_")[-1])
+                                        for n in STAGES]
+    for path, want, kind in checks:
+        if (path / "config.json").exists():
+            store = recording.Store.open(path)
+            diff = first_diff(_strip(store.config), want)
+            if store.kind != kind:
+                raise ValueError(f"workdir {path} holds {store.kind!r} records, not {kind!r}")
+            if diff is not None:
+                raise ValueError(f"workdir {path} holds a different config (first difference "
+                                 f"at {diff!r}); use a new workdir or the original config")
+
+
+# ---------------------------------------------------------------------------------------
+# The plan: every stage's runs, this task's share, what is recorded, and a time estimate.
+
+@dataclasses.dataclass
+class Part:
+    """One line of the plan: a search stage, or the pruning groups of one init."""
+
+    stage: str        # the study stage (a sub-workdir)
+    part: str         # the record stage, or the pruning grid
+    runs: int         # in the grid, all tasks
+    mine: int         # this task's share
+    todo: int         # this task's share not recorded yet
+    groups: int       # compiled programs (one per static shape)
+    model_epochs: float   # of the runs to do (LTH counts its rounds)
+    seconds: float    # estimated time of the runs to do, compiling included
+    note: str = ""
+
+
+def _rates(config, measure: bool) -> tuple[dict, str]:
+    """Cost model (ASSUMED's fields) for this device, and where it came from."""
+    platform = jax.default_backend()
+    base = dict(ASSUMED["cpu" if platform == "cpu" else "gpu"])
+    kind = jax.local_devices()[0].device_kind
+    if config.estimate == "assumed" or not measure:
+        rates, how = base, f"assumed rates for {platform} ({kind})"
+    else:
+        rates, how = measure_rates(base), f"rates measured on {kind}"
+    w16 = 1 / (rates["a"] + models.num_params(16) * rates["b"])
+    return rates, f"{how}: {w16:,.0f} width-16 model-epochs/s, {rates['compile_s']:.1f} s a group"
+
+
+def measure_rates(base: dict, widths=(3, 16), runs_per_device: int = 16) -> dict:
+    """Measures the cost model on this device: one warm population per width, one epoch.
+
+    Args:
+      base: the assumed model (its latency floor is kept).
+      widths: two widths to fit ``a + b * params`` through.
+      runs_per_device: the population size per local device (small: on a GPU this
+        underestimates large-population throughput, so the estimate errs long).
+
+    Returns:
+      ``base`` with a, b and compile_s measured.
+    """
+    data = datasets.cubist_spiral()
+    p = runs_per_device * len(jax.local_devices())
+    points = []
+    for w in widths:
+        spec = training.Spec(widths=(w,) * 3, epochs=1)
+        like = models.init(jax.random.key(0), w)
+        variants = populations.make_variants(masks=masking.ones_like(like), lr=np.full(p, 0.1),
+                                             schedule=["constant"] * p, seed=np.arange(p))
+        t0 = time.perf_counter()
+        populations.run(variants, data, spec=spec)
+        t1 = time.perf_counter()
+        populations.run(variants, data, spec=spec)
+        t2 = time.perf_counter()
+        points.append((models.num_params(w), (t2 - t1) / p, (t1 - t0) - (t2 - t1)))
+    (n0, c0, k0), (n1, c1, k1) = points
+    b = max((c1 - c0) / (n1 - n0), 0.0)
+    return dict(base, a=max(c0 - b * n0, 1e-7), b=b, compile_s=max((k0 + k1) / 2, 0.0))
+
+
+def _cost(rates: dict, widths, runs: int, epochs: float, steps: int, calls: int) -> float:
+    """Seconds to train ``runs`` models of ``widths`` for ``epochs`` in ``calls`` calls."""
+    per = (rates["a"] + rates["b"] * models.num_params(widths)) * steps / _STEPS
+    return max(runs * epochs * per, calls * epochs * steps * rates["step_s"])
+
+
+def _share(total: int, chunk: int, task: int, tasks: int, done: set) -> tuple[int, int, int]:
+    """(this task's runs, its runs not recorded, its chunks) of a grid of near-equal chunks."""
+    ranges = grids.chunks(total, -(-total // -(-total // chunk))) if total else []
+    mine = [(i, a, b) for i, (a, b) in enumerate(ranges) if i % tasks == task]
+    return (sum(b - a for _, a, b in mine),
+            sum(b - a for i, a, b in mine if f"{i:06d}" not in done), len(mine))
+
+
+def _store(path: pathlib.Path):
+    return recording.Store.open(path) if (path / "config.json").exists() else None
+
+
+def _search_parts(config, name: str, workdir: pathlib.Path, rates: dict) -> list[Part]:
+    sub = sub_config(config, name)
+    store = _store(workdir / name)
+    task, tasks, chunk = int(sub.task_index), int(sub.num_tasks), search_binary.chunk_size(sub)
+    lrs, names, epochs = tuple(sub.lrs), tuple(sub.schedules), int(sub.epochs)
+    parts = []
+
+    def part(stage, widths, runs, note):
+        done = store.done(stage) if store else set()
+        mine, todo, calls = _share(runs, chunk, task, tasks, done)
+        secs = _cost(rates, widths, todo, epochs, _STEPS, calls) + (rates["compile_s"]
+                                                                     if todo else 0.0)
+        parts.append(Part(name, stage, runs, mine, todo, 1, todo * epochs, secs, note))
+
+    if sub.phase_one:
+        configs = search.configurations(int(sub.width), sub.max_structured_params)
+        part(search.PHASE_ONE, (int(sub.width),) * 3, len(configs) * len(lrs) * len(names),
+             f"{len(configs):,} configurations x {len(lrs)} lr x {len(names)} schedules, "
+             f"width {sub.width}, {sub.init} init")
+    winners = (store.get_json("phase1_winners") if store else None) or {}
+    seen = set()
+    for i, target in enumerate(float(t) for t in sub.targets):
+        if sub.phase_two_config is not None:
+            cfg, how = tuple(sub.phase_two_config), "fixed by the config"
+        elif f"{target:g}" in winners:
+            cfg, how = winners[f"{target:g}"], "phase one's winner"
+            if cfg is None:
+                continue
+        else:
+            cfg, how = tuple(config.assumed_winners[name][i]), "winner assumed until phase one"
+        plan = search_binary.phase_two_plan(sub, cfg)
+        if plan is None or plan["stage"] in seen:
+            continue
+        seen.add(plan["stage"])
+        space = enumeration.ModelMaskSpace(plan["config"], max_weights=plan["max_weights"],
+                                           first_k=plan["first_k"])
+        part(plan["stage"], plan["config"], len(space) * len(plan["lrs"]) * len(names),
+             f"{target:.1%}: {tuple(plan['config'])} ({how}), {plan['note']}, "
+             f"{len(space):,} masks x {len(plan['lrs'])} lr x {len(names)} schedules")
+    return parts
+
+
+def _prune_parts(config, workdir: pathlib.Path, rates: dict) -> list[Part]:
+    sub = sub_config(config, "prune")
+    groups = prune_binary.plan(sub)
+    store = _store(workdir / "prune")
+    work = [(g, i, a, b) for g in groups
+            for i, (a, b) in enumerate(grids.chunks(len(g.rows), int(sub.chunk_size)))]
+    mine = grids.task_share(work, int(sub.task_index), int(sub.num_tasks))
+    done = {g.stage: (store.done(g.stage) if store else set()) for g in groups}
+    points = int(sub.num_points) or len(datasets.cubist_spiral()[1])
+    steps = points // int(sub.batch_size)
+    by_init = {}
+    for g in groups:
+        args = sub.method_args.get(g.method, None) or {}
+        rounds = int(args.get("lth_rounds", 5)) if g.method == "lth" else 1   # LTH's default
+        my = [(i, a, b) for grp, i, a, b in mine if grp is g]
+        todo = sum(b - a for i, a, b in my if f"{i:06d}" not in done[g.stage])
+        calls = sum(1 for i, _, _ in my if f"{i:06d}" not in done[g.stage])
+        epochs = int(sub.epochs) * rounds
+        label = "random-init grid" if g.init == "torch" else f"{g.init} grid"
+        p = by_init.setdefault(g.init, Part("prune", label, 0, 0, 0, 0, 0.0, 0.0))
+        p.runs += len(g.rows)
+        p.mine += sum(b - a for _, a, b in my)
+        p.todo += todo
+        p.groups += 1
+        p.model_epochs += todo * epochs
+        p.seconds += _cost(rates, g.width, todo, epochs, steps, calls) + (
+            rates["compile_s"] if todo else 0.0)
+    for init, p in by_init.items():
+        widths = sorted({g.width for g in groups if g.init == init})
+        methods = sorted({g.method for g in groups if g.init == init})
+        p.note = f"{len(methods)} methods x widths {widths}"
+    order = ("torch",) + models.BENCH_INITS
+    return [by_init[i] for i in sorted(by_init, key=lambda i: (i not in order, order.index(i)
+                                                                if i in order else 0, i))]
+
+
+def plan(config, workdir, rates: dict | None = None) -> list[Part]:
+    """Returns the study's plan for this task, reading what the workdir already holds.
+
+    Args:
+      config: a configs/study.py ConfigDict (checked).
+      workdir: the study workdir (may not exist yet).
+      rates: the cost model (default: the assumed one for this device).
+
+    Returns:
+      one Part per search stage and per pruning grid, in the order they run.
+    """
+    workdir = pathlib.Path(workdir)
+    rates = rates or ASSUMED["cpu" if jax.default_backend() == "cpu" else "gpu"]
+    parts = []
+    for name in STAGES:
+        parts += (_prune_parts(config, workdir, rates) if name == "prune"
+                  else _search_parts(config, name, workdir, rates))
+    return parts
+
+
+def format_plan(parts: list[Part]) -> str:
+    """The plan as a text table with a total line."""
+    head = (f"{'stage':<16} {'part':<22} {'runs':>9} {'this task':>10} {'to train':>9} "
+            f"{'groups':>6} {'model-ep.':>10} {'est.':>9}  what")
+    lines = [head, "-" * len(head)]
+    for p in parts:
+        lines.append(f"{p.stage:<16} {p.part:<22} {p.runs:>9,} {p.mine:>10,} {p.todo:>9,} "
+                     f"{p.groups:>6} {p.model_epochs:>10,.0f} {_fmt_s(p.seconds):>9}  {p.note}")
+    lines.append(f"{'total':<16} {'':<22} {sum(p.runs for p in parts):>9,} "
+                 f"{sum(p.mine for p in parts):>10,} {sum(p.todo for p in parts):>9,} "
+                 f"{sum(p.groups for p in parts):>6} "
+                 f"{sum(p.model_epochs for p in parts):>10,.0f} "
+                 f"{_fmt_s(sum(p.seconds for p in parts)):>9}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------
+# Progress: one display over every stage.
+
+class StudyProgress:
+    """One progress line for the whole study: runs done / to do, runs/s, ETA, stage."""
+
+    def __init__(self, todo: dict, every_s: float = 5.0, printer=None):
+        """Starts the clock.
+
+        Args:
+          todo: stage -> runs this task expects to train (a stage's exact count replaces it
+            once the stage reports).
+          every_s: seconds between lines (a stage's last chunk always prints).
+          printer: line printer (default: print, flushed).
+        """
+        self.todo, self.trained = dict(todo), {k: 0 for k in todo}
+        self.every_s, self._last, self._t0 = every_s, 0.0, time.perf_counter()
+        self.printer = printer or (lambda s: print(s, flush=True))
+
+    def factory(self, stage: str):
+        """The ``label -> callback(done, total)`` factory handed to a stage's binary."""
+        def make(label):
+            base = self.trained[stage]
+
+            def tick(done, total):
+                self.trained[stage] = base + int(done)
+                self.todo[stage] = max(self.todo[stage], base + int(total))
+                self._show(stage, label, done >= total)
+            return tick
+        return make
+
+    def finish(self, stage: str) -> None:
+        """Marks ``stage`` over: its count of runs to do becomes what it trained."""
+        self.todo[stage] = self.trained[stage]
+
+    def _show(self, stage: str, label: str, force: bool) -> None:
+        now = time.perf_counter()
+        if not force and now - self._last < self.every_s:
+            return
+        self._last = now
+        done, total = sum(self.trained.values()), sum(self.todo.values())
+        rate = done / max(now - self._t0, 1e-9)
+        eta = (total - done) / rate if rate > 0 else float("inf")
+        step = list(self.todo).index(stage) + 1
+        self.printer(f"[study {step}/{len(self.todo)} {stage}: {label}] {done:,}/{total:,} "
+                     f"runs  {rate:,.1f} runs/s  ETA {_fmt_s(eta)}")
+
+
+# ---------------------------------------------------------------------------------------
+# The summary table.
+
+def _reach(df: pd.DataFrame, target: float, where) -> tuple:
+    """(fewest nnz with accuracy >= target, the best accuracy at that nnz, where) or Nones."""
+    over = df[df["accuracy"] >= target]
+    if over.empty:
+        return None, None, None
+    nnz = int(over["nnz"].min())
+    best = over[over["nnz"] == nnz].sort_values("accuracy", ascending=False, kind="stable")
+    return nnz, float(best["accuracy"].iloc[0]), where(best.iloc[0])
+
+
+def summary_table(config, workdir) -> pd.DataFrame:
+    """Per setting (init) and method: the fewest nonzeros reaching each target, and where.
+
+    The search rows ("search") count phase two's models (the unstructured search); the
+    pruning rows every run of that method from that init, all widths together.
+
+    Args:
+      config: a configs/study.py ConfigDict.
+      workdir: the study workdir.
+
+    Returns:
+      a DataFrame indexed by (setting, method) with runs, best_acc and per target t
+      ``nnz@t``, ``acc@t`` (the best accuracy at that count) and ``at@t`` (the search's
+      configuration or the pruner's width).
+    """
+    workdir = pathlib.Path(workdir)
+    targets = tuple(float(t) for t in config.targets)
+    rows = []
+
+    def add(setting, method, runs, df, where):
+        entry = {"setting": setting, "method": method, "runs": runs,
+                 "best_acc": float(df["accuracy"].max()) if len(df) else np.nan}
+        for t in targets:
+            entry[f"nnz@{t:.1%}"], entry[f"acc@{t:.1%}"], entry[f"at@{t:.1%}"] = (
+                _reach(df, t, where) if len(df) else (None, None, None))
+        rows.append(entry)
+
+    for name in SEARCHES:
+        if (store := _store(workdir / name)) is None:
+            continue
+        df = store.load()
+        if df.empty:
+            continue
+        two = df[df["stage"].str.startswith("phase2")]
+        add(config[name].init, "search", len(df), two,
+            lambda r: f"({int(r['d1'])},{int(r['d2'])},{int(r['d3'])})")
+    if (store := _store(workdir / "prune")) is not None:
+        df = store.load()
+        for (init, method), g in (df.groupby(["init", "method"]) if len(df) else ()):
+            add("random" if init == "torch" else init, method, len(g), g,
+                lambda r: f"w{int(r['width'])}")
+    if not rows:
+        return pd.DataFrame()
+    table = pd.DataFrame(rows)
+    order = {s: i for i, s in enumerate(("random", "bench95", "bench995"))}
+    table["_s"] = table["setting"].map(lambda s: order.get(s, len(order)))
+    table["_m"] = table["method"] != "search"
+    table = table.sort_values(["_s", "_m", "method"], kind="stable").drop(columns=["_s", "_m"])
+    return table.set_index(["setting", "method"])
+
+
+def format_table(table: pd.DataFrame, targets) -> str:
+    """The summary table as a Markdown table ("-": no run reached the target)."""
+    if table.empty:
+        return "(no records)"
+    head = ["setting", "method", "runs", "best acc"]
+    for t in targets:
+        head += [f"nnz >= {float(t):.1%}", "acc", "at"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (setting, method), r in table.iterrows():
+        cells = [setting, method, f"{int(r['runs']):,}", f"{r['best_acc']:.2%}"]
+        for t in targets:
+            n, a, w = (r[f"{k}@{float(t):.1%}"] for k in ("nnz", "acc", "at"))
+            cells += ["-", "", ""] if n is None or pd.isna(n) else [str(int(n)), f"{a:.2%}", w]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def headlines(table: pd.DataFrame, targets) -> list[str]:
+    """Per setting and target: the search's fewest nonzeros against the best pruner's."""
+    out = []
+    for setting in dict.fromkeys(table.index.get_level_values(0)):
+        sub = table.loc[setting]
+        for t in targets:
+            col = f"nnz@{float(t):.1%}"
+            if "search" not in sub.index or pd.isna(sub.loc["search", col]):
+                continue
+            pr = sub.drop(index="search")[col].dropna()
+            best = (f"the best pruner needs {int(pr.min())} ({pr.astype(float).idxmin()})"
+                    if len(pr) else "no pruner reaches it")
+            out.append(f"{setting}, {float(t):.1%}: the search needs "
+                       f"{int(sub.loc['search', col])} nonzeros; {best}")
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# The inits the search found (recorded; not yet usable as fixed inits, see check()).
+
+def found_init(search_workdir, target: float, width: int = 16) -> dict:
+    """Reconstructs the init of the sparsest phase-two model over ``target``, 16 wide.
+
+    Phase two draws each compacted (d1, d2, d3) model's init from its own seed with the
+    width-D distribution, so that block is exactly reconstructible (the tests retrain it);
+    the rest of a width-16 model never existed and is drawn from the width-16 distribution
+    with a key derived from the same seed (the same distribution only when D = 16).
+
+    Args:
+      search_workdir: a complete random-init search workdir.
+      target: accuracy in (0, 1].
+      width: the width of the returned init.
+
+    Returns:
+      dict(params (width 16), block (the exact (d1, d2, d3) init), config, seed, mask_index,
+      lr, schedule, nnz, accuracy), or {} when no phase-two model reaches the target.
+    """
+    store = recording.Store.open(search_workdir)
+    if store.config.get("init") != "random":
+        raise ValueError(f"{search_workdir} searched from a fixed init; nothing to reconstruct")
+    df = store.load()
+    row = search.sparsest(df[df["stage"].str.startswith("phase2")], target)
+    if row is None:
+        return {}
+    cfg = tuple(int(row[k]) for k in ("d1", "d2", "d3"))
+    dist = (int(store.config["width"]),) * 3
+    block = models.init(training.run_keys(int(row["seed"]))["init"], cfg, dist_widths=dist)
+    full = models.init(jax.random.fold_in(jax.random.key(int(row["seed"])), width), width)
+    params = {}
+    for layer in models.LAYERS:
+        k, b = np.array(full[layer]["kernel"]), np.array(full[layer]["bias"])
+        bk, bb = np.asarray(block[layer]["kernel"]), np.asarray(block[layer]["bias"])
+        k[:bk.shape[0], :bk.shape[1]], b[:bb.shape[0]] = bk, bb
+        params[layer] = {"kernel": k, "bias": b}
+    return dict(params=params, block=jax.tree.map(np.asarray, block), config=cfg,
+                seed=int(row["seed"]), mask_index=int(row["mask_index"]), lr=float(row["lr"]),
+                schedule=str(row["schedule"]), nnz=int(row["nnz"]),
+                accuracy=float(row["accuracy"]))
+
+
+def _record_found_inits(config, workdir: pathlib.Path, store: recording.Store) -> None:
+    if config.search.init != "random" or _store(workdir / "search") is None:
+        return
+    note = {}
+    for t in config.targets:
+        found = found_init(workdir / "search", float(t))
+        if found:
+            found["params"] = jax.tree.map(lambda a: a.tolist(), found.pop("params"))
+            found.pop("block")
+            note[f"{float(t):g}"] = found
+    store.put_json("found_inits", note)
+
+
+# ---------------------------------------------------------------------------------------
+# Running, merging, figures.
+
+def _figures(workdir: pathlib.Path, kwargs: dict) -> dict:
+    """Draws every figure with experiments/figures.py; reports and continues on failure."""
+    sources = [str(workdir / n) for n in STAGES if (workdir / n / "config.json").exists()]
+    try:
+        from experiments import figures
+        out = figures.run(sources, str(workdir / "figures"), **kwargs)
+    except Exception as e:  # noqa: BLE001 - figures must never lose a finished study
+        msg = f"{type(e).__name__}: {e}".splitlines()[0]
+        print(f"[study] figures skipped ({msg})", flush=True)
+        return {"figures": [], "error": msg}
+    print(f"[study] {len(out.get('figures', []))} figures in {workdir / 'figures'}", flush=True)
+    return out
+
+
+def run(config, workdir, *, dry_run: bool = False) -> dict:
+    """Runs (or resumes) the whole study into ``workdir``; or, dry, prints its plan.
+
+    Args:
+      config: a configs/study.py ConfigDict.
+      workdir: the study workdir (new, or one holding the same config).
+      dry_run: print the plan and an estimate, train and write nothing.
+
+    Returns:
+      dict(status, stages (stage -> its status), workdir), plus table (DataFrame) and
+      headlines when every stage has finished, figures when drawn, plan when dry.
+    """
+    check(config)
+    workdir = pathlib.Path(workdir)
+    _check_workdir(workdir, config)
+    rates, source = _rates(config, measure=dry_run)
+    parts = plan(config, workdir, rates)
+    task = f"task {config.task_index} of {config.num_tasks}"
+    print(f"== study {config.preset}: {workdir} ({task}, {len(jax.local_devices())} "
+          f"{jax.local_devices()[0].device_kind} device(s)) ==", flush=True)
+    print(format_plan(parts), flush=True)
+    print(f"estimate: {source}; phase two's size is known once phase one has picked its "
+          "configuration", flush=True)
+    if dry_run:
+        print("dry run: nothing trained", flush=True)
+        return {"status": "dry run", "plan": parts, "workdir": str(workdir),
+                "estimate_s": sum(p.seconds for p in parts)}
+    store = recording.Store(workdir, recorded_config(config), kind=KIND)
+    todo = {name: sum(p.todo for p in parts if p.stage == name) for name in STAGES}
+    progress = StudyProgress(todo)
+    stages, t0 = {}, time.perf_counter()
+    for name in STAGES:
+        sub = sub_config(config, name)
+        print(f"== study stage {STAGES.index(name) + 1}/{len(STAGES)}: {name} "
+              f"({todo[name]:,} runs to train here) ==", flush=True)
+        if name == "prune":
+            df = prune_binary.run(sub, workdir / name, progress=progress.factory(name))
+            total = sum(len(g.rows) for g in prune_binary.plan(sub))
+            stages[name] = ("complete" if len(df) == total
+                            else f"incomplete: {len(df):,}/{total:,} runs recorded")
+        else:
+            stages[name] = search_binary.run(sub, workdir / name,
+                                             progress=progress.factory(name))["status"]
+        progress.finish(name)
+    result = {"status": "complete", "stages": stages, "workdir": str(workdir),
+              "seconds": time.perf_counter() - t0, "trained": sum(progress.trained.values())}
+    waiting = [n for n, s in stages.items() if "incomplete" in s]
+    if waiting:
+        result["status"] = "incomplete"
+        print(f"== study {config.preset}: incomplete ({task}): "
+              + "; ".join(f"{n}: {stages[n]}" for n in waiting)
+              + ". Run again when the other tasks have finished (or merge their workdirs) ==",
+              flush=True)
+        store.put_json("summary", result)
+        return result
+    table = summary_table(config, workdir)
+    text = format_table(table, config.targets)
+    lines = headlines(table, config.targets)
+    result.update(table=table, headlines=lines)
+    _record_found_inits(config, workdir, store)
+    (workdir / "summary.md").write_text(
+        f"# Study {config.preset}: fewest nonzero parameters reaching each target\n\n"
+        f"{text}\n\n" + "".join(f"- {line}\n" for line in lines))
+    store.put_json("summary", {k: v for k, v in result.items() if k != "table"}
+                   | {"table": json.loads(table.reset_index().to_json(orient="records"))})
+    print(f"== study {config.preset}: complete in {_fmt_s(result['seconds'])} ==", flush=True)
+    print(text, flush=True)
+    for line in lines:
+        print(line, flush=True)
+    if config.figures:
+        result["figures"] = _figures(workdir, config.figure_args.to_dict())
+    else:
+        print("[study] figures skipped (config.figures is False)", flush=True)
+    return result
+
+
+def merge(sources, workdir) -> recording.Store:
+    """Joins the workdirs of several tasks of one study into ``workdir``.
+
+    Args:
+      sources: study workdirs of the same config (task fields aside).
+      workdir: the destination (new, or a workdir of the same study).
+
+    Returns:
+      the destination's study Store; run the study on it to finish and report.
+    """
+    sources = [pathlib.Path(s) for s in sources or ()]
+    if not sources:
+        raise ValueError("--merge needs --sources=A,B,...")
+    stores = []
+    for s in sources:
+        store = recording.Store.open(s)
+        if store.kind != KIND:
+            raise ValueError(f"{s} holds {store.kind!r} records, not a study")
+        if _strip(store.config) != _strip(stores[0].config if stores else store.config):
+            raise ValueError(f"cannot merge {s} with {sources[0]}: different study configs")
+        stores.append(store)
+    dst = recording.Store(workdir, _strip(stores[0].config), kind=KIND)
+    for name in STAGES:
+        subs = [s / name for s in sources if (s / name / "config.json").exists()]
+        if subs:
+            recording.merge(subs, pathlib.Path(workdir) / name)
+    print(f"[study] merged {len(sources)} workdirs into {workdir}; run the study on it to "
+          "finish and report", flush=True)
+    return dst
+
+
+def _parse_flags(argv):
+    """absl flag parsing with one-line errors (config_flags embeds a traceback)."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        last = lines[-1] if lines else "bad flags"
+        for prefix in ("ValueError: ", "KeyError: ", "AttributeError: "):
+            last = last.removeprefix(prefix)
+        sys.exit(f"study: error: {last}")
+
+
+def main(argv):
+    if len(argv) > 1:
+        sys.exit(f"study: error: unexpected arguments {' '.join(argv[1:])}")
+    f = flags.FLAGS
+    try:
+        if f.distributed:
+            jax.distributed.initialize()  # before anything touches a device
+        config = f.config
+        if f.merge:
+            if f.dry_run or f.task_index is not None or f.num_tasks is not None:
+                raise ValueError("--merge takes --workdir and --sources only")
+            if not f.workdir:
+                raise ValueError("--merge needs --workdir (the destination)")
+            merge(f.sources, f.workdir)
+            return
+        with config.unlocked():
+            tasks = (jax.process_index(), jax.process_count()) if f.distributed else None
+            for i, name in enumerate(_TASK_FIELDS):
+                value = getattr(f, name)
+                if tasks and value is not None and value != tasks[i]:
+                    raise ValueError(f"--{name}={value} conflicts with jax.distributed "
+                                     f"({name} {tasks[i]}); leave it out")
+                config[name] = value if value is not None else (
+                    tasks[i] if tasks else config[name])
+        run(config, f.workdir or f"./workdirs/study_{config.preset}", dry_run=f.dry_run)
+    except ValueError as e:  # our input errors are one line; no traceback for them
+        sys.exit(f"study: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+
+
+if __name__ == "__main__":
+    config_flags.DEFINE_config_file("config", f"{pathlib.Path(__file__).parent}/configs/"
+                                    "study.py:quick",
+                                    "preset: experiments/configs/study.py:<quick|paper|smoke>")
+    flags.DEFINE_string("workdir", None, "the study workdir (default ./workdirs/study_<preset>)")
+    flags.DEFINE_integer("task_index", None, "this task of a job array (default: the config's)")
+    flags.DEFINE_integer("num_tasks", None, "tasks in the job array (default: the config's)")
+    flags.DEFINE_bool("dry_run", False, "print the plan and an estimate; train nothing")
+    flags.DEFINE_bool("merge", False, "merge --sources (task workdirs) into --workdir")
+    flags.DEFINE_list("sources", None, "task workdirs to merge (with --merge)")
+    flags.DEFINE_bool("distributed", False, "call jax.distributed.initialize() first; each "
+                      "host is then task jax.process_index() of jax.process_count()")
+    app.run(main, flags_parser=_parse_flags)
