@@ -29,13 +29,16 @@ Without a shared filesystem give each task its own workdir and join them with
 phase two as well, merge OUT back into each task's workdir and run the array again. Rows can
 also be read from several workdirs at once with ``recording.load_runs``.
 
-Multi-host: with ``--distributed`` the binary calls ``jax.distributed.initialize()`` before
-anything else (on SLURM, Open MPI or a TPU pod it finds the coordinator itself; otherwise set
-the JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID environment variables).
-Each host is then one task of the job array: task_index and num_tasks default to
-``jax.process_index()`` and ``jax.process_count()``, each host trains its share on its own
-local devices, and all hosts write into one workdir on a shared filesystem (or their own,
-merged afterwards).
+Multi-host: with ``--distributed`` the binary calls ``jax.distributed.initialize()`` (no
+arguments) before anything else; JAX finds the coordinator, the process count and this
+process's id itself under SLURM (srun), Open MPI (mpirun), mpi4py, Kubernetes and Cloud TPU
+(elsewhere it reads only JAX_COORDINATOR_ADDRESS and fails in one line). Each host is then one
+task of the job array: task_index and num_tasks default to ``jax.process_index()`` and
+``jax.process_count()`` (an explicit flag that disagrees is an error), each host trains its
+share on its own local devices (the study needs no communication between hosts), and all
+hosts write into one workdir on a shared filesystem (or their own, merged afterwards). On a
+cluster without those launchers, skip --distributed and pass --task_index/--num_tasks, e.g.
+in a SLURM array ``--task_index=$SLURM_ARRAY_TASK_ID --num_tasks=$SLURM_ARRAY_TASK_COUNT``.
 
 Progress and control: one progress line (study runs done / to do, runs/s, ETA, current
 stage); ``--dry_run`` prints the plan (stages, run counts, compiled groups, estimated time)
@@ -45,7 +48,9 @@ rates measured here on two small warm populations. Bad input (unknown preset, ta
 outside [0, num_tasks), a workdir of another config) is one line on stderr and exit status 1.
 """
 
+import contextlib
 import dataclasses
+import io
 import json
 import math
 import pathlib
@@ -89,7 +94,7 @@ _STEPS = 390   # steps per epoch of the study's recipe, the unit of the assumed 
 # group. cpu: fitted to ~40 width-16 and ~100 width-3/7 model-epochs/s on 2 cores
 # (configs/search.py); gpu: ~25,000 width-16 model-epochs/s at P = 32,768 on an H100
 # (DESIGN.md), the flop rate at large widths, and a guessed latency and compile time.
-ASSUMED = {"cpu": dict(a=6e-3, b=3e-5, step_s=0.0, compile_s=5.0),
+ASSUMED = {"cpu": dict(a=3e-3, b=3.5e-5, step_s=0.0, compile_s=5.0),
            "gpu": dict(a=3e-5, b=1e-8, step_s=1e-4, compile_s=20.0)}
 
 
@@ -318,7 +323,12 @@ def _search_parts(config, name: str, workdir: pathlib.Path, rates: dict) -> list
                 continue
         else:
             cfg, how = tuple(config.assumed_winners[name][i]), "winner assumed until phase one"
-        plan = search_binary.phase_two_plan(sub, cfg)
+        said = io.StringIO()
+        with contextlib.redirect_stdout(said):  # its notes go into the plan's lines instead
+            plan = search_binary.phase_two_plan(sub, cfg)
+        if plan is None:
+            parts.append(Part(name, "phase two skipped", 0, 0, 0, 0, 0.0, 0.0,
+                              said.getvalue().strip().splitlines()[-1]))
         if plan is None or plan["stage"] in seen:
             continue
         seen.add(plan["stage"])
@@ -406,48 +416,89 @@ def format_plan(parts: list[Part]) -> str:
 # Progress: one display over every stage.
 
 class StudyProgress:
-    """One progress line for the whole study: runs done / to do, runs/s, ETA, stage."""
+    """One progress line for the whole study: runs done / to do, runs/s, ETA, stage.
 
-    def __init__(self, todo: dict, every_s: float = 5.0, printer=None):
+    The ETA weighs runs by the plan's estimated cost (a width-256 LTH run costs thousands
+    of width-3 phase-two runs) and scales it by how fast the work done so far actually went.
+    """
+
+    def __init__(self, parts: list[Part], every_s: float = 5.0, printer=None):
         """Starts the clock.
 
         Args:
-          todo: stage -> runs this task expects to train (a stage's exact count replaces it
-            once the stage reports).
+          parts: the plan; a stage's k-th reported label is its k-th search part (phase one,
+            then phase two per target), and the pruning parts are one (prune reports once).
+            A reported count replaces the planned one (phase two is sized by phase one).
           every_s: seconds between lines (a stage's last chunk always prints).
           printer: line printer (default: print, flushed).
         """
-        self.todo, self.trained = dict(todo), {k: 0 for k in todo}
+        self.stages = {name: [] for name in dict.fromkeys(p.stage for p in parts)}
+        for p in parts:
+            rows = self.stages[p.stage]
+            if p.stage == "prune" and rows:
+                rows[0]["runs"] += p.todo
+                rows[0]["secs"] += p.seconds
+            else:
+                rows.append({"runs": p.todo, "secs": p.seconds, "done": 0})
+        self._labels = {name: [] for name in self.stages}
         self.every_s, self._last, self._t0 = every_s, 0.0, time.perf_counter()
         self.printer = printer or (lambda s: print(s, flush=True))
+
+    @property
+    def trained(self) -> int:
+        """Runs trained since the start."""
+        return sum(r["done"] for rows in self.stages.values() for r in rows)
 
     def factory(self, stage: str):
         """The ``label -> callback(done, total)`` factory handed to a stage's binary."""
         def make(label):
-            base = self.trained[stage]
+            labels = self._labels.setdefault(stage, [])
+            rows = self.stages.setdefault(stage, [])
+            if label not in labels:
+                labels.append(label)
+            while len(rows) < len(labels):   # a part the plan did not foresee
+                rows.append({"runs": 0, "secs": 0.0, "done": 0})
+            row = rows[labels.index(label)]
 
             def tick(done, total):
-                self.trained[stage] = base + int(done)
-                self.todo[stage] = max(self.todo[stage], base + int(total))
+                if int(total) != row["runs"]:
+                    row["secs"], row["runs"] = self._per_run(stage, row) * int(total), int(total)
+                row["done"] = int(done)
                 self._show(stage, label, done >= total)
             return tick
         return make
 
+    def _per_run(self, stage: str, row: dict) -> float:
+        if row["runs"]:
+            return row["secs"] / row["runs"]
+        rows = [r for r in self.stages[stage] if r["runs"]]
+        return sum(r["secs"] for r in rows) / max(sum(r["runs"] for r in rows), 1)
+
     def finish(self, stage: str) -> None:
-        """Marks ``stage`` over: its count of runs to do becomes what it trained."""
-        self.todo[stage] = self.trained[stage]
+        """Marks ``stage`` over: its runs to do become what it trained."""
+        for row in self.stages.setdefault(stage, []):
+            row["secs"], row["runs"] = self._per_run(stage, row) * row["done"], row["done"]
+
+    def eta(self) -> float:
+        """Seconds left: planned cost left, scaled by actual over planned cost so far."""
+        rows = [r for rs in self.stages.values() for r in rs]
+        cost = [(r["secs"] / r["runs"] if r["runs"] else 0.0, r) for r in rows]
+        done = sum(c * r["done"] for c, r in cost)
+        left = sum(c * (r["runs"] - r["done"]) for c, r in cost)
+        elapsed = time.perf_counter() - self._t0
+        return left * (min(max(elapsed / done, 0.25), 4.0) if done > 0 else 1.0)
 
     def _show(self, stage: str, label: str, force: bool) -> None:
         now = time.perf_counter()
         if not force and now - self._last < self.every_s:
             return
         self._last = now
-        done, total = sum(self.trained.values()), sum(self.todo.values())
+        done = self.trained
+        total = sum(r["runs"] for rs in self.stages.values() for r in rs)
         rate = done / max(now - self._t0, 1e-9)
-        eta = (total - done) / rate if rate > 0 else float("inf")
-        step = list(self.todo).index(stage) + 1
-        self.printer(f"[study {step}/{len(self.todo)} {stage}: {label}] {done:,}/{total:,} "
-                     f"runs  {rate:,.1f} runs/s  ETA {_fmt_s(eta)}")
+        step = list(self.stages).index(stage) + 1
+        self.printer(f"[study {step}/{len(self.stages)} {stage}: {label}] {done:,}/{total:,} "
+                     f"runs  {rate:,.1f} runs/s  ETA {_fmt_s(self.eta())}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -466,8 +517,9 @@ def _reach(df: pd.DataFrame, target: float, where) -> tuple:
 def summary_table(config, workdir) -> pd.DataFrame:
     """Per setting (init) and method: the fewest nonzeros reaching each target, and where.
 
-    The search rows ("search") count phase two's models (the unstructured search); the
-    pruning rows every run of that method from that init, all widths together.
+    A search row ("search") counts all the search's runs (both phases) under ``runs``, and
+    phase two's models (the unstructured search) for best_acc and the targets; a pruning row
+    every run of that method from that init, all widths together.
 
     Args:
       config: a configs/study.py ConfigDict.
@@ -650,7 +702,7 @@ def run(config, workdir, *, dry_run: bool = False) -> dict:
                 "estimate_s": sum(p.seconds for p in parts)}
     store = recording.Store(workdir, recorded_config(config), kind=KIND)
     todo = {name: sum(p.todo for p in parts if p.stage == name) for name in STAGES}
-    progress = StudyProgress(todo)
+    progress = StudyProgress(parts)
     stages, t0 = {}, time.perf_counter()
     for name in STAGES:
         sub = sub_config(config, name)
@@ -666,7 +718,7 @@ def run(config, workdir, *, dry_run: bool = False) -> dict:
                                              progress=progress.factory(name))["status"]
         progress.finish(name)
     result = {"status": "complete", "stages": stages, "workdir": str(workdir),
-              "seconds": time.perf_counter() - t0, "trained": sum(progress.trained.values())}
+              "seconds": time.perf_counter() - t0, "trained": progress.trained}
     waiting = [n for n, s in stages.items() if "incomplete" in s]
     if waiting:
         result["status"] = "incomplete"
