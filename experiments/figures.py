@@ -134,8 +134,9 @@ def discover(workdirs) -> tuple[list[Records], list[str]]:
                              "store.json)")
         for path in found:
             store = recording.Store.open(path)
-            if store.kind not in KINDS:
-                notes.append(f"`{path}` holds {store.kind!r} records: not drawn")
+            if store.kind not in KINDS:  # a study's own workdir only holds the others
+                if store.kind != "study":
+                    notes.append(f"`{path}` holds {store.kind!r} records: not drawn")
                 continue
             rows = store.load()
             if rows.empty:
@@ -386,12 +387,18 @@ def _draw_model(rec: Records, row, out: _Out, grid: int, data, tag: str):
     return (boundary, picture, page), eff
 
 
-def _search_rows(records, setting: str, effective: bool = False) -> pd.DataFrame:
-    """Every run of the searches of one setting (phase one and two): stage, accuracy, nnz.
+def search_rows(records, setting: str, effective: bool = False) -> pd.DataFrame:
+    """Every run of the searches of one init setting (phase one and two), the search's front.
 
-    With ``effective``, also effective_nnz: recorded, else from the stored params of phase two
-    and, for phase one (no stored params), nnz: a block-masked model is dense in its block, so
-    every nonzero lies on a path.
+    Args:
+      records: ``discover``'s records.
+      setting: "random", "bench95" or "bench995".
+      effective: add effective_nnz: recorded, else from the stored params of phase two and,
+        for phase one (no stored params), nnz: a block-masked model is dense in its block, so
+        every nonzero lies on a path.
+
+    Returns:
+      DataFrame: stage, accuracy, nnz (and effective_nnz); empty if no search has the setting.
     """
     parts = []
     for r in records:
@@ -416,7 +423,7 @@ def _fronts_section(prune: pd.DataFrame, records, targets, out: _Out) -> list[st
              "trained, phase one and two) in black; one figure per init setting and width, and "
              "one with all widths."]
     for setting, df in prune.groupby("setting", sort=True):
-        srch = _search_rows(records, setting)
+        srch = search_rows(records, setting)
         if srch.empty:
             lines += ["", f"_No search records with the {setting} init: its fronts are drawn "
                       "without the search's frontier._"]
@@ -445,7 +452,7 @@ def _reach_section(prune: pd.DataFrame, records, targets) -> list[str]:
              "same init (phase one and two). \"-\": never reached."]
     for setting, df in prune.groupby("setting", sort=True):
         table = reach_table(df, targets)
-        srch = _search_rows(records, setting)
+        srch = search_rows(records, setting)
         if len(srch):
             row = reach_table(srch.assign(method="search"), targets)
             table = pd.concat([table, row], ignore_index=True)
@@ -491,7 +498,7 @@ def _disconnected_section(prune_recs, records, targets, out: _Out) -> list[str]:
         left.grid(alpha=0.3)
         left.legend(fontsize=8)
         pruned = df[df["method"] != "search (phase two)"]
-        srch = _search_rows(records, setting, effective=True)
+        srch = search_rows(records, setting, effective=True)
         if len(pruned):
             plotting.accuracy_vs_nonzeros(
                 pruned, by="method", x="effective_nnz", search=srch if len(srch) else None,
