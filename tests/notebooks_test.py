@@ -1,0 +1,60 @@
+"""Executes every notebook in notebooks/ on the smoke presets; any cell error fails the test."""
+
+import json
+import pathlib
+import sys
+
+import pytest
+
+nbclient = pytest.importorskip("nbclient")
+nbformat = pytest.importorskip("nbformat")
+pytest.importorskip("ipykernel")
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+KERNEL = "spiralprune-test"
+
+
+@pytest.fixture(scope="module")
+def kernel_env(tmp_path_factory):
+    """A kernelspec that runs this interpreter (so the kernel sees the same packages)."""
+    share = tmp_path_factory.mktemp("jupyter")
+    spec_dir = share / "kernels" / KERNEL
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "spiralprune tests", "language": "python"}))
+    return share
+
+
+def test_the_four_notebooks_exist():
+    assert [p.name for p in NOTEBOOKS] == ["01_quickstart.ipynb", "02_combinatorial_search.ipynb",
+                                           "03_pruners_vs_search.ipynb", "04_playground.ipynb"]
+
+
+def test_notebooks_are_committed_without_outputs():
+    for path in NOTEBOOKS:
+        book = nbformat.read(path, as_version=4)
+        nbformat.validate(book)
+        for cell in book.cells:
+            if cell.cell_type == "code":
+                assert cell.outputs == [] and cell.execution_count is None, path.name
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_on_the_smoke_presets(path, kernel_env, monkeypatch, tmp_path):
+    monkeypatch.setenv("JUPYTER_PATH", str(kernel_env))
+    monkeypatch.setenv("SPIRALPRUNE_NOTEBOOK_PRESET", "smoke")
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    monkeypatch.delenv("SPIRALPRUNE_WORKDIR", raising=False)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the notebooks' temp workdirs land here
+    book = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(book, kernel_name=KERNEL, timeout=300,
+                                     resources={"metadata": {"path": str(path.parent)}})
+    client.execute()  # raises CellExecutionError (with the cell and traceback) on any error
+    errors = [o for c in book.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert not errors
+    images = [o for c in book.cells if c.cell_type == "code" for o in c.outputs
+              if "image/png" in o.get("data", {})]
+    assert images, f"{path.name} showed no figure"
