@@ -46,6 +46,8 @@ def make_variants(*, masks, lr, schedule, seed, budget=None, params=None) -> tra
     if not np.all(np.isfinite(lr)) or np.any(lr <= 0):
         raise ValueError(f"learning rates must be positive and finite, got {lr[lr <= 0][:3]}")
     sched = np.asarray(schedule).reshape(-1)
+    if sched.dtype.kind == "O":   # e.g. a pandas string column
+        sched = sched.astype(str) if all(isinstance(s, str) for s in sched) else sched.astype(int)
     if sched.dtype.kind in "US":
         sched = np.array([schedules.index(str(s)) for s in sched], np.int32)
     sched = sched.astype(np.int32)

@@ -70,6 +70,13 @@ def test_bad_variants(kwargs, match):
         populations.make_variants(**base)
 
 
+def test_schedule_names_from_a_pandas_column():
+    masks = masking.ones_like(models.init(jax.random.key(0), 3))
+    names = np.array(["step", "constant", "cosine"], dtype=object)
+    v = populations.make_variants(masks=masks, lr=[0.1] * 3, schedule=names, seed=[0, 1, 2])
+    np.testing.assert_array_equal(v.schedule, [2, 0, 1])
+
+
 def test_masks_that_do_not_fit_the_spec():
     with pytest.raises(ValueError, match="shape"):
         populations.run(_variants(2, width=3), _data(), spec=SPEC)
