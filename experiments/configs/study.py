@@ -3,8 +3,11 @@
 Runbook (from the repository root):
 
   python experiments/study.py --config=experiments/configs/study.py:quick
-    A faithful miniature of the whole study into ./workdirs/study_quick. CPU (2 cores):
-    MEASURED_QUICK. Every stage of the study at a small scale, 10 epochs instead of 50, so
+    A faithful miniature of the whole study into ./workdirs/study_quick. Measured on 2 CPU
+    cores (load average ~2 from other jobs): 2 min 56 s wall, of which 2 min 24 s training
+    2,234 runs in 20 compiled groups (the pruning stage, 104 runs, takes a minute, mostly
+    compiling) and ~30 s drawing the figures; a rerun of the finished study takes 4 s (GPU:
+    not measured). Every stage of the study at a small scale, 10 epochs instead of 50, so
     the targets are 70% and 75% instead of 95% and 99.5%:
       search           D = 4 (64 configurations x lr 0.05 x 3 schedules = 192 phase-one
                        runs); each target's phase-one winner is searched by phase two (the
@@ -18,23 +21,27 @@ Runbook (from the repository root):
                        configurations with fewer structured parameters than (3,3,3), phase
                        two of the 70% winner.
       bench995_search  from BENCH-995: fewer than (7,3,3) (all of D = 4), the 75% winner.
-    Expected: the search finds models over 70% / 75% with about 20-25 nonzeros, fewer than
-    any pruner reaches at the same target (the study's finding, in miniature); the table
-    and every figure are written to the workdir. Not the study's numbers: see REPRODUCTION.md.
+    Expected (measured, 2-core CPU): phase one picks (3,2,4) for both targets and its subset
+    (429 masks) gives 26 nonzeros at 72.94% and 27 at 75.38%, where the best pruner needs 34
+    and 39 (GMP, width 8); from BENCH-95 the search needs 22 (SNIP 35), from BENCH-995 20
+    (GMP 25): the study's finding, in miniature. The table is printed and written to
+    summary.md, the figures to figures/. Not the study's numbers: see REPRODUCTION.md.
   python experiments/study.py --config=experiments/configs/study.py:paper \
       --workdir=./workdirs/study_paper [--dry_run]
-    The study's grids (SPEC section 6), 50 epochs: about 386,000 search runs (phase one
-    24,576; phase two (3,3,3) 155,952 and the (7,3,3) subset 189,624 if phase one picks the
-    study's winners), 40,014 pruning runs and the fixed-init searches; the original ran
-    485,838. Estimated (``--dry_run`` prints the plan and its estimate; nothing measured at
-    this scale yet): a few hours on one H100, weeks on 2 CPU cores. Split it over a job array
-    (--task_index/--num_tasks, see experiments/study.py). Expected (the paper): the search
-    finds 30 nonzeros at 96.04% ((3,3,3)) for 95% and 45 at 99.59% ((7,3,3)) for 99.5%;
-    from BENCH-95 26 at 96.47% ((3,2,2)); from BENCH-995 38 at 99.70% ((6,3,2)); no pruner
-    reaches 95% or 99.5% with as few nonzeros. Seeds differ from the study's: expect the
-    same picture, not the same digits.
+    The study's grids (SPEC section 6), 50 epochs: 370,152 search runs (phase one 24,576;
+    phase two (3,3,3) 155,952 and the (7,3,3) subset 189,624 if phase one picks the study's
+    winners), 40,014 pruning runs, and the fixed-init searches (BENCH-95: 558 + 2,496;
+    BENCH-995: 2,034 + the (6,3,2) subset 70,584): 485,838 runs, exactly the original's
+    count. Estimated by ``--dry_run`` from assumed rates, not measured: about 1.2 hours on
+    one H100 (over half of it compiling the 135 pruning groups), about 12 days on 2 CPU
+    cores. Split it over a job array (--task_index/--num_tasks, see experiments/study.py).
+    Expected (the paper): the search finds 30 nonzeros at 96.04% ((3,3,3)) for 95% and 45
+    at 99.59% ((7,3,3)) for 99.5%; from BENCH-95 26 at 96.47% ((3,2,2)); from BENCH-995 38
+    at 99.70% ((6,3,2)); no pruner reaches 95% or 99.5% with as few nonzeros. Seeds differ
+    from the study's: expect the same picture, not the same digits.
   python experiments/study.py --config=experiments/configs/study.py:smoke --workdir=DIR
-    Seconds: the smoke presets chained (1 epoch); used by the tests.
+    About 15 s of training plus 10 s of (reduced) figures on 2 CPU cores: the smoke presets
+    chained (D = 2, 1 epoch, a BENCH-995 pruning grid added); used by the tests.
 
 Fields: targets (the table's targets; the searches must use them: search all of them,
 bench95_search the first, bench995_search the second), the nested sub-configs search,
