@@ -3,7 +3,6 @@
   python experiments/study.py --config=experiments/configs/study.py:quick \
       [--workdir=./workdirs/study_quick] [--dry_run] [--task_index=i --num_tasks=n]
   python experiments/study.py --merge --workdir=OUT --sources=A,B,C
-      [--config=experiments/configs/study.py:<the same preset>]
 
 The runbook (presets, runtimes, expected results) is the docstring of configs/study.py.
 
