@@ -348,13 +348,15 @@ def sparsest(df: pd.DataFrame, target: float) -> pd.Series | None:
     Ties go to the higher accuracy, then to the first row (mask index, lr, schedule order).
 
     Args:
-      df: rows with columns nnz and accuracy (phase two's).
+      df: rows with columns nnz and accuracy (phase two's); may be empty.
       target: accuracy in (0, 1].
 
     Returns:
-      the winning row, or None if no run reaches the target.
+      the winning row, or None if no run reaches the target (or there are no rows).
     """
     _check_target(target)
+    if df.empty:   # e.g. a task of a job array whose share of phase two has no rows yet
+        return None
     over = df[df["accuracy"] >= target]
     if over.empty:
         return None

@@ -63,6 +63,7 @@ def test_sparsest_rules():
     assert search.sparsest(df, 0.94)["mask_index"] == 3  # >= target
     assert search.sparsest(df, 0.98)["mask_index"] == 4
     assert search.sparsest(df, 0.995) is None
+    assert search.sparsest(pd.DataFrame(), 0.9) is None
 
 
 def test_phase_two_rows_params_and_resume(tmp_path):
