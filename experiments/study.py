@@ -41,15 +41,13 @@ in a SLURM array ``--task_index=$SLURM_ARRAY_TASK_ID --num_tasks=$SLURM_ARRAY_TA
 
 Progress and control: one progress line (study runs done / to do, runs/s, ETA, current
 stage); ``--dry_run`` prints the plan (stages, run counts, compiled groups, estimated time)
-and trains nothing. The estimate uses assumed rates per device kind (``ASSUMED``, from the
-measurements in configs/search.py and DESIGN.md) or, with ``--config.estimate=measured``,
-rates measured here on two small warm populations. Bad input (unknown preset, task_index
-outside [0, num_tasks), a workdir of another config) is one line on stderr and exit status 1.
+and trains nothing. Both live in experiments/study_plan.py. The estimate uses assumed rates
+per device kind (``study_plan.ASSUMED``, from the measurements in configs/search.py and
+DESIGN.md) or, with ``--config.estimate=measured``, rates measured here on two small warm
+populations. Bad input (unknown preset, task_index outside [0, num_tasks), a workdir of
+another config) is one line on stderr and exit status 1.
 """
 
-import contextlib
-import dataclasses
-import io
 import json
 import math
 import pathlib
@@ -67,14 +65,12 @@ from ml_collections import config_flags  # noqa: E402
 
 from experiments import prune as prune_binary  # noqa: E402
 from experiments import search as search_binary  # noqa: E402
+from experiments import study_plan  # noqa: E402
 from experiments.configs import study as study_config  # noqa: E402
 from spiralprune import (  # noqa: E402
-    datasets,
-    enumeration,
     grids,
     masking,
     models,
-    populations,
     recording,
     schedules,
     search,
@@ -87,22 +83,6 @@ SEARCHES = study_config.SEARCHES
 _TASK_FIELDS = ("task_index", "num_tasks")
 # Fields that change what is shown, never what is recorded: not part of a workdir's identity.
 _PRESENTATION = ("figures", "figure_args", "estimate", "assumed_winners")
-_STEPS = 390   # steps per epoch of the study's recipe, the unit of the assumed rates
-# Assumed cost of one model-epoch (390 steps of batch 128 plus an evaluation): a + b * params
-# seconds; a latency floor of step_s per step of each population call; compile_s per compiled
-# group. cpu: fitted to ~40 width-16 and ~100 width-3/7 model-epochs/s on 2 cores
-# (configs/search.py); gpu: ~25,000 width-16 model-epochs/s at P = 32,768 on an H100
-# (DESIGN.md), the flop rate at large widths, and a guessed latency and compile time.
-ASSUMED = {"cpu": dict(a=3e-3, b=3.5e-5, step_s=0.0, compile_s=5.0),
-           "gpu": dict(a=3e-5, b=1e-8, step_s=1e-4, compile_s=20.0)}
-
-
-def _fmt_s(seconds: float) -> str:
-    if not np.isfinite(seconds):
-        return "?"
-    m, s = divmod(int(round(seconds)), 60)
-    h, m = divmod(m, 60)
-    return f"{h:d}:{m:02d}:{s:02d}"
 
 
 def _strip(cfg):
@@ -125,20 +105,6 @@ def recorded_config(config) -> dict:
     data = {k: v for k, v in config.to_dict().items() if k not in _PRESENTATION}
     return json.loads(json.dumps(_strip(data)))
 
-
-def sub_config(config, name: str):
-    """Returns the sub-config of stage ``name`` with the study's task fields set.
-
-    Args:
-      config: a configs/study.py ConfigDict.
-      name: one of STAGES.
-
-    Returns:
-      a copy of ``config[name]``.
-    """
-    sub = config[name].copy_and_resolve_references()
-    sub.task_index, sub.num_tasks = int(config.task_index), int(config.num_tasks)
-    return sub
 
 
 def check(config) -> None:
@@ -185,7 +151,7 @@ def check(config) -> None:
             schedules.index(sched)
         if search_binary.chunk_size(sub) < 1:
             raise ValueError(f"{name}.chunk_size must be >= 1, got {sub.chunk_size}")
-    prune_binary.plan(sub_config(config, "prune"))
+    prune_binary.plan(study_plan.sub_config(config, "prune"))
 
 
 def _check_workdir(workdir: pathlib.Path, config) -> None:
@@ -210,294 +176,6 @@ def _check_workdir(workdir: pathlib.Path, config) -> None:
             if diff is not None:
                 raise ValueError(f"workdir {path} holds a different config (first difference "
                                  f"at {diff!r}); use a new workdir or the original config")
-
-
-# ---------------------------------------------------------------------------------------
-# The plan: every stage's runs, this task's share, what is recorded, and a time estimate.
-
-@dataclasses.dataclass
-class Part:
-    """One line of the plan: a search stage, or the pruning groups of one init."""
-
-    stage: str        # the study stage (a sub-workdir)
-    part: str         # the record stage, or the pruning grid
-    runs: int         # in the grid, all tasks
-    mine: int         # this task's share
-    todo: int         # this task's share not recorded yet
-    groups: int       # compiled programs (one per static shape)
-    model_epochs: float   # of the runs to do (LTH counts its rounds)
-    seconds: float    # estimated time of the runs to do, compiling included
-    note: str = ""
-
-
-def _rates(config, measure: bool) -> tuple[dict, str]:
-    """Cost model (ASSUMED's fields) for this device, and where it came from."""
-    platform = jax.default_backend()
-    base = dict(ASSUMED["cpu" if platform == "cpu" else "gpu"])
-    kind = jax.local_devices()[0].device_kind
-    if config.estimate == "assumed" or not measure:
-        rates, how = base, f"assumed rates for {platform} ({kind})"
-    else:
-        rates, how = measure_rates(base), f"rates measured on {kind}"
-    w16 = 1 / (rates["a"] + models.num_params(16) * rates["b"])
-    return rates, f"{how}: {w16:,.0f} width-16 model-epochs/s, {rates['compile_s']:.1f} s a group"
-
-
-def measure_rates(base: dict, widths=(3, 16), runs_per_device: int = 16) -> dict:
-    """Measures the cost model on this device: one warm population per width, one epoch.
-
-    Args:
-      base: the assumed model (its latency floor is kept).
-      widths: two widths to fit ``a + b * params`` through.
-      runs_per_device: the population size per local device (small: on a GPU this
-        underestimates large-population throughput, so the estimate errs long).
-
-    Returns:
-      ``base`` with a, b and compile_s measured.
-    """
-    data = datasets.cubist_spiral()
-    p = runs_per_device * len(jax.local_devices())
-    points = []
-    for w in widths:
-        spec = training.Spec(widths=(w,) * 3, epochs=1)
-        like = models.init(jax.random.key(0), w)
-        variants = populations.make_variants(masks=masking.ones_like(like), lr=np.full(p, 0.1),
-                                             schedule=["constant"] * p, seed=np.arange(p))
-        t0 = time.perf_counter()
-        populations.run(variants, data, spec=spec)
-        t1 = time.perf_counter()
-        populations.run(variants, data, spec=spec)
-        t2 = time.perf_counter()
-        points.append((models.num_params(w), (t2 - t1) / p, (t1 - t0) - (t2 - t1)))
-    (n0, c0, k0), (n1, c1, k1) = points
-    b = max((c1 - c0) / (n1 - n0), 0.0)
-    return dict(base, a=max(c0 - b * n0, 1e-7), b=b, compile_s=max((k0 + k1) / 2, 0.0))
-
-
-def _cost(rates: dict, widths, runs: int, epochs: float, steps: int, calls: int) -> float:
-    """Seconds to train ``runs`` models of ``widths`` for ``epochs`` in ``calls`` calls."""
-    per = (rates["a"] + rates["b"] * models.num_params(widths)) * steps / _STEPS
-    return max(runs * epochs * per, calls * epochs * steps * rates["step_s"])
-
-
-def _share(total: int, chunk: int, task: int, tasks: int, done: set) -> tuple[int, int, int]:
-    """(this task's runs, its runs not recorded, its chunks) of a grid of near-equal chunks."""
-    ranges = grids.chunks(total, -(-total // -(-total // chunk))) if total else []
-    mine = [(i, a, b) for i, (a, b) in enumerate(ranges) if i % tasks == task]
-    return (sum(b - a for _, a, b in mine),
-            sum(b - a for i, a, b in mine if f"{i:06d}" not in done), len(mine))
-
-
-def _store(path: pathlib.Path):
-    return recording.Store.open(path) if (path / "config.json").exists() else None
-
-
-def _search_parts(config, name: str, workdir: pathlib.Path, rates: dict) -> list[Part]:
-    sub = sub_config(config, name)
-    store = _store(workdir / name)
-    task, tasks, chunk = int(sub.task_index), int(sub.num_tasks), search_binary.chunk_size(sub)
-    lrs, names, epochs = tuple(sub.lrs), tuple(sub.schedules), int(sub.epochs)
-    parts = []
-
-    def part(stage, widths, runs, note):
-        done = store.done(stage) if store else set()
-        mine, todo, calls = _share(runs, chunk, task, tasks, done)
-        secs = _cost(rates, widths, todo, epochs, _STEPS, calls) + (rates["compile_s"]
-                                                                     if todo else 0.0)
-        parts.append(Part(name, stage, runs, mine, todo, 1, todo * epochs, secs, note))
-
-    if sub.phase_one:
-        configs = search.configurations(int(sub.width), sub.max_structured_params)
-        part(search.PHASE_ONE, (int(sub.width),) * 3, len(configs) * len(lrs) * len(names),
-             f"{len(configs):,} configurations x {len(lrs)} lr x {len(names)} schedules, "
-             f"width {sub.width}, {sub.init} init")
-    winners = (store.get_json("phase1_winners") if store else None) or {}
-    seen = set()
-    for i, target in enumerate(float(t) for t in sub.targets):
-        if sub.phase_two_config is not None:
-            cfg, how = tuple(sub.phase_two_config), "fixed by the config"
-        elif f"{target:g}" in winners:
-            cfg, how = winners[f"{target:g}"], "phase one's winner"
-            if cfg is None:
-                continue
-        else:
-            cfg, how = tuple(config.assumed_winners[name][i]), "winner assumed until phase one"
-        said = io.StringIO()
-        with contextlib.redirect_stdout(said):  # its notes go into the plan's lines instead
-            plan = search_binary.phase_two_plan(sub, cfg)
-        if plan is None:
-            parts.append(Part(name, "phase two skipped", 0, 0, 0, 0, 0.0, 0.0,
-                              said.getvalue().strip().splitlines()[-1]))
-        if plan is None or plan["stage"] in seen:
-            continue
-        seen.add(plan["stage"])
-        space = enumeration.ModelMaskSpace(plan["config"], max_weights=plan["max_weights"],
-                                           first_k=plan["first_k"])
-        part(plan["stage"], plan["config"], len(space) * len(plan["lrs"]) * len(names),
-             f"{target:.1%}: {tuple(plan['config'])} ({how}), {plan['note']}, "
-             f"{len(space):,} masks x {len(plan['lrs'])} lr x {len(names)} schedules")
-    return parts
-
-
-def _prune_parts(config, workdir: pathlib.Path, rates: dict) -> list[Part]:
-    sub = sub_config(config, "prune")
-    groups = prune_binary.plan(sub)
-    store = _store(workdir / "prune")
-    work = [(g, i, a, b) for g in groups
-            for i, (a, b) in enumerate(grids.chunks(len(g.rows), int(sub.chunk_size)))]
-    mine = grids.task_share(work, int(sub.task_index), int(sub.num_tasks))
-    done = {g.stage: (store.done(g.stage) if store else set()) for g in groups}
-    points = int(sub.num_points) or len(datasets.cubist_spiral()[1])
-    steps = points // int(sub.batch_size)
-    by_init = {}
-    for g in groups:
-        args = sub.method_args.get(g.method, None) or {}
-        rounds = int(args.get("lth_rounds", 5)) if g.method == "lth" else 1   # LTH's default
-        my = [(i, a, b) for grp, i, a, b in mine if grp is g]
-        todo = sum(b - a for i, a, b in my if f"{i:06d}" not in done[g.stage])
-        calls = sum(1 for i, _, _ in my if f"{i:06d}" not in done[g.stage])
-        epochs = int(sub.epochs) * rounds
-        label = "random-init grid" if g.init == "torch" else f"{g.init} grid"
-        p = by_init.setdefault(g.init, Part("prune", label, 0, 0, 0, 0, 0.0, 0.0))
-        p.runs += len(g.rows)
-        p.mine += sum(b - a for _, a, b in my)
-        p.todo += todo
-        p.groups += 1
-        p.model_epochs += todo * epochs
-        p.seconds += _cost(rates, g.width, todo, epochs, steps, calls) + (
-            rates["compile_s"] if todo else 0.0)
-    for init, p in by_init.items():
-        widths = sorted({g.width for g in groups if g.init == init})
-        methods = sorted({g.method for g in groups if g.init == init})
-        p.note = f"{len(methods)} methods x widths {widths}"
-    order = ("torch",) + models.BENCH_INITS
-    return [by_init[i] for i in sorted(by_init, key=lambda i: (i not in order, order.index(i)
-                                                                if i in order else 0, i))]
-
-
-def plan(config, workdir, rates: dict | None = None) -> list[Part]:
-    """Returns the study's plan for this task, reading what the workdir already holds.
-
-    Args:
-      config: a configs/study.py ConfigDict (checked).
-      workdir: the study workdir (may not exist yet).
-      rates: the cost model (default: the assumed one for this device).
-
-    Returns:
-      one Part per search stage and per pruning grid, in the order they run.
-    """
-    workdir = pathlib.Path(workdir)
-    rates = rates or ASSUMED["cpu" if jax.default_backend() == "cpu" else "gpu"]
-    parts = []
-    for name in STAGES:
-        parts += (_prune_parts(config, workdir, rates) if name == "prune"
-                  else _search_parts(config, name, workdir, rates))
-    return parts
-
-
-def format_plan(parts: list[Part]) -> str:
-    """The plan as a text table with a total line."""
-    head = (f"{'stage':<16} {'part':<22} {'runs':>9} {'this task':>10} {'to train':>9} "
-            f"{'groups':>6} {'model-ep.':>10} {'est.':>9}  what")
-    lines = [head, "-" * len(head)]
-    for p in parts:
-        lines.append(f"{p.stage:<16} {p.part:<22} {p.runs:>9,} {p.mine:>10,} {p.todo:>9,} "
-                     f"{p.groups:>6} {p.model_epochs:>10,.0f} {_fmt_s(p.seconds):>9}  {p.note}")
-    lines.append(f"{'total':<16} {'':<22} {sum(p.runs for p in parts):>9,} "
-                 f"{sum(p.mine for p in parts):>10,} {sum(p.todo for p in parts):>9,} "
-                 f"{sum(p.groups for p in parts):>6} "
-                 f"{sum(p.model_epochs for p in parts):>10,.0f} "
-                 f"{_fmt_s(sum(p.seconds for p in parts)):>9}")
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------
-# Progress: one display over every stage.
-
-class StudyProgress:
-    """One progress line for the whole study: runs done / to do, runs/s, ETA, stage.
-
-    The ETA weighs runs by the plan's estimated cost (a width-256 LTH run costs thousands
-    of width-3 phase-two runs) and scales it by how fast the work done so far actually went.
-    """
-
-    def __init__(self, parts: list[Part], every_s: float = 5.0, printer=None):
-        """Starts the clock.
-
-        Args:
-          parts: the plan; a stage's k-th reported label is its k-th search part (phase one,
-            then phase two per target), and the pruning parts are one (prune reports once).
-            A reported count replaces the planned one (phase two is sized by phase one).
-          every_s: seconds between lines (a stage's last chunk always prints).
-          printer: line printer (default: print, flushed).
-        """
-        self.stages = {name: [] for name in dict.fromkeys(p.stage for p in parts)}
-        for p in parts:
-            rows = self.stages[p.stage]
-            if p.stage == "prune" and rows:
-                rows[0]["runs"] += p.todo
-                rows[0]["secs"] += p.seconds
-            else:
-                rows.append({"runs": p.todo, "secs": p.seconds, "done": 0})
-        self._labels = {name: [] for name in self.stages}
-        self.every_s, self._last, self._t0 = every_s, 0.0, time.perf_counter()
-        self.printer = printer or (lambda s: print(s, flush=True))
-
-    @property
-    def trained(self) -> int:
-        """Runs trained since the start."""
-        return sum(r["done"] for rows in self.stages.values() for r in rows)
-
-    def factory(self, stage: str):
-        """The ``label -> callback(done, total)`` factory handed to a stage's binary."""
-        def make(label):
-            labels = self._labels.setdefault(stage, [])
-            rows = self.stages.setdefault(stage, [])
-            if label not in labels:
-                labels.append(label)
-            while len(rows) < len(labels):   # a part the plan did not foresee
-                rows.append({"runs": 0, "secs": 0.0, "done": 0})
-            row = rows[labels.index(label)]
-
-            def tick(done, total):
-                if int(total) != row["runs"]:
-                    row["secs"], row["runs"] = self._per_run(stage, row) * int(total), int(total)
-                row["done"] = int(done)
-                self._show(stage, label, done >= total)
-            return tick
-        return make
-
-    def _per_run(self, stage: str, row: dict) -> float:
-        if row["runs"]:
-            return row["secs"] / row["runs"]
-        rows = [r for r in self.stages[stage] if r["runs"]]
-        return sum(r["secs"] for r in rows) / max(sum(r["runs"] for r in rows), 1)
-
-    def finish(self, stage: str) -> None:
-        """Marks ``stage`` over: its runs to do become what it trained."""
-        for row in self.stages.setdefault(stage, []):
-            row["secs"], row["runs"] = self._per_run(stage, row) * row["done"], row["done"]
-
-    def eta(self) -> float:
-        """Seconds left: planned cost left, scaled by actual over planned cost so far."""
-        rows = [r for rs in self.stages.values() for r in rs]
-        cost = [(r["secs"] / r["runs"] if r["runs"] else 0.0, r) for r in rows]
-        done = sum(c * r["done"] for c, r in cost)
-        left = sum(c * (r["runs"] - r["done"]) for c, r in cost)
-        elapsed = time.perf_counter() - self._t0
-        return left * (min(max(elapsed / done, 0.25), 4.0) if done > 0 else 1.0)
-
-    def _show(self, stage: str, label: str, force: bool) -> None:
-        now = time.perf_counter()
-        if not force and now - self._last < self.every_s:
-            return
-        self._last = now
-        done = self.trained
-        total = sum(r["runs"] for rs in self.stages.values() for r in rs)
-        rate = done / max(now - self._t0, 1e-9)
-        step = list(self.stages).index(stage) + 1
-        self.printer(f"[study {step}/{len(self.stages)} {stage}: {label}] {done:,}/{total:,} "
-                     f"runs  {rate:,.1f} runs/s  ETA {_fmt_s(self.eta())}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -542,7 +220,7 @@ def summary_table(config, workdir) -> pd.DataFrame:
         rows.append(entry)
 
     for name in SEARCHES:
-        if (store := _store(workdir / name)) is None:
+        if (store := study_plan.existing_store(workdir / name)) is None:
             continue
         df = store.load()
         if df.empty:
@@ -550,7 +228,7 @@ def summary_table(config, workdir) -> pd.DataFrame:
         two = df[df["stage"].str.startswith("phase2")]
         add(config[name].init, "search", len(df), two,
             lambda r: f"({int(r['d1'])},{int(r['d2'])},{int(r['d3'])})")
-    if (store := _store(workdir / "prune")) is not None:
+    if (store := study_plan.existing_store(workdir / "prune")) is not None:
         df = store.load()
         for (init, method), g in (df.groupby(["init", "method"]) if len(df) else ()):
             add("random" if init == "torch" else init, method, len(g), g,
@@ -643,7 +321,7 @@ def found_init(search_workdir, target: float, width: int = 16) -> dict:
 
 
 def _record_found_inits(config, workdir: pathlib.Path, store: recording.Store) -> None:
-    if config.search.init != "random" or _store(workdir / "search") is None:
+    if config.search.init != "random" or study_plan.existing_store(workdir / "search") is None:
         return
     note = {}
     for t in config.targets:
@@ -687,24 +365,19 @@ def run(config, workdir, *, dry_run: bool = False) -> dict:
     check(config)
     workdir = pathlib.Path(workdir)
     _check_workdir(workdir, config)
-    rates, source = _rates(config, measure=dry_run)
-    parts = plan(config, workdir, rates)
-    task = f"task {config.task_index} of {config.num_tasks}"
-    print(f"== study {config.preset}: {workdir} ({task}, {len(jax.local_devices())} "
-          f"{jax.local_devices()[0].device_kind} device(s)) ==", flush=True)
-    print(format_plan(parts), flush=True)
-    print(f"estimate: {source}; phase two's size is known once phase one has picked its "
-          "configuration", flush=True)
+    rates, source = study_plan.cost_model(config, measure=dry_run)
+    parts = study_plan.plan(config, workdir, rates)
+    study_plan.print_plan(config, workdir, parts, source)
     if dry_run:
         print("dry run: nothing trained", flush=True)
         return {"status": "dry run", "plan": parts, "workdir": str(workdir),
                 "estimate_s": sum(p.seconds for p in parts)}
     store = recording.Store(workdir, recorded_config(config), kind=KIND)
     todo = {name: sum(p.todo for p in parts if p.stage == name) for name in STAGES}
-    progress = StudyProgress(parts)
+    progress = study_plan.StudyProgress(parts)
     stages, t0 = {}, time.perf_counter()
     for name in STAGES:
-        sub = sub_config(config, name)
+        sub = study_plan.sub_config(config, name)
         print(f"== study stage {STAGES.index(name) + 1}/{len(STAGES)}: {name} "
               f"({todo[name]:,} runs to train here) ==", flush=True)
         if name == "prune":
@@ -721,7 +394,8 @@ def run(config, workdir, *, dry_run: bool = False) -> dict:
     waiting = [n for n, s in stages.items() if "incomplete" in s]
     if waiting:
         result["status"] = "incomplete"
-        print(f"== study {config.preset}: incomplete ({task}): "
+        print(f"== study {config.preset}: incomplete (task {config.task_index} of "
+              f"{config.num_tasks}): "
               + "; ".join(f"{n}: {stages[n]}" for n in waiting)
               + ". Run again when the other tasks have finished (or merge their workdirs) ==",
               flush=True)
@@ -737,7 +411,8 @@ def run(config, workdir, *, dry_run: bool = False) -> dict:
         f"{text}\n\n" + "".join(f"- {line}\n" for line in lines))
     store.put_json("summary", {k: v for k, v in result.items() if k != "table"}
                    | {"table": json.loads(table.reset_index().to_json(orient="records"))})
-    print(f"== study {config.preset}: complete in {_fmt_s(result['seconds'])} ==", flush=True)
+    print(f"== study {config.preset}: complete in "
+          f"{study_plan.format_seconds(result['seconds'])} ==", flush=True)
     print(text, flush=True)
     for line in lines:
         print(line, flush=True)
