@@ -222,7 +222,8 @@ def further_prune_population(params: base.Params, data, **kwargs) -> dict:
 # --- Pareto fronts over run records. ---
 
 
-def _check_records(df: pd.DataFrame, columns) -> None:
+def check_records(df: pd.DataFrame, columns) -> None:
+    """One-line ValueError if ``df`` lacks one of ``columns`` or has no rows."""
     for c in columns:
         if c not in df.columns:
             raise ValueError(f"records lack column {c!r}")
@@ -251,7 +252,7 @@ def pareto_front(df: pd.DataFrame, *, by=("method",), x: str = "nnz",
       DataFrame with columns by..., x, y, frontier (bool), sorted by group then x.
     """
     by = tuple(by)
-    _check_records(df, by + (x, y))
+    check_records(df, by + (x, y))
     best = df.dropna(subset=[y]).groupby(list(by) + [x], as_index=False, sort=True)[y].max()
     parts = []
     for _, g in _groups(best, by):
@@ -277,7 +278,7 @@ def fewest_reaching(df: pd.DataFrame, targets=(0.95, 0.995), by=("method",), x: 
       ``x``); x and y are NaN where the group never reaches the target.
     """
     by = tuple(by)
-    _check_records(df, by + (x, y))
+    check_records(df, by + (x, y))
     rows = []
     for key, g in _groups(df, by):
         for t in targets:

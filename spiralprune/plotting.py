@@ -15,18 +15,10 @@ import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
-from spiralprune import base, datasets, models, playground
+from spiralprune import analysis, base, datasets, models, playground
 
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h")
 _CHUNK = 65_536
-
-
-def _check(df: pd.DataFrame, columns) -> None:
-    for c in columns:
-        if c not in df.columns:
-            raise ValueError(f"records lack column {c!r}")
-    if len(df) == 0:
-        raise ValueError("records are empty")
 
 
 def _new_axes(ax, figsize=(6.4, 4.8)) -> matplotlib.axes.Axes:
@@ -50,7 +42,7 @@ def frontier(df: pd.DataFrame, x: str = "nnz", y: str = "accuracy") -> pd.DataFr
     Returns:
       the frontier rows of ``df`` (all columns), sorted by ``x`` ascending, index reset.
     """
-    _check(df, (x, y))
+    analysis.check_records(df, (x, y))
     d = df.dropna(subset=[x, y]).sort_values([x, y], ascending=[True, False], kind="stable")
     values = d[y].to_numpy(float)
     best = np.maximum.accumulate(values)
@@ -92,7 +84,7 @@ def phase_one_scatter(df: pd.DataFrame, *, targets=(0.95, 0.995), winners=None, 
       the Axes.
     """
     cols = ["d1", "d2", "d3"]
-    _check(df, cols + ["accuracy", "structured_params"])
+    analysis.check_records(df, cols + ["accuracy", "structured_params"])
     best = df.groupby(cols, as_index=False).agg(accuracy=("accuracy", "max"),
                                                structured_params=("structured_params", "first"))
     ax = _new_axes(ax)
@@ -142,7 +134,7 @@ def accuracy_vs_nonzeros(df: pd.DataFrame, *, by: str = "method", search=None,
     Returns:
       the Axes.
     """
-    _check(df, (x, y, by))
+    analysis.check_records(df, (x, y, by))
     ax = _new_axes(ax, figsize=(7.5, 5))
     colours = itertools.cycle(f"C{i}" for i in range(10))
     for (name, group), colour, marker in zip(df.groupby(by, sort=True), colours,
@@ -152,7 +144,7 @@ def accuracy_vs_nonzeros(df: pd.DataFrame, *, by: str = "method", search=None,
         if frontier:
             _step(ax, _front(group, x, y), x, y, color=colour, lw=1.2)
     if search is not None:
-        _check(search, (x, y))
+        analysis.check_records(search, (x, y))
         front = _front(search, x, y)
         _step(ax, front, x, y, color="black", lw=2.6, zorder=5)
         ax.scatter(front[x], front[y], s=28, color="black", zorder=6,
