@@ -86,6 +86,17 @@ def test_masks_that_do_not_fit_the_spec():
         training.Spec(init="he")
 
 
+def test_balanced_chunks_pad_little_and_respect_the_cap():
+    assert populations.balanced_chunk(558, 512) == 288          # 2 x 288, not 512 + 512
+    assert populations.balanced_chunk(100, 1024) == 128
+    assert populations.balanced_chunk(5, 2) == 2                 # the cap wins over rounding
+    for p, cap, devs in ((1000, 300, 1), (24_576, 16_384, 8), (7, 3, 2), (1, 1, 1)):
+        c = populations.balanced_chunk(p, cap, devs)
+        assert c % devs == 0 and c <= -(-cap // devs) * devs
+        pieces = -(-p // c)
+        assert pieces == -(-p // (-(-cap // devs) * devs))       # no more calls than needed
+
+
 def test_auto_chunk_is_a_multiple_of_devices_and_bounded():
     devs = jax.local_devices()
     c = populations.auto_chunk(training.Spec(), 10**6, devs)
