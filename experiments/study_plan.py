@@ -150,7 +150,7 @@ def _cost(rates: dict, widths, runs: int, epochs: float, steps: int, calls: int)
 def _share(total: int, chunk: int, task: int, tasks: int, done: set) -> tuple[int, int, int]:
     """(this task's runs, its runs not recorded, its chunks) of a grid of near-equal chunks."""
     # The chunks of spiralprune.search's stages: at most ``chunk`` runs, near-equal in size.
-    ranges = grids.chunks(total, -(-total // -(-total // chunk))) if total else []
+    ranges = grids.near_equal_chunks(total, chunk)
     mine = grids.task_share(list(enumerate(ranges)), task, tasks)
     return (sum(b - a for _, (a, b) in mine),
             sum(b - a for i, (a, b) in mine if f"{i:06d}" not in done), len(mine))

@@ -76,6 +76,16 @@ def chunks(total: int, chunk_size: int) -> list[tuple[int, int]]:
     return [(s, min(s + chunk_size, total)) for s in range(0, total, chunk_size)]
 
 
+def near_equal_chunks(total: int, max_size: int) -> list[tuple[int, int]]:
+    """[start, stop) ranges of near-equal size (at most max_size) covering range(total)."""
+    if total <= 0:
+        return []
+    if max_size < 1:
+        raise ValueError(f"chunk size must be >= 1, got {max_size}")
+    pieces = -(-total // max_size)
+    return chunks(total, -(-total // pieces))
+
+
 def task_share(items: Sequence, task_index: int, num_tasks: int) -> list:
     """The items (e.g. chunks) that task ``task_index`` of ``num_tasks`` runs (round robin)."""
     check_task(task_index, num_tasks)

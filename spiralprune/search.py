@@ -122,7 +122,7 @@ def _run_stage(store, stage, total, chunk_size, task_index, num_tasks, build,
       the stage's recorded rows with attrs total_runs and complete.
     """
     # Near-equal chunks of at most chunk_size runs, so padding the last one costs little.
-    ranges = grids.chunks(total, -(-total // -(-total // chunk_size)))
+    ranges = grids.near_equal_chunks(total, chunk_size)
     done = store.done(stage)
     todo = [(i, a, b) for i, (a, b) in enumerate(ranges)
             if i % num_tasks == task_index and f"{i:06d}" not in done]

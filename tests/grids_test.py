@@ -34,6 +34,10 @@ def test_run_seeds_depend_only_on_fields():
 
 def test_chunks_and_task_share():
     assert grids.chunks(7, 3) == [(0, 3), (3, 6), (6, 7)]
+    assert grids.near_equal_chunks(7, 3) == [(0, 3), (3, 6), (6, 7)]
+    assert grids.near_equal_chunks(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert grids.near_equal_chunks(1025, 1024) == [(0, 513), (513, 1025)]
+    assert grids.near_equal_chunks(0, 5) == []
     items = list(range(10))
     shares = [grids.task_share(items, t, 4) for t in range(4)]
     assert sorted(sum(shares, [])) == items
