@@ -4,7 +4,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spiralprune import analysis, enumeration, grids, masking, models, recording, search
+from spiralprune import (
+    analysis,
+    datasets,
+    enumeration,
+    grids,
+    masking,
+    models,
+    populations,
+    recording,
+    search,
+    training,
+)
 
 TINY = dict(width=2, lrs=(0.1,), schedules=("constant", "step"), epochs=1, chunk_size=3)
 
@@ -126,6 +137,28 @@ def test_phase_one_rows_block_masks_and_bench_init(tmp_path):
                              **{**TINY, "schedules": ("cosine",)})
     assert sorted(map(tuple, bench[["d1", "d2", "d3"]].to_numpy())) == [(1, 1, 1)]
     assert (bench["init"] == "bench95").all() and bench["accuracy"].between(0, 1).all()
+
+
+def test_phase_one_from_a_fixed_init_trains_compacted_like_width_d(tmp_path):
+    # D = 4 under 20 structured params: every configuration fits in (3, 4, 3), which phase one
+    # trains instead of (4, 4, 4). Each run must equal the block-masked (4, 4, 4) model trained
+    # from the same top-left slice of BENCH-95 with the same seed.
+    kwargs = dict(width=4, lrs=(0.1,), schedules=("cosine",), epochs=1, chunk_size=64,
+                  init="bench95", max_structured_params=20)
+    df = search.phase_one(_store(tmp_path), **kwargs)
+    configs = search.configurations(4, 20)
+    assert tuple(configs.max(0)) != (4, 4, 4)   # the test must exercise a real compaction
+    masks = masking.from_kernels(search._block_kernels(configs, 4))
+    variants = populations.make_variants(
+        masks=masks, lr=np.full(len(configs), 0.1), schedule=["cosine"] * len(configs),
+        seed=df["seed"].to_numpy(), params=models.bench_init("bench95", 4))
+    spec = training.Spec(widths=(4, 4, 4), epochs=1, init="given")
+    ref = populations.run(variants, datasets.cubist_spiral(), spec=spec)
+    np.testing.assert_array_equal(df[["d1", "d2", "d3"]].to_numpy(), configs)
+    np.testing.assert_array_equal(df["nnz"].to_numpy(), ref["nnz"])
+    np.testing.assert_allclose(df["loss"].to_numpy(), ref["loss"], rtol=1e-4, atol=1e-5)
+    # Same numbers up to float summation order (the cut rows and columns are exact zeros).
+    assert np.abs(df["accuracy"].to_numpy() - ref["accuracy"]).max() < 1e-3
 
 
 @pytest.mark.parametrize("phase, change, match", [
