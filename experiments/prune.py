@@ -75,6 +75,8 @@ def plan(config) -> list[Group]:
         for method in g.methods:
             for width in g.widths:
                 budgets = [int(b) for b in g.budgets if int(b) < models.num_weights(width)]
+                if method == "dense" and budgets:   # no budget: one dense run, not one each
+                    budgets = [models.num_weights(width)]
                 registry.validate(method, width, [int(b) for b in g.budgets if int(b) < 1] +
                                   budgets, g.init)
                 if not budgets:

@@ -82,7 +82,7 @@ STAGES = study_config.STAGES
 SEARCHES = study_config.SEARCHES
 _TASK_FIELDS = ("task_index", "num_tasks")
 # Fields that change what is shown, never what is recorded: not part of a workdir's identity.
-_PRESENTATION = ("figures", "figure_args", "estimate", "assumed_winners")
+_PRESENTATION = ("figures", "figure_args", "estimate", "assumed_winners", "reduced")
 
 
 def _strip(cfg):
@@ -114,11 +114,17 @@ def check(config) -> None:
       config: a configs/study.py ConfigDict.
     """
     grids.check_task(int(config.task_index), int(config.num_tasks))
+    active = study_config.stages(config)
     targets = tuple(float(t) for t in config.targets)
-    if len(targets) != 2 or not all(0 < t <= 1 for t in targets):
-        raise ValueError(f"targets must be two accuracies in (0, 1], got {targets}")
+    if not 1 <= len(targets) <= 2 or not all(0 < t <= 1 for t in targets):
+        raise ValueError(f"targets must be one or two accuracies in (0, 1], got {targets}")
+    if "bench995_search" in active and len(targets) != 2:
+        raise ValueError(f"bench995_search searches the second target; targets {targets} "
+                         "has one")
     want = {"search": targets, "bench95_search": targets[:1], "bench995_search": targets[1:]}
     for name, expected in want.items():
+        if name not in active:
+            continue
         got = tuple(float(t) for t in config[name].targets)
         if got != expected:
             raise ValueError(f"{name}.targets {got} must be {expected} (the study's targets "
@@ -131,7 +137,7 @@ def check(config) -> None:
             "notes/found_inits.json")
     if config.estimate not in ("assumed", "measured"):
         raise ValueError(f"estimate must be 'assumed' or 'measured', got {config.estimate!r}")
-    for name in SEARCHES:  # what search.run would refuse only when it got there
+    for name in (n for n in SEARCHES if n in active):  # what search.run would refuse later
         sub = config[name]
         if sub.init not in search.INITS:
             raise ValueError(f"{name}.init {sub.init!r} is not one of {search.INITS}")
@@ -151,7 +157,8 @@ def check(config) -> None:
             schedules.index(sched)
         if search_binary.chunk_size(sub) < 1:
             raise ValueError(f"{name}.chunk_size must be >= 1, got {sub.chunk_size}")
-    prune_binary.plan(study_plan.sub_config(config, "prune"))
+    if "prune" in active:
+        prune_binary.plan(study_plan.sub_config(config, "prune"))
 
 
 def _check_workdir(workdir: pathlib.Path, config) -> None:
@@ -166,7 +173,7 @@ def _check_workdir(workdir: pathlib.Path, config) -> None:
 
     mine = recorded_config(config)
     checks = [(workdir, mine, KIND)] + [(workdir / n, mine[n], n.split("_")[-1])
-                                        for n in STAGES]
+                                        for n in study_config.stages(config)]
     for path, want, kind in checks:
         if (path / "config.json").exists():
             store = recording.Store.open(path)
@@ -277,6 +284,49 @@ def headlines(table: pd.DataFrame, targets) -> list[str]:
     return out
 
 
+def finding(table: pd.DataFrame, targets) -> str:
+    """One line: does the study's finding (no pruner as sparse as the search) hold here?
+
+    The finding holds for a setting and target when the search reaches the target and every
+    pruning method that reaches it needs more nonzeros than the search. A pruner that needs
+    as few or fewer is said loudly, by name, with its count.
+
+    Args:
+      table: ``summary_table(...)``.
+      targets: the study's targets.
+
+    Returns:
+      the verdict line ("FINDING HOLDS: ...", "FINDING DOES NOT HOLD: ..." or "NO VERDICT:
+      ..." when no search reached a target).
+    """
+    held, broken = [], []
+    for setting in dict.fromkeys(table.index.get_level_values(0)) if len(table) else ():
+        sub = table.loc[setting]
+        for t in targets:
+            col = f"nnz@{float(t):.1%}"
+            if "search" not in sub.index or pd.isna(sub.loc["search", col]):
+                continue
+            need = int(sub.loc["search", col])
+            pruners = sub.drop(index="search")[col].dropna().astype(int)
+            pruners = pruners.drop(index=[m for m in ("dense",) if m in pruners.index])
+            beat = pruners[pruners <= need]
+            where = f"{setting} at {float(t):.1%}"
+            if len(beat):
+                broken.append(f"{where}: " + ", ".join(
+                    f"{m} reaches it with {int(n)} nonzeros" for m, n in beat.items())
+                    + f", the search with {need}")
+            else:
+                best = (f"the best pruner needs {int(pruners.min())} ({pruners.idxmin()})"
+                        if len(pruners) else "no pruner reaches it")
+                held.append(f"{where} the search needs {need} nonzeros, {best}")
+    if broken:
+        return "FINDING DOES NOT HOLD in this run: " + "; ".join(broken)
+    if held:
+        return ("FINDING HOLDS in this run (no pruner is as sparse as the search): "
+                + "; ".join(held))
+    return "NO VERDICT: no search reached a target in this run"
+
+
 # ---------------------------------------------------------------------------------------
 # The inits the search found (recorded; not yet usable as fixed inits, see check()).
 
@@ -373,12 +423,15 @@ def run(config, workdir, *, dry_run: bool = False) -> dict:
         return {"status": "dry run", "plan": parts, "workdir": str(workdir),
                 "estimate_s": sum(p.seconds for p in parts)}
     store = recording.Store(workdir, recorded_config(config), kind=KIND)
-    todo = {name: sum(p.todo for p in parts if p.stage == name) for name in STAGES}
+    active = study_config.stages(config)
+    todo = {name: sum(p.todo for p in parts if p.stage == name) for name in active}
+    if config.reduced:
+        print(f"[study] {config.preset}: {config.reduced}", flush=True)
     progress = study_plan.StudyProgress(parts)
     stages, t0 = {}, time.perf_counter()
-    for name in STAGES:
+    for name in active:
         sub = study_plan.sub_config(config, name)
-        print(f"== study stage {STAGES.index(name) + 1}/{len(STAGES)}: {name} "
+        print(f"== study stage {active.index(name) + 1}/{len(active)}: {name} "
               f"({todo[name]:,} runs to train here) ==", flush=True)
         if name == "prune":
             df = prune_binary.run(sub, workdir / name, progress=progress.factory(name))
@@ -404,11 +457,13 @@ def run(config, workdir, *, dry_run: bool = False) -> dict:
     table = summary_table(config, workdir)
     text = format_table(table, config.targets)
     lines = headlines(table, config.targets)
-    result.update(table=table, headlines=lines)
+    verdict = finding(table, config.targets)
+    result.update(table=table, headlines=lines, finding=verdict)
     _record_found_inits(config, workdir, store)
+    scope = f"\n_{config.preset}: {config.reduced}._\n" if config.reduced else ""
     (workdir / "summary.md").write_text(
-        f"# Study {config.preset}: fewest nonzero parameters reaching each target\n\n"
-        f"{text}\n\n" + "".join(f"- {line}\n" for line in lines))
+        f"# Study {config.preset}: fewest nonzero parameters reaching each target\n{scope}\n"
+        f"**{verdict}**\n\n{text}\n\n" + "".join(f"- {line}\n" for line in lines))
     store.put_json("summary", {k: v for k, v in result.items() if k != "table"}
                    | {"table": json.loads(table.reset_index().to_json(orient="records"))})
     print(f"== study {config.preset}: complete in "
@@ -416,6 +471,7 @@ def run(config, workdir, *, dry_run: bool = False) -> dict:
     print(text, flush=True)
     for line in lines:
         print(line, flush=True)
+    print(verdict, flush=True)
     if config.figures:
         result["figures"] = _figures(workdir, config.figure_args.to_dict())
     else:

@@ -178,9 +178,12 @@ def _search_parts(config, name: str, workdir: pathlib.Path, rates: dict) -> list
 
     if sub.phase_one:
         configs = search.configurations(int(sub.width), sub.max_structured_params)
-        part(search.PHASE_ONE, (int(sub.width),) * 3, len(configs) * len(lrs) * len(names),
+        shape = search.phase_one_shape(int(sub.width), sub.init, sub.max_structured_params)
+        part(search.PHASE_ONE, shape, len(configs) * len(lrs) * len(names),
              f"{len(configs):,} configurations x {len(lrs)} lr x {len(names)} schedules, "
-             f"width {sub.width}, {sub.init} init")
+             f"width {sub.width}"
+             + (f" trained as {shape}" if shape != (int(sub.width),) * 3 else "")
+             + f", {sub.init} init")
     winners = (store.get_json("phase1_winners") if store else None) or {}
     seen = set()
     for i, target in enumerate(float(t) for t in sub.targets):
@@ -260,7 +263,7 @@ def plan(config, workdir, rates: dict | None = None) -> list[Part]:
     workdir = pathlib.Path(workdir)
     rates = rates or ASSUMED["cpu" if jax.default_backend() == "cpu" else "gpu"]
     parts = []
-    for name in study_config.STAGES:
+    for name in study_config.stages(config):
         parts += (_prune_parts(config, workdir, rates) if name == "prune"
                   else _search_parts(config, name, workdir, rates))
     return parts

@@ -70,6 +70,33 @@ def configurations(width: int, max_structured_params: int | None = None) -> np.n
     return configs.astype(np.int64)
 
 
+def phase_one_shape(width: int, init: str = "random",
+                    max_structured_params: int | None = None) -> tuple[int, int, int]:
+    """The widths phase one trains: (D, D, D), or for a fixed init the smallest that fits.
+
+    A fixed init trains the block-masked model compacted to the smallest shape holding every
+    configuration: the top-left blocks of the (D, D, D) model under its block masks are the
+    same model (the rows and columns cut away are masked to zero and never feed an active
+    unit), so each run computes the same numbers with fewer zeros. BENCH-95's configurations
+    (fewer than 37 structured parameters) fit in (7, 10, 10), 2.7x fewer weights than
+    (16, 16, 16). A random init keeps (D, D, D): its draw depends on the shape.
+
+    Args:
+      width: the maximum width D.
+      init: "random", "bench95" or "bench995".
+      max_structured_params: phase one's strict bound on structured parameters, if any.
+
+    Returns:
+      (w1, w2, w3).
+    """
+    if init == "random":
+        return (int(width),) * 3
+    configs = configurations(width, max_structured_params)
+    if not len(configs):
+        return (int(width),) * 3
+    return tuple(int(v) for v in configs.max(0))
+
+
 def _check_common(width, lrs, schedule_names, targets, init, epochs, chunk_size, task_index,
                   num_tasks) -> tuple[tuple[float, ...], tuple[str, ...]]:
     """One-line ValueErrors for bad grid inputs; returns lrs and schedule names as tuples."""
@@ -220,13 +247,7 @@ def phase_one(store: recording.Store, *, width: int, lrs, schedules: tuple = sch
     if total == 0:
         raise ValueError(f"empty grid: no configuration of width {width} has fewer than "
                          f"{max_structured_params} structured parameters")
-    # A fixed init trains the block-masked model compacted to the smallest shape that holds
-    # every configuration: the top-left blocks of the (D, D, D) model under its block masks
-    # are the same model (the rows and columns cut away are masked to zero and never feed an
-    # active unit), so each run computes the same numbers with fewer zeros. BENCH-95's
-    # configurations fit in (7, 10, 10): 2.7x fewer parameters than (16, 16, 16). A random
-    # init keeps the (D, D, D) shape: its draw depends on the shape.
-    shape = (width,) * 3 if init == "random" else tuple(int(v) for v in configs.max(0))
+    shape = phase_one_shape(width, init, max_structured_params)
     spec = _spec(shape, epochs, init, recipe)  # validates the recipe before training
     _claim_stage(store, PHASE_ONE, dict(width=width, lrs=lrs, schedules=names, init=init,
                                         max_structured_params=max_structured_params,

@@ -38,13 +38,14 @@ a new workdir).
 
 import ml_collections
 
-PRESETS = ("quick", "paper", "smoke")
+PRESETS = ("quick", "paper", "bench95", "smoke")
 PRUNING_METHODS = ("gmp", "lth", "snip", "grasp", "synflow", "iter_snip", "force", "prospr",
                    "rigl")
 SCHEDULES = ("constant", "cosine", "step")
 STUDY_LRS = (0.05, 0.1, 0.2)
 STUDY_WIDTHS = (3, 4, 5, 6, 7, 8, 16, 32, 64, 128, 256)
 STUDY_BUDGETS = tuple(range(15, 27)) + (30, 33, 37, 40, 44, 50, 53, 55, 57, 60, 65)
+BENCH95_BUDGETS = tuple(range(15, 27))
 BENCH995_BUDGETS = (16, 18, 20, 22, 24, 25, 26, 27, 28, 29, 30, 32, 34, 36)
 
 
@@ -69,7 +70,7 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
     c.preset = arg
     c.grids = {
         "random": _grid("torch", PRUNING_METHODS, STUDY_WIDTHS, STUDY_BUDGETS),
-        "bench95": _grid("bench95", PRUNING_METHODS, (3, 16), range(15, 27), repeats=5),
+        "bench95": _grid("bench95", PRUNING_METHODS, (3, 16), BENCH95_BUDGETS, repeats=5),
         "bench995": _grid("bench995", PRUNING_METHODS, (6, 16), BENCH995_BUDGETS, repeats=5),
     }
     c.epochs = 50
@@ -86,7 +87,11 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
     c.seed = 0
     c.task_index = 0
     c.num_tasks = 1
-    if arg == "quick":
+    if arg == "bench95":
+        # The study's whole BENCH-95 grid, and dense training from the same init beside it.
+        c.grids = {"bench95": c.grids["bench95"]}
+        c.grids.bench95.methods = ("dense",) + PRUNING_METHODS
+    elif arg == "quick":
         quick = dict(lrs=(0.1, 0.2), schedules=("cosine",))
         c.grids = {
             "random": _grid("torch", ("snip", "synflow", "gmp", "rigl", "lth"), (3, 8),

@@ -58,9 +58,18 @@ import ml_collections
 from experiments.configs import prune as prune_config
 from experiments.configs import search as search_config
 
-PRESETS = ("paper", "quick", "smoke")
+PRESETS = ("quick", "paper", "demo", "smoke")
 SEARCHES = ("search", "bench95_search", "bench995_search")
 STAGES = ("search", "prune", "bench95_search", "bench995_search")
+# The Quick start's pruning side: the study's BENCH-95 grid at one lr, one schedule, one
+# repeat (the study: lrs 0.05, 0.1, 0.2 x 3 schedules x 5 repeats). The search side is not
+# reduced. Printed at the start of the run and written into summary.md.
+QUICK_LR, QUICK_SCHEDULE = 0.1, "cosine"
+QUICK_REDUCED = (
+    f"reduced from the study: the pruners train at lr {QUICK_LR} with the {QUICK_SCHEDULE} "
+    "schedule, one repeat (the study: lrs 0.05, 0.1, 0.2 x constant, cosine, step x 5 "
+    "repeats, 45 runs per method, width and budget); the search is the study's full BENCH-95 "
+    "grid (phase one 558 runs, phase two every mask of the winner x 2 lrs x 3 schedules)")
 
 
 def _miniature_search(c: ml_collections.ConfigDict, width: int, targets, max_runs: int,
@@ -88,6 +97,15 @@ def _grid(init, methods, width, budgets, **axes) -> dict:
             "budgets": tuple(budgets), **axes}
 
 
+def stages(config) -> tuple[str, ...]:
+    """The stages a study config runs, in STAGES order (every stage if it names none)."""
+    names = tuple(config.get("stages") or STAGES)
+    unknown = sorted(set(names) - set(STAGES))
+    if unknown or not names:
+        raise ValueError(f"stages must be a non-empty subset of {STAGES}, got {names}")
+    return tuple(n for n in STAGES if n in names)
+
+
 def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
     """Returns the study preset ``arg``.
 
@@ -101,6 +119,8 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
         raise ValueError(f"unknown study preset {arg!r}; choose from {PRESETS}")
     c = ml_collections.ConfigDict()
     c.preset = arg
+    c.stages = STAGES
+    c.reduced = ""   # what the preset leaves out of the study, said in the output (or "")
     c.targets = (0.95, 0.995)
     c.fixed_inits = "shipped"
     c.estimate = "assumed"
@@ -119,9 +139,27 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
     c.assumed_winners = {"search": ((3, 3, 3), (7, 3, 3)), "bench95_search": ((3, 2, 2),),
                          "bench995_search": ((6, 3, 2),)}
     if arg == "quick":
+        # The study's BENCH-95 experiment at paper scale: the search unreduced, the nine
+        # pruners (and dense, random) from the same init at widths 3 and 16 on the study's
+        # BENCH-95 budgets 15..26, at one lr and schedule.
+        c.stages = ("prune", "bench95_search")
+        c.targets = (0.95,)
+        c.reduced = QUICK_REDUCED
+        c.prune = prune_config.get_config("paper")
+        c.prune.preset = "quick_study"
+        c.prune.grids = {"bench95": _grid(
+            "bench95", ("dense", "random") + prune_config.PRUNING_METHODS, 16,
+            prune_config.BENCH95_BUDGETS, lrs=(QUICK_LR,), schedules=(QUICK_SCHEDULE,),
+            repeats=1)}
+        c.prune.grids.bench95.widths = (3, 16)
+        c.assumed_winners = {"search": ((3, 3, 3), (7, 3, 3)), "bench95_search": ((3, 2, 2),),
+                             "bench995_search": ((6, 3, 2),)}
+    elif arg == "demo":
+        c.reduced = ("a pipeline demo, not the study: 10 epochs, width 4, targets 70% and 75%; "
+                     "its numbers change with the machine and say nothing about the finding")
         c.targets = (0.7, 0.75)
         _miniature_search(c.search, 4, c.targets, 1300, 14)
-        c.search.preset = "quick"
+        c.search.preset = "demo"
         _miniature_search(c.bench95_search, 4, c.targets[:1], 1300, 14)
         _miniature_search(c.bench995_search, 4, c.targets[1:], 1300, 14)
         c.prune = prune_config.get_config("quick")
