@@ -418,6 +418,8 @@ def run(config, workdir, *, dry_run: bool = False) -> dict:
     rates, source = study_plan.cost_model(config, measure=dry_run)
     parts = study_plan.plan(config, workdir, rates)
     study_plan.print_plan(config, workdir, parts, source)
+    if config.reduced:
+        print(f"[study] {config.preset}: {config.reduced}", flush=True)
     if dry_run:
         print("dry run: nothing trained", flush=True)
         return {"status": "dry run", "plan": parts, "workdir": str(workdir),
@@ -425,8 +427,6 @@ def run(config, workdir, *, dry_run: bool = False) -> dict:
     store = recording.Store(workdir, recorded_config(config), kind=KIND)
     active = study_config.stages(config)
     todo = {name: sum(p.todo for p in parts if p.stage == name) for name in active}
-    if config.reduced:
-        print(f"[study] {config.preset}: {config.reduced}", flush=True)
     progress = study_plan.StudyProgress(parts)
     stages, t0 = {}, time.perf_counter()
     for name in active:

@@ -70,6 +70,8 @@ def test_smoke_study_end_to_end(smoke):
     assert table.loc[("random", "search"), "nnz@50.0%"] == two[two["accuracy"] >= 0.5]["nnz"].min()
     summary = (workdir / "summary.md").read_text()
     assert "| random | search |" in summary and "the search needs" in summary
+    assert result["finding"] in summary and result["finding"] in text
+    assert result["finding"].startswith(("FINDING HOLDS", "FINDING DOES NOT HOLD", "NO VERDICT"))
     assert recording.Store.open(workdir).get_json("summary")["status"] == "complete"
     # one progress display over the stages, and the figures drawn or reported skipped
     assert "[study 1/4 search: phase1]" in text and "runs/s" in text and "ETA" in text
@@ -120,6 +122,9 @@ def test_dry_run_of_a_finished_study_has_nothing_to_train(smoke):
     (lambda c: setattr(c, "num_tasks", 0), "task_index must be in"),
     (lambda c: setattr(c.search, "targets", (0.5,)), "search.targets"),
     (lambda c: setattr(c, "fixed_inits", "found"), "not supported"),
+    (lambda c: setattr(c, "targets", (0.5, 1.5)), "targets must be"),
+    (lambda c: setattr(c, "targets", (0.0, 0.55)), "targets must be"),
+    (lambda c: setattr(c, "stages", ("search", "pruning")), "stages must be"),
     (lambda c: setattr(c.bench95_search, "schedules", ("linear",)), "unknown lr schedule"),
     (lambda c: setattr(c.prune.grids.random, "methods", ("magic",)), "unknown pruning method"),
 ])
@@ -204,3 +209,38 @@ def test_found_init_is_exactly_the_sparsest_models_init(smoke):
     assert abs(float(again["accuracy"][0]) - found["accuracy"]) < 1e-3
     note = recording.Store.open(workdir).get_json("found_inits")
     assert note["0.5"]["mask_index"] == found["mask_index"]
+
+
+def _table(rows) -> pd.DataFrame:
+    return pd.DataFrame([dict(setting=s, method=m, **{"nnz@95.0%": n}) for s, m, n in rows]
+                        ).set_index(["setting", "method"])
+
+
+def test_finding_verdict_names_a_pruner_that_matches_the_search():
+    holds = _table([("bench95", "search", 26), ("bench95", "gmp", 35), ("bench95", "snip", None),
+                    ("bench95", "dense", 20)])   # dense is no pruner: it never counts
+    line = study.finding(holds, (0.95,))
+    assert line.startswith("FINDING HOLDS") and "26" in line and "35 (gmp)" in line
+    ties = _table([("bench95", "search", 26), ("bench95", "gmp", 35), ("bench95", "rigl", 26)])
+    line = study.finding(ties, (0.95,))
+    assert line.startswith("FINDING DOES NOT HOLD") and "rigl reaches it with 26" in line
+    assert "gmp" not in line
+    nothing = _table([("bench95", "search", None), ("bench95", "gmp", 35)])
+    assert study.finding(nothing, (0.95,)).startswith("NO VERDICT")
+
+
+def test_quick_preset_is_the_studys_bench95_experiment(tmp_path):
+    """The Quick start's grid, from its dry run: the study's BENCH-95 search, unreduced."""
+    config = study_config.get_config("quick")
+    assert study_config.stages(config) == ("prune", "bench95_search")
+    assert tuple(config.targets) == (0.95,) and "reduced" in config.reduced
+    sub = config.bench95_search
+    assert (sub.epochs, tuple(sub.lrs), len(sub.schedules)) == (50, (0.05, 0.1), 3)
+    result, text = _run(config, tmp_path / "q", dry_run=True)
+    parts = {(p.stage, p.part): p for p in result["plan"]}
+    assert parts[("bench95_search", "phase1")].runs == 558            # 93 configs x 6
+    assert parts[("bench95_search", "phase2_3-2-2")].runs == 2_496    # 416 masks x 6
+    grid = parts[("prune", "bench95 grid")]
+    # 10 budgeted methods x budgets 15..26 x widths 3 and 16, and one dense run per width
+    assert grid.runs == 10 * 12 * 2 + 2 and grid.groups == 22
+    assert config.reduced in text and not (tmp_path / "q").exists()
