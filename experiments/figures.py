@@ -522,7 +522,8 @@ def _flops_section(out: _Out) -> tuple[list[str], list[str]]:
         return [], [f"FLOPs table skipped: analysis.flops_table failed ({type(e).__name__}: "
                     f"{e})"]
     shown = pd.DataFrame({"method": df["method"],
-                          **{c: df[c].map("{:.3e}".format) for c in ("prune", "train", "total")},
+                          **{c: df[c].map("{:.3e}".format)
+                             for c in ("prune", "train", "flops", "flops_fwd_bwd")},
                           "relative to dense": df["relative"].map("{:.3f}".format)})
     fig = matplotlib.figure.Figure(figsize=(7.5, 5.5), layout="constrained")
     ax = fig.add_subplot()
@@ -542,8 +543,12 @@ def _flops_section(out: _Out) -> tuple[list[str], list[str]]:
     name = out.save(fig, "flops.png")
     return ["## FLOPs to prune and train", "",
             f"The study's Table 1 setting: width {width}, budget {budget} weights, 50 epochs of "
-            "390 x 128 samples; FLOPs counted on nonzero parameters (biases included), forward "
-            "and backward (`analysis.flops_table`).", "", md_table(shown), "",
+            "390 x 128 samples. `flops` is Table 1's count: one FLOP per nonzero parameter "
+            "(biases included) and sample in the forward pass, over pruning and training "
+            "(prune, train); `flops_fwd_bwd` counts the same passes with their backward passes "
+            "(2 + 4 FLOPs). Sparse models' biases are modelled as uniformly placed weights "
+            "would keep them (docs/pruners.md, \"FLOPs\"; `analysis.flops_table`).", "",
+            md_table(shown), "",
             f"![FLOPs]({name})"], []
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from spiralprune import base, masking, models, training
-from spiralprune.pruning import during_training, lottery
+from spiralprune.pruning import during_training, lottery, selection
 
 _F32 = jnp.float32
 
@@ -291,7 +291,7 @@ def fewest_reaching(df: pd.DataFrame, targets=(0.95, 0.995), by=("method",), x: 
     return pd.DataFrame(rows, columns=list(by) + ["target", x, y])
 
 
-# --- FLOPs to prune and train one model (the study's Table 1). ---
+# --- FLOPs to prune and train one model (the study's Table 1; docs/pruners.md, "FLOPs"). ---
 
 FLOPS_METHODS = ("dense", "random", "snip", "grasp", "synflow", "iter_snip", "force", "prospr",
                  "gmp", "rigl", "lth")
@@ -299,33 +299,83 @@ FLOPS_HPARAMS = {"snip_samples": 128, "grasp_samples": 50, "hvp_factor": 2,
                  "synflow_iterations": 100, "iter_steps": 10, "prospr_steps": 3,
                  "second_order_factor": 3, "gmp_steps": 199, "lth_rounds": 5,
                  "rigl_delta": 100, "rigl_end": 0.75}
-FORWARD, BACKWARD = 2, 4  # FLOPs per nonzero parameter and sample
+# FLOPs per nonzero parameter and sample. Table 1's convention: one per parameter in the
+# forward pass (dense width 16: 609 x 49,920 x 50 = 1.5e9). The full count: a forward
+# multiply-add (2) and a backward pass (4: input and weight gradients).
+FORWARD, FORWARD_BACKWARD = 1, 6
+
+
+def _unkept(total: int, kept: int, entries: int) -> float:
+    """P(none of ``entries`` given entries is among ``kept`` drawn uniformly from ``total``)."""
+    p = 1.0
+    for j in range(entries):
+        p *= max(total - kept - j, 0) / (total - j)
+    return p
+
+
+def expected_biases(widths, per_layer) -> float:
+    """Biases the bias rule keeps, expected when the kept weights are placed uniformly at random.
+
+    A hidden bias is kept iff its unit has a kept outgoing weight; the classifier bias always.
+
+    Args:
+      widths: hidden widths.
+      per_layer: kept weights per layer (4 ints), or one int: that many weights placed
+        uniformly at random over all N kernel entries (a global pruner).
+
+    Returns:
+      the expected number of kept biases (a float; all of them for a dense model).
+    """
+    widths = models.check_widths(widths)
+    shapes = models.layer_shapes(widths)
+    kept = 1.0
+    if isinstance(per_layer, (int, np.integer)):
+        n_w = models.num_weights(widths)
+        for l in range(3):
+            kept += widths[l] * (1 - _unkept(n_w, int(per_layer), shapes[l + 1][1]))
+        return kept
+    counts = [int(c) for c in per_layer]
+    for l in range(3):
+        i, o = shapes[l + 1]
+        kept += widths[l] * (1 - _unkept(i * o, counts[l + 1], o))
+    return kept
 
 
 def flops(method: str, widths, budget: int | None = None, *, epochs: int = 50, n: int = 49_982,
-          batch: int = 128, **method_hparams) -> dict:
+          batch: int = 128, nnz: float | None = None, **method_hparams) -> dict:
     """Floating-point operations to prune and train one model with ``method``.
 
-    Convention (the study's Table 1 counts nonzero parameters, biases included, in forward and
-    backward passes): a forward pass costs 2 FLOPs (multiply + add) per nonzero parameter and
-    sample, a backward pass 4 (2 for the input gradients + 2 for the weight gradients), so a
-    training step costs 6 x nnz x batch; the optimiser update, mask selection (sorts) and
-    evaluation are not counted. A model with w nonzero weights is counted with
-    w + min(w, d1 + d2 + d3) + 1 parameters: the most biases the bias rule can keep (each kept
-    hidden bias needs an outgoing weight), i.e. all of them for dense models. An epoch is
-    (n // batch) x batch samples (390 x 128). Per method, "prune" is the work that only
-    serves to find the mask and "train" the training of the model that is returned:
-    dense, random: no pruning cost. snip: one dense fwd+bwd on ``snip_samples``. grasp: a dense
-    fwd+bwd plus a Hessian-vector product (``hvp_factor`` x fwd+bwd, double backprop) on
-    ``grasp_samples``. synflow: ``synflow_iterations`` fwd+bwd on 1 sample at the decreasing
-    weight counts N (f/N)^(j/I). iter_snip, force: ``iter_steps`` fwd+bwd on ``batch`` samples at
-    N (f/N)^(t/S), biases dense. prospr: ``prospr_steps`` unrolled dense steps, the meta-loss
-    fwd+bwd, and ``second_order_factor`` x the unrolled steps for the meta-gradient through
-    them. gmp: prune 0; train integrates the nonzeros of the cubic schedule over the steps.
-    lth: prune = rounds 0 .. R-2 (50 epochs each at int(N (f/N)^(r/(R-1)))), train = the last
-    round at f. rigl: train = sparse training at f (update steps also do fwd+bwd); prune =
-    the dense weight gradients of the update steps (2 (N - f) per sample, every
-    ``rigl_delta`` steps until ``rigl_end`` of training), as RigL's own FLOP accounting.
+    Two conventions, side by side (docs/pruners.md, "FLOPs"):
+
+    - ``total`` (the study's Table 1): one FLOP per nonzero parameter (weights AND biases) and
+      sample in the forward pass, summed over the pruning and the training of the model.
+      Dense training at width 16: 609 x 49,920 x 50 = 1.52e9.
+    - ``total_fwd_bwd``: the same passes counted in full, 2 FLOPs forward (multiply + add) and
+      4 backward (input and weight gradients) per nonzero parameter and sample, plus the extra
+      backward work some pruners do (RigL's dense weight gradient at its updates).
+
+    The optimiser update, mask selection (sorts) and evaluation are not counted. An epoch is
+    (n // batch) x batch samples (390 x 128 = 49,920). A sparse model of w weights is counted
+    with w + its biases; the biases are the bias rule's count when the w weights sit uniformly
+    at random (``expected_biases``; per layer for RigL's ERK counts). Trained pruners
+    concentrate their weights on fewer units and keep fewer biases than that: pass the
+    measured nonzero count ``nnz`` of the returned model (e.g. the mean of the records'
+    ``nnz`` column) to count the final sparse model with it; the hidden-bias counts of the
+    intermediate masks of GMP and LTH are then scaled by the same measured / modelled ratio.
+
+    Per method, "prune" is the work that only serves to find the mask and "train" the training
+    of the returned model. dense, random: no pruning cost. snip: one dense pass on
+    ``snip_samples``. grasp: a dense pass plus a Hessian-vector product (``hvp_factor`` passes,
+    double backprop) on ``grasp_samples``. synflow: ``synflow_iterations`` passes on 1 sample at
+    the decreasing weight counts N (f/N)^(j/I). iter_snip, force: ``iter_steps`` passes on
+    ``batch`` samples at N (f/N)^(t/S), biases dense. prospr: ``prospr_steps`` unrolled dense
+    steps, the meta-loss pass, and ``second_order_factor`` x the unrolled steps for the
+    meta-gradient. gmp: prune 0; train follows the cubic schedule step by step (exact counts,
+    clamped to [f, N]). lth: prune = rounds 0 .. R-2 (``epochs`` each at
+    int(N (f/N)^(r/(R-1))) weights), train = the last round at f. rigl: train = sparse training
+    at f; its updates reuse the step's forward pass (prune 0 forward-only) and, counted in
+    full, add the dense weight gradient 2 (N - f) per sample every ``rigl_delta`` steps until
+    ``rigl_end`` of training, as RigL's own FLOP accounting.
 
     Args:
       method: one of ``FLOPS_METHODS``.
@@ -333,10 +383,13 @@ def flops(method: str, widths, budget: int | None = None, *, epochs: int = 50, n
       budget: weight budget f (ignored by "dense").
       epochs: training epochs (per round for lth).
       n, batch: data points and batch size.
+      nnz: measured nonzero parameters (weights + biases) of the returned sparse model, or
+        None to use the modelled count. Ignored by "dense".
       method_hparams: overrides of ``FLOPS_HPARAMS``.
 
     Returns:
-      {"prune": int, "train": int, "total": int}.
+      {"prune", "train", "total"} (Table 1's forward-only count) and
+      {"prune_fwd_bwd", "train_fwd_bwd", "total_fwd_bwd"} (forward + backward), floats.
     """
     if method not in FLOPS_METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {FLOPS_METHODS}")
@@ -353,31 +406,46 @@ def flops(method: str, widths, budget: int | None = None, *, epochs: int = 50, n
     steps = n // batch
     if steps < 1 or epochs < 1:
         raise ValueError(f"need n >= batch and epochs >= 1, got n={n}, batch={batch}, {epochs}")
-    step, t = FORWARD + BACKWARD, epochs * steps
+    t, samples = epochs * steps, epochs * steps * batch
+    # RigL keeps its ERK per-layer counts all through training; the others place globally.
+    erk = [int(c) for c in selection.erk_counts(widths, f)] if method == "rigl" else None
+    final_model = f + expected_biases(widths, erk if erk is not None else f)
+    if nnz is not None and method != "dense":
+        if not f < float(nnz) <= f + hidden + 1:
+            raise ValueError(f"nnz must be in ({f}, {f + hidden + 1}] (weights + biases), "
+                             f"got {nnz}")
+        # Measured / modelled hidden biases: how much the method concentrates its weights.
+        scale = (float(nnz) - f - 1) / max(final_model - f - 1, 1e-12)
+    else:
+        scale = 1.0
 
-    def nnz(w):
-        return int(w) + min(int(w), hidden) + 1
-
-    def train(w):
-        return step * nnz(w) * steps * batch * epochs
+    def params(w):  # nonzero parameters of a mask of w weights (global placement)
+        if w >= n_w:
+            return float(n_p)
+        return w + 1 + scale * (expected_biases(widths, w) - 1)
 
     def geometric(k):  # weight counts at the start of k exponential-schedule iterations
         return [math.floor(n_w * (f / n_w) ** (j / k)) for j in range(k)]
 
-    prune, trained = 0, train(f)
+    # Pruning: parameter-sample products of its passes; extra: additional fwd+bwd-only FLOPs.
+    prune, extra = 0.0, 0.0
+    if erk is None:
+        trained = params(f) * samples
+    else:
+        trained = (final_model if nnz is None else float(nnz)) * samples
     if method == "dense":
-        trained = step * n_p * steps * batch * epochs
+        trained = float(n_p) * samples
     elif method == "snip":
-        prune = step * n_p * h["snip_samples"]
+        prune = n_p * h["snip_samples"]
     elif method == "grasp":
-        prune = step * (1 + h["hvp_factor"]) * n_p * h["grasp_samples"]
+        prune = (1 + h["hvp_factor"]) * n_p * h["grasp_samples"]
     elif method == "synflow":
-        prune = sum(step * nnz(w) for w in geometric(h["synflow_iterations"]))
+        prune = sum(params(w) for w in geometric(h["synflow_iterations"]))
     elif method in ("iter_snip", "force"):
-        prune = sum(step * (w + hidden + 1) * batch for w in geometric(h["iter_steps"]))
+        prune = sum((w + hidden + 1) * batch for w in geometric(h["iter_steps"]))
     elif method == "prospr":
-        inner = h["prospr_steps"] * step * n_p * batch
-        prune = inner + step * n_p * batch + h["second_order_factor"] * inner
+        inner = h["prospr_steps"] * n_p * batch
+        prune = inner + n_p * batch + h["second_order_factor"] * inner
     elif method == "gmp":
         delta, k = during_training.gmp_delta(t, h["gmp_steps"])
         events = during_training.gmp_event_steps(t, h["gmp_steps"])
@@ -385,31 +453,54 @@ def flops(method: str, widths, budget: int | None = None, *, epochs: int = 50, n
                    for c in during_training.gmp_counts(n_w, f, len(events), delta=delta, n=k)]
         bounds = np.concatenate([[0], events, [t]])
         counts = np.concatenate([[n_w], targets])
-        trained = sum(step * nnz(w) * batch * int(b - a)
+        trained = sum(params(int(w)) * batch * int(b - a)
                       for w, a, b in zip(counts, bounds[:-1], bounds[1:]))
     elif method == "lth":
         counts = lottery.lth_counts(n_w, f, h["lth_rounds"])
-        targets = [min(max(c, f), n_w) for c in counts[:-1]] + [f]  # exact mode
-        prune, trained = sum(train(w) for w in targets[:-1]), train(targets[-1])
+        targets = [min(max(c, f), n_w) for c in counts[:-1]]  # exact mode
+        prune = sum(params(w) * samples for w in targets)
     elif method == "rigl":
         _, updates = during_training.rigl_schedule(t, h["rigl_delta"], h["rigl_end"])
-        prune = updates * 2 * (n_w - f) * batch
-    prune, trained = int(prune), int(trained)
-    return {"prune": prune, "train": trained, "total": prune + trained}
+        extra = updates * 2 * (n_w - f) * batch
+    out = {"prune": FORWARD * prune, "train": FORWARD * trained}
+    out["total"] = out["prune"] + out["train"]
+    out["prune_fwd_bwd"] = FORWARD_BACKWARD * prune + extra
+    out["train_fwd_bwd"] = FORWARD_BACKWARD * trained
+    out["total_fwd_bwd"] = out["prune_fwd_bwd"] + out["train_fwd_bwd"]
+    return {k: float(v) for k, v in out.items()}
 
 
-def flops_table(widths=16, budget: int = 55, **kwargs) -> pd.DataFrame:
+def flops_table(widths=16, budget: int = 55, *, nnz: dict | None = None,
+                **kwargs) -> pd.DataFrame:
     """``flops`` for every method (the study's Table 1: width 16, budget 55).
 
+    Args:
+      widths, budget: the setting.
+      nnz: optional {method: measured nonzero parameters of its returned models}.
+      kwargs: passed to ``flops``.
+
     Returns:
-      DataFrame: method, prune, train, total, relative (total / dense total).
+      DataFrame: method, prune, train, flops (Table 1's forward-only count, prune + train),
+      flops_fwd_bwd (forward + backward), relative (flops / dense flops).
     """
-    rows = [{"method": m, **flops(m, widths, budget, **kwargs)} for m in FLOPS_METHODS]
+    nnz = dict(nnz or {})
+    unknown = sorted(set(nnz) - set(FLOPS_METHODS))
+    if unknown:
+        raise ValueError(f"nnz names unknown methods {unknown}; choose from {FLOPS_METHODS}")
+    rows = []
+    for m in FLOPS_METHODS:
+        out = flops(m, widths, budget, nnz=nnz.get(m), **kwargs)
+        rows.append({"method": m, "prune": out["prune"], "train": out["train"],
+                     "flops": out["total"], "flops_fwd_bwd": out["total_fwd_bwd"]})
     df = pd.DataFrame(rows)
-    return df.assign(relative=df["total"] / df.loc[df["method"] == "dense", "total"].iloc[0])
+    return df.assign(relative=df["flops"] / df.loc[df["method"] == "dense", "flops"].iloc[0])
 
 
 # --- Random pruning leaves no path (the study's theorem, App. L), by Monte Carlo. ---
+
+# Kept weights per layer up to which a trial's mask is drawn as an index set (Floyd's algorithm,
+# O(n^2) per layer and trial, whatever the width); more are drawn as dense top-k masks.
+_NO_PATH_SPARSE_MAX = 256
 
 
 def _check_counts(widths, per_layer) -> tuple[tuple, tuple]:
@@ -423,20 +514,79 @@ def _check_counts(widths, per_layer) -> tuple[tuple, tuple]:
     return shapes, counts
 
 
+def _kept_indices(key, m, c: int, size: int):
+    """(size, c) indices into a layer of m entries: per row a uniformly random c-subset.
+
+    Floyd's algorithm: for j = m - c, ..., m - 1 draw t uniform in [0, j]; keep t, or j if t is
+    kept already. Exact, and independent of m in cost (m may be traced).
+    """
+    def step(j, kept):
+        top = m - c + j
+        t = jax.random.randint(jax.random.fold_in(key, j), (size,), 0, top + 1)
+        return kept.at[:, j].set(jnp.where((kept == t[:, None]).any(-1), top, t))
+
+    return jax.lax.fori_loop(0, c, step, jnp.full((size, c), -1, jnp.int32))
+
+
+def _no_path_sparse(key, dims, counts, size: int, dmax: int):
+    """(size,) no-path flags of random masks kept as index sets; dims (4, 2) may be traced."""
+    trial = jnp.arange(size)[:, None]
+    reach = jnp.broadcast_to(jnp.arange(dmax) < dims[0, 0], (size, dmax))
+    for l, (kk, c) in enumerate(zip(jax.random.split(key, 4), counts)):
+        i, o = dims[l, 0], dims[l, 1]
+        nxt = jnp.zeros((size, dmax), jnp.int32)
+        if c:
+            idx = _kept_indices(kk, i * o, c, size)  # kernel (i, o) flattened row-major
+            nxt = nxt.at[trial, idx % o].max(reach[trial, idx // o].astype(jnp.int32))
+        reach = nxt > 0
+    return ~reach[:, 0]
+
+
+@functools.partial(jax.jit, static_argnames=("counts", "size", "dmax"))
+def _no_path_widths(keys, dims, counts, size, dmax):
+    """(W, size) no-path flags for W architectures at once: keys (W,), dims (W, 4, 2)."""
+    return jax.vmap(lambda k, d: _no_path_sparse(k, d, counts, size, dmax))(keys, dims)
+
+
 @functools.partial(jax.jit, static_argnames=("shapes", "counts", "size"))
 def _no_path_chunk(key, shapes, counts, size):
+    """(size,) no-path flags of dense random masks of one architecture (many kept weights)."""
     reach = jnp.ones((size, shapes[0][0]), bool)
     rows = jnp.arange(size)[:, None]
     for kk, (i, o), c in zip(jax.random.split(key, 4), shapes, counts):
         # Top-c of uniform noise: exactly c kept entries, a uniformly random subset up to ties
         # of float32 draws at the c-th value (broken to the lower index; chance ~ c m / 2^23).
-        # Float noise: XLA's CPU top_k is ~10x slower on integer keys.
         keep = jnp.zeros((size, i * o), bool)
         if c:
             idx = jax.lax.top_k(jax.random.uniform(kk, (size, i * o)), c)[1]
             keep = keep.at[rows, idx].set(True)
         reach = _vec_mat(reach, keep.reshape(size, i, o))
     return ~reach[:, 0]
+
+
+def _no_path_probabilities(widths: list, per_layer, trials: int, key, chunk) -> list[float]:
+    """No-path probability of each architecture in ``widths``, all in one compiled call."""
+    if trials < 1:
+        raise ValueError(f"trials must be >= 1, got {trials}")
+    checked = [_check_counts(w, per_layer) for w in widths]
+    counts = checked[0][1]
+    key = jax.random.key(0) if key is None else key
+    if max(counts) > _NO_PATH_SPARSE_MAX:  # dense masks: one compile per architecture
+        out = []
+        for (shapes, _), k in zip(checked, jax.random.split(key, len(widths))):
+            size = min(trials, chunk or max(1, 2 ** 22 // max(i * o for i, o in shapes)))
+            keys = jax.random.split(k, -(-trials // size))
+            hits = [np.asarray(_no_path_chunk(kk, shapes, counts, size)) for kk in keys]
+            out.append(float(np.mean(np.concatenate(hits)[:trials])))
+        return out
+    dims = np.array([shapes for shapes, _ in checked], np.int32)  # (W, 4, 2)
+    dmax = int(dims.max())
+    size = min(trials, chunk or max(1, 2 ** 22 // (len(widths) * (dmax + 2 * max(counts)))))
+    hits = [np.asarray(_no_path_widths(jax.random.split(jax.random.fold_in(key, j),
+                                                        len(widths)),
+                                       jnp.asarray(dims), counts, size, dmax))
+            for j in range(-(-trials // size))]
+    return [float(v) for v in np.concatenate(hits, axis=1)[:, :trials].mean(axis=1)]
 
 
 def random_pruning_no_path_probability(width, per_layer, trials: int = 10_000, key=None, *,
@@ -451,32 +601,25 @@ def random_pruning_no_path_probability(width, per_layer, trials: int = 10_000, k
       per_layer: (n1, n2, n3, n4) kept weights per layer, 0 <= n_l <= layer size.
       trials: number of random draws.
       key: typed PRNG key (default ``jax.random.key(0)``).
-      chunk: trials per compiled batch (default: ~4M mask entries per batch).
+      chunk: trials per compiled batch (default: ~4M array entries per batch).
 
     Returns:
       the fraction of trials with no path.
     """
-    shapes, counts = _check_counts(width, per_layer)
-    if trials < 1:
-        raise ValueError(f"trials must be >= 1, got {trials}")
-    biggest = max(i * o for i, o in shapes)
-    size = min(trials, chunk or max(1, 2 ** 22 // biggest))
-    keys = jax.random.split(jax.random.key(0) if key is None else key, -(-trials // size))
-    hits = [np.asarray(_no_path_chunk(k, shapes, counts, size)) for k in keys]
-    return float(np.mean(np.concatenate(hits)[:trials]))
+    return _no_path_probabilities([width], per_layer, trials, key, chunk)[0]
 
 
 def no_path_curve(widths, per_layer, trials: int = 10_000, key=None) -> pd.DataFrame:
     """``random_pruning_no_path_probability`` over widths (the theorem's figure).
 
+    Every width is drawn in the same compiled call (one compile for the whole curve while each
+    layer keeps at most 256 weights); seconds for 1000 trials at widths 3 to 256 on a CPU.
+
     Returns:
       DataFrame: width, probability, stderr (binomial), trials.
     """
     widths = list(widths)
-    keys = jax.random.split(jax.random.key(0) if key is None else key, len(widths))
-    rows = []
-    for w, k in zip(widths, keys):
-        p = random_pruning_no_path_probability(w, per_layer, trials, k)
-        rows.append({"width": w, "probability": p, "stderr": math.sqrt(p * (1 - p) / trials),
-                     "trials": trials})
-    return pd.DataFrame(rows)
+    probs = _no_path_probabilities(widths, per_layer, trials, key, None)
+    return pd.DataFrame([{"width": w, "probability": p,
+                          "stderr": math.sqrt(p * (1 - p) / trials), "trials": trials}
+                         for w, p in zip(widths, probs)])
