@@ -1,7 +1,7 @@
-"""Regenerates the study's figures and tables from recorded workdirs (SPEC sections 7 and 8).
+"""Regenerates the study's figures and tables from recorded workdirs (docs/README.md).
 
   python experiments/figures.py --workdirs=./workdirs/study --out=./figures
-  python experiments/figures.py --workdirs=./workdirs/search_quick,/tmp/prune_quick --out=/tmp/f
+  python experiments/figures.py --workdirs=workdirs/search_quick,workdirs/prune_quick --out=figs
 
 Each path is searched recursively for workdirs (a directory with ``config.json`` and
 ``store.json``): search workdirs (``experiments/search.py``) and prune workdirs
@@ -591,7 +591,7 @@ def run(workdirs: list[str], out_dir: str, *, targets=None, grid: int = 512,
       workdirs: paths searched recursively for search and prune workdirs.
       out_dir: output directory (created if missing); files of the same names are replaced.
       targets: accuracy levels of the tables; default 95%, 99.5% and every search's targets.
-      grid: side of the decision-boundary and playground grids (SPEC section 8: 512).
+      grid: side of the decision-boundary and playground grids (the study's 512).
       no_path_trials: Monte Carlo trials per width of the no-path curve.
       no_path_widths: widths of the no-path curve.
 

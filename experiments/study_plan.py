@@ -40,7 +40,8 @@ _STEPS = 390   # steps per epoch of the study's recipe, the unit of the assumed 
 # seconds; a latency floor of step_s per step of each population call; compile_s per compiled
 # group. cpu: fitted to ~40 width-16 and ~100 width-3/7 model-epochs/s on 2 cores
 # (configs/search.py); gpu: ~25,000 width-16 model-epochs/s at P = 32,768 on an H100
-# (DESIGN.md), the flop rate at large widths, and a guessed latency and compile time.
+# (an earlier prototype's measurement), the flop rate at large widths, and a guessed latency
+# and compile time.
 ASSUMED = {"cpu": dict(a=3e-3, b=3.5e-5, step_s=0.0, compile_s=5.0),
            "gpu": dict(a=3e-5, b=1e-8, step_s=1e-4, compile_s=20.0)}
 

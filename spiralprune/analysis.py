@@ -1,4 +1,4 @@
-"""What the study draws from finished runs (SPEC section 7): effective nonzeros, further
+"""What the study draws from finished runs: effective nonzeros, further
 prunability, Pareto fronts, FLOPs per method, and the random-pruning no-path theorem.
 
 Effective parameters (the study's "disconnected paths"). A nonzero kernel entry W_l[i, j]

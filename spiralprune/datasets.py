@@ -1,4 +1,4 @@
-"""The Cubist Spiral (SPEC section 1), the classic spiral, picture grids and per-run data order.
+"""The Cubist Spiral (docs/data.md), the classic spiral, picture grids and per-run data order.
 
 ``cubist_spiral()`` reproduces the study's data set point for point: an octagonal two-arm spiral
 with 24,991 points per class (49,982 in all), standardised per coordinate with the unbiased

@@ -1,6 +1,6 @@
 """Enumeration of the eligible sparsity masks searched by the combinatorial search.
 
-Follows SPEC section 4 and the study's `combinatorial_search/combinatorial_search.py`
+Follows docs/search.md and the study's `combinatorial_search/combinatorial_search.py`
 (github.com/stephenqz/sparsest). For a layer with `d_in` inputs and `d_out` outputs,
 `eligible_masks` lists every 0/1 mask of shape (d_out, d_in) (PyTorch layout, rows are output
 neurons) with no all-zero row and no all-zero column, one per class of row permutations, in the
@@ -84,7 +84,7 @@ def _eligible(d_in: int, d_out: int) -> tuple[np.ndarray, np.ndarray, dict[int, 
 
 
 def eligible_masks(d_in: int, d_out: int, n: int | None = None) -> np.ndarray:
-    """Eligible masks of a layer in the study's enumeration order (SPEC section 4).
+    """Eligible masks of a layer in the study's enumeration order (docs/search.md).
 
     Args:
         d_in: number of inputs of the layer (columns), >= 1.

@@ -1,6 +1,6 @@
 """Masks that mirror params: apply, the bias rule, nonzero counts, block masks and compaction.
 
-Masks are the params tree with bool leaves. The bias rule (SPEC section 2, used by every
+Masks are the params tree with bool leaves. The bias rule (docs/recipe.md, used by every
 method): the bias of hidden neuron i of layer l is masked iff it feeds nothing, i.e. row i of
 the next kernel (in, out) is all False; the classifier bias is never masked.
 

@@ -1,4 +1,4 @@
-"""The sparse-model picture in the manner of TensorFlow Playground (SPEC section 8).
+"""The sparse-model picture in the manner of TensorFlow Playground.
 
 Every unit of the MLP is drawn as a small square heat-map of its value over the picture grid
 (``datasets.grid``): the two inputs, each hidden neuron after its ReLU (one colour scale per

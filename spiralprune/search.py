@@ -1,4 +1,4 @@
-"""The combinatorial search (SPEC section 4): the sparsest models that reach a target accuracy.
+"""The combinatorial search (docs/search.md): the sparsest models that reach a target accuracy.
 
 Phase one (structured) trains, for every neuron configuration (d1, d2, d3) in {1..D}^3, the
 width-D model masked to its top-left blocks, for every learning rate and schedule; the chosen
@@ -38,7 +38,7 @@ PHASE_ONE = "phase1"
 
 
 def structured_params(config) -> int:
-    """Parameters of the dense (d1, d2, d3) model (weights and biases, SPEC section 4).
+    """Parameters of the dense (d1, d2, d3) model (weights and biases, docs/search.md).
 
     Args:
       config: (d1, d2, d3).

@@ -1,5 +1,5 @@
 """Tests of spiralprune.enumeration against hand-worked cases, a brute-force oracle, a literal
-implementation of SPEC section 4's order, and the study's mask counts."""
+implementation of docs/search.md's order, and the study's mask counts."""
 
 import itertools
 import math
@@ -17,7 +17,7 @@ def _as_lists(masks):
 
 
 def _literal_order(d_in, d_out):
-    """SPEC section 4 written out literally with loops (slow, independent of the module)."""
+    """docs/search.md's order written out literally with loops (slow, independent of the module)."""
 
     def vectors(cap, rows, n):
         if rows == 1:
@@ -61,7 +61,8 @@ def test_hand_checked_small_cases():
     # n=3 vector (2,1): top [1,1] over bottom [1,0] then [0,1]. n=4: all ones.
     assert _as_lists(enumeration.eligible_masks(2, 2)) == [
         [[1, 0], [0, 1]], [[1, 1], [1, 0]], [[1, 1], [0, 1]], [[1, 1], [1, 1]]]
-    # (2, 3): n=3 as the SPEC; n=4 vector (2,1,1): middle >= bottom; n=5 (2,2,1); n=6 all ones.
+    # (2, 3): n=3 as in docs/search.md; n=4 vector (2,1,1): middle >= bottom; n=5 (2,2,1);
+    # n=6 all ones.
     assert _as_lists(enumeration.eligible_masks(2, 3)) == [
         [[1, 0], [1, 0], [0, 1]], [[1, 0], [0, 1], [0, 1]],
         [[1, 1], [1, 0], [1, 0]], [[1, 1], [1, 0], [0, 1]], [[1, 1], [0, 1], [0, 1]],

@@ -1,6 +1,6 @@
 """Numerical oracles of the training-time pruners: GMP, RigL (during_training) and LTH (lottery).
 
-Schedule numbers are the study's (PRUNERS.md 3.1, 3.2, 3.8); the training runs are tiny
+Schedule numbers are the study's (docs/pruners.md: GMP, LTH, RigL); the training runs are tiny
 (width 4 or 16, 640 points, batch 64: 10 steps per epoch).
 """
 
@@ -46,7 +46,7 @@ def test_gmp_schedule_matches_the_study():
     assert len(events) == 201 and events[0] == 97 and events[-1] == 201 * 97 == 19_497
     got = np.asarray(jax.jit(lambda f: during_training.gmp_targets(
         560, f, 19_500, reference_counts=True))(30))
-    # PRUNERS.md 3.1: 552, 544, 536, ... 252 (k = 50), 95 (k = 100), 37 (k = 150),
+    # docs/pruners.md, GMP: 552, 544, 536, ... 252 (k = 50), 95 (k = 100), 37 (k = 150),
     # 30 (k = 198, 199), 29 (k = 200, 201: the overshoot).
     assert list(got[:3]) == [552, 544, 536]
     assert (got[49], got[99], got[149]) == (252, 95, 37)
@@ -120,7 +120,7 @@ def test_rigl_schedule_and_drop_fraction():
     assert during_training.rigl_schedule(19_500, 100) == (14_625, 146)
     assert during_training.rigl_schedule(19_500, 200) == (14_625, 73)
     f = jax.jit(lambda s: during_training.rigl_drop_fraction(s, 14_625, 0.3))
-    # PRUNERS.md 3.8: 0.29997 at s = 100, 0.2215 at 5,000, 0.068 at 10,000, ~2e-6 at 14,600.
+    # RigL's drop fraction: 0.29997 at s = 100, 0.2215 at 5,000, 0.068 at 10,000, ~2e-6 at 14,600.
     np.testing.assert_allclose(f(100), 0.29997, rtol=2e-5)
     np.testing.assert_allclose(f(5000), 0.2215, rtol=2e-4)
     np.testing.assert_allclose(f(10_000), 0.06814, rtol=2e-3)
@@ -150,7 +150,7 @@ def _erk_oracle(width, budget):
 
 def test_erk_counts_in_graph_are_the_exact_apportionment():
     # Real counts 30 * (18, 32, 32, 17) / 99 = (5.45, 9.70, 9.70, 5.15): exact (5, 10, 10, 5);
-    # the study's rounding gives (6, 10, 10, 6) = 32 (PRUNERS.md 3.8).
+    # the study's rounding gives (6, 10, 10, 6) = 32 (docs/pruners.md, RigL).
     assert list(np.asarray(during_training.erk_counts(16, 30))) == [5, 10, 10, 5]
     for width in (3, 4, 5, 6, 7, 8, 16, 32, 256):
         n = models.num_weights(width)

@@ -1,7 +1,7 @@
 """Prune with every method of the study and record accuracy against nonzero parameters.
 
 Runbook:
-  python experiments/prune.py --workdir=/tmp/prune_quick      # preset "quick" (the default)
+  python experiments/prune.py --workdir=./workdirs/prune_quick      # preset "quick" (the default)
     CPU (2 cores): about 2 minutes, mostly compiling its 12 programs (one per init, method
     and width). SNIP, SynFlow, GMP, RigL and LTH at widths 3 and 8 with budgets
     {20, 30, 40, 60} (those < N_w: only 20 at width 3), plus SNIP and GMP from BENCH-95 at
@@ -20,7 +20,7 @@ Runbook:
             snip       10   0.9535        75         -
             synflow    10   0.9070         -         -
   python experiments/prune.py --config=experiments/configs/prune.py:paper --workdir=DIR
-    The study's three grids (SPEC.md section 6): 40,014 runs of 50 epochs (LTH 5 x 50),
+    The study's three grids (docs/pruners.md): 40,014 runs of 50 epochs (LTH 5 x 50),
     about 2.9 M model-epochs in 135 compiled groups. Estimated, not measured: 1-3 hours on
     one H100 (the groups are small, at most 630 runs, so steps are latency-bound), several
     days on 2 CPU cores (~40 width-16 model-epochs/s, far fewer at width 256). Split it over

@@ -1,4 +1,4 @@
-"""The combinatorial search (SPEC sections 4 and 6): the sparsest models over a target accuracy.
+"""The combinatorial search (docs/search.md): the sparsest models over a target accuracy.
 
 Runbook (from the repository root):
 
@@ -27,11 +27,11 @@ Presets:
     same subset rule (it says so).
     Runtime: about 2-3 days on 2 CPU cores (measured ~40 width-16 and ~80-110 width-3/7
     model-epochs/s; 18.5 M model-epochs in all); on one H100 an estimated 15-30 minutes
-    (from the ~25,000 width-16 model-epochs/s in DESIGN.md; not measured with this binary).
+    (from ~25,000 width-16 model-epochs/s of an earlier prototype; not measured with this binary).
     Expected (ref): phase one picks (3,3,3) for 95% and (7,3,3) for 99.5%; the sparsest model
     over 95% has 30 nonzeros (96.04%), over 99.5% 45 nonzeros (99.59%). Seeds differ from
     the study's, so expect the same picture, not the same digits.
-  bench95 / bench995: the fixed-init grids (SPEC section 6): phase one restricted to fewer
+  bench95 / bench995: the fixed-init grids (docs/search.md): phase one restricted to fewer
     structured parameters than (3,3,3) / (7,3,3); phase two over all (3,2,2) masks / the
     (6,3,2) subset (w1 + w2 + w3 < 31, first 6 W2 masks per count). Expected (ref): 26
     nonzeros at 96.47% / 38 at 99.70%. Hours on a CPU, minutes on a GPU.

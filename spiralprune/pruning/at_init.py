@@ -5,9 +5,9 @@ where ``k`` is an int scalar that may be traced (budgets differ per member under
 and ties break to the lower flat index (``selection.topk_mask``). A zero-score weight may be
 kept to fill the budget: that is a disconnected weight, the pathology the study measures.
 
-``reference_counts=True`` instead reproduces the study's code (PRUNERS.md section 2.4): its
-float count formulas (evaluated on the host, ``selection.host_counts``) and its threshold
-idioms, so counts land at f - 2 ... f + 1 (lower still with tied zero scores).
+``reference_counts=True`` instead reproduces the study's code (docs/pruners.md, "Reference
+counts"): its float count formulas (evaluated on the host, ``selection.host_counts``) and its
+threshold idioms, so counts land at f - 2 ... f + 1 (lower still with tied zero scores).
 
 Data: ``data = (x, y)`` is the whole training set, float32 (n, 2) and (n,); each pruner draws
 its batches from its own ``key`` (a typed PRNG key) through a keyed permutation of [0, n).
@@ -248,7 +248,7 @@ def force(key: base.PRNGKey, params: base.Params, data: Data, k, steps: int = 10
 def random(key: base.PRNGKey, params: base.Params, k) -> base.Masks:
     """Global random pruning: a uniformly random k-subset of the N kernel entries.
 
-    References: PRUNERS.md section 3.9 (not benchmarked in the study); ganguli-lab/
+    References: docs/pruners.md (not benchmarked in the study); ganguli-lab/
     Synaptic-Flow ``Rand``; naver/force method 4.
     """
     return selection.to_masks(selection.topk_mask(scores.random(key, params), k), params)
@@ -265,7 +265,7 @@ def random_layerwise(key: base.PRNGKey, params: base.Params, counts: jax.Array) 
     Returns:
       masks, bias rule applied.
 
-    References: PRUNERS.md section 3.9; rigl-torch ``random_sparsify`` (RigL's initial mask).
+    References: docs/pruners.md; rigl-torch ``random_sparsify`` (RigL's initial mask).
     """
     kernels = [params[name]["kernel"] for name in models.LAYERS]
     keys = jax.random.split(key, len(kernels))

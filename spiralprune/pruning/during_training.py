@@ -96,7 +96,7 @@ def _last_epoch_loss(losses: jax.Array, spe: int) -> jax.Array:
     return jnp.mean(losses[-spe:])
 
 
-# --- GMP: gradual magnitude pruning (Zhu & Gupta cubic schedule), PRUNERS.md 3.1. ---
+# --- GMP: gradual magnitude pruning (Zhu & Gupta cubic schedule), docs/pruners.md. ---
 
 
 def gmp_delta(num_steps: int, gmp_steps: int = 199) -> tuple[int, int]:
@@ -278,7 +278,7 @@ def gmp_train(variant: training.Variant, data, *, spec: training.Spec) -> dict:
     return training.result(out["params"], out["masks"], data, spec, out["train_loss"])
 
 
-# --- RigL: rigged lottery (dynamic sparse training), PRUNERS.md 3.8. ---
+# --- RigL: rigged lottery (dynamic sparse training), docs/pruners.md. ---
 
 
 def erk_counts(widths, budget) -> jax.Array:
@@ -434,7 +434,7 @@ def rigl(params: base.Params, start: base.Masks, data, data_key, prune_key, lr, 
     On the update step the batch's dense gradient drives the drop-and-grow and the optimizer
     step is skipped; after every normal step the momentum is multiplied by the masks (the
     study's wrapped optimizer.step). The lr comes from each step's global epoch, so skipped
-    steps do not shift the schedule (PRUNERS.md 3.8's LR gotcha).
+    steps do not shift the schedule (an optax schedule counting applied updates would lag).
 
     Args:
       params: initial params (unmasked); start: starting masks (all True: dense start; entries
