@@ -42,10 +42,10 @@ in a SLURM array ``--task_index=$SLURM_ARRAY_TASK_ID --num_tasks=$SLURM_ARRAY_TA
 Progress and control: one progress line (study runs done / to do, runs/s, ETA, current
 stage); ``--dry_run`` prints the plan (stages, run counts, compiled groups, estimated time)
 and trains nothing. Both live in experiments/study_plan.py. The estimate uses assumed rates
-per device kind (``study_plan.ASSUMED``, from the measurements in configs/search.py and
-DESIGN.md) or, with ``--config.estimate=measured``, rates measured here on two small warm
-populations. Bad input (unknown preset, task_index outside [0, num_tasks), a workdir of
-another config) is one line on stderr and exit status 1.
+per device kind (``study_plan.ASSUMED``, from the CPU measurements in configs/search.py and
+an earlier prototype's H100 rate) or, with ``--config.estimate=measured``, rates measured
+here on two small warm populations. Bad input (unknown preset, task_index outside
+[0, num_tasks), a workdir of another config) is one line on stderr and exit status 1.
 """
 
 import json
@@ -412,6 +412,7 @@ def run(config, workdir, *, dry_run: bool = False) -> dict:
       dict(status, stages (stage -> its status), workdir), plus table (DataFrame) and
       headlines when every stage has finished, figures when drawn, plan when dry.
     """
+    study_config.apply_seed(config)
     check(config)
     workdir = pathlib.Path(workdir)
     _check_workdir(workdir, config)

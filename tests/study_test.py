@@ -244,3 +244,18 @@ def test_quick_preset_is_the_studys_bench95_experiment(tmp_path):
     # 10 budgeted methods x budgets 15..26 x widths 3 and 16, and one dense run per width
     assert grid.runs == 10 * 12 * 2 + 2 and grid.groups == 22
     assert config.reduced in text and not (tmp_path / "q").exists()
+
+
+def test_study_seed_sets_every_stages_seed_and_changes_the_runs(tmp_path):
+    config = _config()
+    config.seed = 7
+    study_config.apply_seed(config)
+    assert {config[n].base_seed for n in study.SEARCHES} == {7} and config.prune.seed == 7
+    config.seed = -1
+    with pytest.raises(ValueError, match="seed must be"):
+        study_config.apply_seed(config)
+    # another seed gives other run seeds (the workdir's records are another study's)
+    a, b = _config(), _config()
+    b.seed = 1
+    study_config.apply_seed(b)
+    assert study.recorded_config(a) != study.recorded_config(b)

@@ -1,14 +1,30 @@
-"""The whole study in one command (SPEC sections 4 and 6): search, pruning, fixed inits, report.
+"""The whole study in one command (docs/search.md, docs/pruners.md): search, pruning, report.
 
 Runbook (from the repository root):
 
   python experiments/study.py --config=experiments/configs/study.py:quick
-    A faithful miniature of the whole study into ./workdirs/study_quick. Measured on 2 CPU
-    cores (load average ~2 from other jobs): 2 min 56 s wall, of which 2 min 24 s training
-    2,234 runs in 20 compiled groups (the pruning stage, 104 runs, takes a minute, mostly
-    compiling) and ~30 s drawing the figures; a rerun of the finished study takes 4 s (GPU:
-    not measured). Every stage of the study at a small scale, 10 epochs instead of 50, so
-    the targets are 70% and 75% instead of 95% and 99.5%:
+    The Quick start: the study's BENCH-95 experiment at paper scale, into
+    ./workdirs/study_quick. 50 epochs on all 49,982 points, the 95% target, the study's
+    fixed BENCH-95 init (its 16-wide init, sliced top-left):
+      bench95_search   the study's grid, not reduced: phase one over the 93 configurations
+                       with fewer structured parameters than (3,3,3) x lrs {0.05, 0.1} x
+                       3 schedules (558 runs), phase two over every mask of the winner x
+                       2 lrs x 3 schedules ((3,2,2): 416 masks, 2,496 runs).
+      prune            the nine pruners, dense and random from the same init at widths 3
+                       and 16 on the study's BENCH-95 budgets 15..26, REDUCED to lr 0.1, the
+                       cosine schedule and one repeat (the study: 3 lrs x 3 schedules x 5
+                       repeats): 242 runs. The reduction is printed and written into
+                       summary.md; the whole grid is the prune binary's bench95 preset.
+    It prints and writes summary.md: per method the fewest nonzeros reaching 95% beside the
+    search's sparsest model, and one line saying whether the study's finding holds in this
+    run (naming any pruner that matches or beats the search). Runtime and the results over
+    three base seeds: README.md and REPRODUCTION.md. Expected (the paper): phase one picks
+    (3,2,2), the sparsest model over 95% has 26 nonzeros (paper: 26 at 96.47%), and no
+    pruner reaches 95% with 26 or fewer.
+  python experiments/study.py --config=experiments/configs/study.py:demo
+    A pipeline demo of every stage, not the study: 10 epochs instead of 50, width D = 4,
+    targets 70% and 75%, a small pruning grid; about 3 minutes on 2 CPU cores. Its numbers
+    change from machine to machine and say nothing about the finding:
       search           D = 4 (64 configurations x lr 0.05 x 3 schedules = 192 phase-one
                        runs); each target's phase-one winner is searched by phase two (the
                        full product if at most 1,300 runs, else the study's subset rule scaled
@@ -21,14 +37,10 @@ Runbook (from the repository root):
                        configurations with fewer structured parameters than (3,3,3), phase
                        two of the 70% winner.
       bench995_search  from BENCH-995: fewer than (7,3,3) (all of D = 4), the 75% winner.
-    Expected (measured, 2-core CPU): phase one picks (3,2,4) for both targets and its subset
-    (429 masks) gives 26 nonzeros at 72.94% and 27 at 75.38%, where the best pruner needs 34
-    and 39 (GMP, width 8); from BENCH-95 the search needs 22 (SNIP 35), from BENCH-995 20
-    (GMP 25): the study's finding, in miniature. The table is printed and written to
-    summary.md, the figures to figures/. Not the study's numbers: see REPRODUCTION.md.
+    The table is printed and written to summary.md, the figures to figures/.
   python experiments/study.py --config=experiments/configs/study.py:paper \
       --workdir=./workdirs/study_paper [--dry_run]
-    The study's grids (SPEC section 6), 50 epochs: 370,152 search runs (phase one 24,576;
+    The study's grids (docs/search.md), 50 epochs: 370,152 search runs (phase one 24,576;
     phase two (3,3,3) 155,952 and the (7,3,3) subset 189,624 if phase one picks the study's
     winners), 40,014 pruning runs, and the fixed-init searches (BENCH-95: 558 + 2,496;
     BENCH-995: 2,034 + the (6,3,2) subset 70,584): 485,838 runs, exactly the original's
@@ -43,7 +55,10 @@ Runbook (from the repository root):
     About 15 s of training plus 10 s of (reduced) figures on 2 CPU cores: the smoke presets
     chained (D = 2, 1 epoch, a BENCH-995 pruning grid added); used by the tests.
 
-Fields: targets (the table's targets; the searches must use them: search all of them,
+Fields: stages (the stages to run, a subset of STAGES; every stage by default), seed (when
+set, the base seed of every stage: ``--config.seed=1`` reruns the study with other seeds),
+reduced (what the preset leaves out of the study; printed and written into summary.md),
+targets (the table's targets, one or two; the searches must use them: search all of them,
 bench95_search the first, bench995_search the second), the nested sub-configs search,
 bench95_search, bench995_search (configs/search.py) and prune (configs/prune.py), fixed_inits
 ("shipped": BENCH-95 / BENCH-995), assumed_winners (phase two's configurations assumed by the
@@ -106,6 +121,19 @@ def stages(config) -> tuple[str, ...]:
     return tuple(n for n in STAGES if n in names)
 
 
+def apply_seed(config) -> None:
+    """Sets every stage's base seed to ``config.seed`` when it is set (in place)."""
+    if config.get("seed") is None:
+        return
+    seed = int(config.seed)
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {config.seed}")
+    with config.unlocked():
+        for name in SEARCHES:
+            config[name].base_seed = seed
+        config.prune.seed = seed
+
+
 def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
     """Returns the study preset ``arg``.
 
@@ -121,6 +149,7 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
     c.preset = arg
     c.stages = STAGES
     c.reduced = ""   # what the preset leaves out of the study, said in the output (or "")
+    c.seed = ml_collections.config_dict.placeholder(int)   # None: each stage's own seed
     c.targets = (0.95, 0.995)
     c.fixed_inits = "shipped"
     c.estimate = "assumed"
