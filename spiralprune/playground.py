@@ -4,10 +4,15 @@ Every unit of the MLP is drawn as a small square heat-map of its value over the 
 (``datasets.grid``): the two inputs, each hidden neuron after its ReLU (one colour scale per
 layer, so magnitudes compare within it), and the output as the sigmoid probability of class 1.
 Every nonzero weight is a curve between the maps it connects, blue for positive, orange for
-negative, white near zero, thicker for larger |w|; each map has a tiny square for its bias.
+negative, paler and thinner for smaller |w| but never fainter than a visible minimum (a nonzero
+weight never vanishes from the picture); each map has a tiny square for its bias.
 Pruned neurons (no nonzero incoming or outgoing weight) are faded and crossed; weights and
 biases on disconnected paths (on no input-to-output path through nonzero weights, SPEC
 section 7, the rule of ``analysis.effective``) are grey and dashed.
+
+Layers are numbered from 1 everywhere (picture, page, tooltips): the inputs x1, x2, hidden
+layers 1 to 3 with neurons numbered from 1, and the output; the weight from layer 1 neuron 2 to
+layer 2 neuron 1 is a kernel entry of the second Dense layer.
 
 ``figure`` draws with matplotlib (PNG, SVG); ``to_html`` writes one self-contained HTML file
 whose inline SVG shows each weight's value on hover.
@@ -33,6 +38,8 @@ ORANGE, WHITE, BLUE = "#f59322", "#ffffff", "#0877bd"
 DISCONNECTED = "#9a9a9a"
 _BEZIER = [matplotlib.path.Path.MOVETO] + [matplotlib.path.Path.CURVE4] * 3
 _CHUNK = 65_536  # grid points per forward pass: activations stay ~CHUNK x (d1 + d2 + d3) floats
+# The weakest nonzero weight is drawn at this share of the strongest one's colour and width.
+_MIN_STRENGTH = 0.35
 
 
 def cmap() -> matplotlib.colors.Colormap:
@@ -120,6 +127,48 @@ def _graph(params: base.Params) -> dict:
     return dict(sizes=sizes, pruned=pruned, weights=weights, biases=bias, wmax=wmax, bmax=bmax)
 
 
+def _strength(w: float, wmax: float) -> float:
+    """Visual strength in [_MIN_STRENGTH, 1] of a nonzero weight: never invisible."""
+    return _MIN_STRENGTH + (1 - _MIN_STRENGTH) * min(abs(w) / wmax, 1.0)
+
+
+def _weight_colour(w: float, wmax: float) -> str:
+    """Blue (positive) or orange (negative), paler for smaller |w| but never white."""
+    return matplotlib.colors.to_hex(cmap()(0.5 + np.sign(w) * _strength(w, wmax) / 2))
+
+
+def unit_name(column: int, j: int) -> str:
+    """A unit's name, 1-based: "x1", "layer 2 neuron 3", "output" (column 0..4, unit j)."""
+    if column == 0:
+        return f"x{j + 1}"
+    return "output" if column == 4 else f"layer {column} neuron {j + 1}"
+
+
+def _accuracy(params: base.Params, data) -> float:
+    x, y = np.asarray(data[0], np.float32), np.asarray(data[1])
+    logits = np.concatenate([np.asarray(models.apply(params, jnp.asarray(x[s: s + _CHUNK])))
+                             for s in range(0, len(x), _CHUNK)])
+    return float(np.mean((logits.reshape(-1) > 0) == (y.reshape(-1) > 0.5)))
+
+
+def headline(params: base.Params, accuracy: float | None = None, data=None) -> str:
+    """"accuracy 96.13%, 26 nonzero parameters (0 on disconnected paths)" of one model.
+
+    Args:
+      params: one model's masked parameters.
+      accuracy: the accuracy to show (e.g. as recorded); None computes it on ``data``, or
+        leaves it out when ``data`` is None too.
+      data: optional (x (N, 2), y (N,)).
+    """
+    g = _graph(params)
+    if accuracy is None and data is not None:
+        accuracy = _accuracy(params, data)
+    n_dis = sum(not w[4] for w in g["weights"]) + sum(
+        (not b[3]) and b[2] != 0 for b in g["biases"])
+    text = f"{int(masking.nnz(params))} nonzero parameters ({n_dis} on disconnected paths)"
+    return text if accuracy is None else f"accuracy {100 * float(accuracy):.2f}%, {text}"
+
+
 def _map_limits(column: int, maps: np.ndarray) -> tuple[float, float]:
     """Colour limits shared by a column's maps, so magnitudes compare within a layer."""
     if column == 4:
@@ -139,7 +188,7 @@ _TITLES = ("inputs", "layer 1", "layer 2", "layer 3", "output")
 
 
 def figure(params: base.Params, *, n: int = 512, extent: float = datasets.GRID_EXTENT,
-           data=None, ax=None) -> matplotlib.figure.Figure:
+           data=None, accuracy: float | None = None, ax=None) -> matplotlib.figure.Figure:
     """Draws the network as columns of neuron heat-maps joined by one curve per nonzero weight.
 
     Args:
@@ -147,6 +196,7 @@ def figure(params: base.Params, *, n: int = 512, extent: float = datasets.GRID_E
       n: grid side of every heat-map.
       extent: the maps cover [-extent, extent]^2.
       data: optional (x (N, 2), y (N,)) drawn (subsampled) over the output map.
+      accuracy: the accuracy in the title; None computes it on ``data`` (if given).
       ax: Axes to draw into; a new Figure is made if None.
 
     Returns:
@@ -163,15 +213,14 @@ def figure(params: base.Params, *, n: int = 512, extent: float = datasets.GRID_E
                                        layout="constrained")
         ax = fig.add_subplot()
     colours = cmap()
-    wnorm = matplotlib.colors.Normalize(-g["wmax"], g["wmax"])
     bnorm = matplotlib.colors.Normalize(-g["bmax"], g["bmax"])
     for l, i, j, w, effective in g["weights"]:
         (x0, y0), (x1, y1) = pos[l][i], pos[l + 1][j]
         x0, x1 = x0 + half, x1 - half
         xm = (x0 + x1) / 2
         path = matplotlib.path.Path([(x0, y0), (xm, y0), (xm, y1), (x1, y1)], _BEZIER)
-        lw = 0.4 + 3.6 * abs(w) / g["wmax"]
-        style = dict(edgecolor=colours(wnorm(w)), linestyle="-") if effective else dict(
+        lw = 4.0 * _strength(w, g["wmax"])
+        style = dict(edgecolor=_weight_colour(w, g["wmax"]), linestyle="-") if effective else dict(
             edgecolor=DISCONNECTED, linestyle=(0, (3, 2)))
         ax.add_patch(matplotlib.patches.PathPatch(path, facecolor="none", lw=lw, zorder=1,
                                                   **style))
@@ -211,10 +260,7 @@ def figure(params: base.Params, *, n: int = 512, extent: float = datasets.GRID_E
     ax.set_ylim(-top - 0.3, top + 0.8)
     ax.set_aspect("equal")
     ax.axis("off")
-    nnz = int(masking.nnz(params))
-    n_dis = sum(not w[4] for w in g["weights"]) + sum(
-        (not b[3]) and b[2] != 0 for b in g["biases"])
-    ax.set_title(f"{nnz} nonzero parameters, {n_dis} on disconnected paths", fontsize=11)
+    ax.set_title(headline(params, accuracy, data), fontsize=11)
     handles = [
         matplotlib.lines.Line2D([], [], color=BLUE, lw=2.5, label="positive weight"),
         matplotlib.lines.Line2D([], [], color=ORANGE, lw=2.5, label="negative weight"),
@@ -251,12 +297,15 @@ e.addEventListener('mouseleave',function(){document.getElementById('tip').style.
 
 
 def to_html(params: base.Params, path=None, *, n: int = 128, extent: float = datasets.GRID_EXTENT,
-            title: str = "spiralprune: sparse model") -> str:
+            title: str = "spiralprune: sparse model", accuracy: float | None = None,
+            data=None) -> str:
     """A single self-contained HTML page of the network (inline SVG, maps as base64 PNGs).
 
-    Each nonzero weight is one ``<path>`` whose ``<title>`` reads ``w[l][i->j] = value`` (layer
-    l's kernel, input unit i, output unit j), each bias a small ``<rect>`` titled
-    ``b[l][j] = value``; hovering shows them. No server, network, external script, style or font.
+    Each nonzero weight is one ``<path>`` whose ``<title>`` reads
+    ``layer 1 neuron 2 → layer 2 neuron 1: w = value`` (``unit_name`` of its ends, 1-based like
+    the column headings), each bias a small ``<rect>`` titled ``layer 2 neuron 1: b = value``
+    (``output: b = value``); hovering shows them. The heading gives the title, the accuracy and
+    the nonzeros (``headline``). No server, network, external script, style or font.
 
     Args:
       params: one model's masked parameters.
@@ -264,6 +313,8 @@ def to_html(params: base.Params, path=None, *, n: int = 128, extent: float = dat
       n: grid side of every embedded heat-map.
       extent: the maps cover [-extent, extent]^2.
       title: page title and heading.
+      accuracy: the accuracy in the heading; None computes it on ``data`` (if given).
+      data: optional (x (N, 2), y (N,)) for the accuracy.
 
     Returns:
       the HTML text.
@@ -277,7 +328,6 @@ def to_html(params: base.Params, path=None, *, n: int = 128, extent: float = dat
             for j in range(d)] for c, d in enumerate(sizes)]
     width, height = left + 4 * col_pitch + size + 40, top + rows * row_pitch + 50
     colours = cmap()
-    wnorm = matplotlib.colors.Normalize(-g["wmax"], g["wmax"])
     bnorm = matplotlib.colors.Normalize(-g["bmax"], g["bmax"])
     out = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}">']
     for c, (x, _) in enumerate(col[0] for col in pos):
@@ -288,19 +338,19 @@ def to_html(params: base.Params, path=None, *, n: int = 128, extent: float = dat
         (x0, y0), (x1, y1) = pos[l][i], pos[l + 1][j]
         x0, x1 = x0 + half, x1 - half
         xm = (x0 + x1) / 2
-        colour = matplotlib.colors.to_hex(colours(wnorm(w))) if effective else DISCONNECTED
+        colour = _weight_colour(w, g["wmax"]) if effective else DISCONNECTED
         dash = "" if effective else ' stroke-dasharray="5 3"'
-        tip = f"w[{l}][{i}-&gt;{j}] = {w:.6g}" + ("" if effective else " (disconnected)")
+        tip = (f"{unit_name(l, i)} → {unit_name(l + 1, j)}: w = {w:.6g}"
+               + ("" if effective else " (disconnected)"))
         out.append(f'<path class="w" d="M{x0:.1f} {y0:.1f} C{xm:.1f} {y0:.1f} {xm:.1f} {y1:.1f} '
                    f'{x1:.1f} {y1:.1f}" stroke="{colour}" '
-                   f'stroke-width="{0.8 + 5.2 * abs(w) / g["wmax"]:.2f}"{dash} '
+                   f'stroke-width="{6.0 * _strength(w, g["wmax"]):.2f}"{dash} '
                    f'data-tip="{tip}"><title>{tip}</title></path>')
     for c, (m, col) in enumerate(zip(maps, pos)):
         lo, hi = _map_limits(c, m)
         for j, (x, y) in enumerate(col):
             faded = bool(g["pruned"][c][j])
-            name = f"x{j + 1}" if c == 0 else ("output" if c == 4 else f"layer {c} unit {j}")
-            name += " (pruned)" if faded else ""
+            name = unit_name(c, j) + (" (pruned)" if faded else "")
             opacity = ' opacity="0.25"' if faded else ""
             out.append(f'<image x="{x - half}" y="{y - half}" width="{size}" height="{size}" '
                        f'preserveAspectRatio="none"{opacity} href="{_png_data_uri(m[j], lo, hi)}">'
@@ -317,19 +367,19 @@ def to_html(params: base.Params, path=None, *, n: int = 128, extent: float = dat
     for c, j, b, effective in g["biases"]:
         x, y = pos[c][j]
         colour = matplotlib.colors.to_hex(colours(bnorm(b))) if effective else DISCONNECTED
-        tip = f"b[{c - 1}][{j}] = {b:.6g}" + ("" if effective or b == 0 else " (disconnected)")
+        tip = (f"{unit_name(c, j)}: b = {b:.6g}"
+               + ("" if effective or b == 0 else " (disconnected)"))
         out.append(f'<rect class="b" x="{x - half - 14}" y="{y + half - 12}" width="12" '
                    f'height="12" fill="{colour}" stroke="#333" data-tip="{tip}">'
                    f'<title>{tip}</title></rect>')
-    nnz = int(masking.nnz(params))
-    n_dis = sum(not w[4] for w in g["weights"]) + sum(
-        (not b[3]) and b[2] != 0 for b in g["biases"])
-    out.append(f'<text x="{left}" y="{height - 16}" font-size="12" fill="#444">{nnz} nonzero '
-               f'parameters, {n_dis} on disconnected paths (grey, dashed). Blue positive, orange '
-               f'negative; hover a weight or bias for its value.</text></svg>')
+    heading = headline(params, accuracy, data)
+    out.append(f'<text x="{left}" y="{height - 16}" font-size="12" fill="#444">Weights on '
+               f'disconnected paths grey, dashed. Blue positive, orange negative, paler and '
+               f'thinner when smaller; hover a weight or bias for its value.</text></svg>')
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>'
-            f'<h2>{html.escape(title)}</h2>\n' + "\n".join(out) +
+            f'<h2>{html.escape(title)}</h2>\n<h3>{html.escape(heading)}</h3>\n'
+            + "\n".join(out) +
             f'\n<div id="tip"></div><script>{_SCRIPT}</script></body></html>\n')
     if path is not None:
         with open(path, "w", encoding="utf-8") as f:

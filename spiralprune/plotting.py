@@ -6,8 +6,6 @@ Records are pandas DataFrames as loaded by ``recording``; each function names th
 needs and raises a one-line ValueError when one is missing or the table is empty.
 """
 
-import itertools
-
 import jax.numpy as jnp
 import matplotlib.axes
 import matplotlib.figure
@@ -17,8 +15,49 @@ import pandas as pd
 
 from spiralprune import analysis, base, datasets, models, playground
 
-_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h")
 _CHUNK = 65_536
+
+# One colour and marker per method, in every figure of the study: a method keeps its colour
+# from one figure to the next. The combinatorial search is black and drawn on top.
+SEARCH_COLOUR = "#000000"
+METHOD_STYLES = {
+    "search": (SEARCH_COLOUR, "o"),
+    "dense": ("#7f7f7f", "*"),
+    "random": ("#637939", "h"),
+    "snip": ("#1f77b4", "o"),
+    "grasp": ("#ff7f0e", "s"),
+    "synflow": ("#2ca02c", "^"),
+    "iter_snip": ("#d62728", "D"),
+    "force": ("#9467bd", "v"),
+    "prospr": ("#8c564b", "P"),
+    "gmp": ("#e377c2", "X"),
+    "rigl": ("#17becf", "<"),
+    "lth": ("#bcbd22", ">"),
+}
+# Names outside the table (another ``by`` column) take these, in sorted order of the names.
+_SPARE = (("#393b79", "o"), ("#e7969c", "s"), ("#6b6ecf", "^"), ("#b5cf6b", "D"),
+          ("#843c39", "v"), ("#de9ed6", "P"))
+SEARCH_ZORDER = 6
+
+
+def method_style(name, others=()) -> tuple[str, str]:
+    """(colour, marker) of a method: ``METHOD_STYLES``; any label starting "search" is the search.
+
+    Args:
+      name: the method (or any group label).
+      others: every label of the figure; a name outside the table takes a spare style by its
+        rank among the figure's names outside the table.
+
+    Returns:
+      (colour as "#rrggbb", matplotlib marker).
+    """
+    name = str(name)
+    if name in METHOD_STYLES:
+        return METHOD_STYLES[name]
+    if name.startswith("search") or name.startswith("combinatorial search"):
+        return METHOD_STYLES["search"]
+    unknown = sorted({str(o) for o in others} - set(METHOD_STYLES) | {name})
+    return _SPARE[unknown.index(name) % len(_SPARE)]
 
 
 def _new_axes(ax, figsize=(6.4, 4.8)) -> matplotlib.axes.Axes:
@@ -136,9 +175,9 @@ def accuracy_vs_nonzeros(df: pd.DataFrame, *, by: str = "method", search=None,
     """
     analysis.check_records(df, (x, y, by))
     ax = _new_axes(ax, figsize=(7.5, 5))
-    colours = itertools.cycle(f"C{i}" for i in range(10))
-    for (name, group), colour, marker in zip(df.groupby(by, sort=True), colours,
-                                             itertools.cycle(_MARKERS)):
+    names = [str(n) for n in df[by].unique()]
+    for name, group in df.groupby(by, sort=True):
+        colour, marker = method_style(name, names)
         ax.scatter(group[x], group[y], s=14, alpha=0.55, color=colour, marker=marker,
                    edgecolors="none", label=str(name))
         if frontier:
@@ -146,9 +185,9 @@ def accuracy_vs_nonzeros(df: pd.DataFrame, *, by: str = "method", search=None,
     if search is not None:
         analysis.check_records(search, (x, y))
         front = _front(search, x, y)
-        _step(ax, front, x, y, color="black", lw=2.6, zorder=5)
-        ax.scatter(front[x], front[y], s=28, color="black", zorder=6,
-                   label="combinatorial search")
+        _step(ax, front, x, y, color=SEARCH_COLOUR, lw=2.6, zorder=SEARCH_ZORDER - 1)
+        ax.scatter(front[x], front[y], s=28, color=SEARCH_COLOUR, zorder=SEARCH_ZORDER,
+                   marker=METHOD_STYLES["search"][1], label="search")
     _target_lines(ax, targets)
     if logx:
         _log_x(ax)
@@ -175,36 +214,50 @@ def _logits(params: base.Params, x: np.ndarray) -> np.ndarray:
 
 
 def decision_boundary(params: base.Params, *, data=None, n: int = 256,
-                      extent: float = datasets.GRID_EXTENT, ax=None) -> matplotlib.axes.Axes:
+                      extent: float = datasets.GRID_EXTENT, ax=None,
+                      colorbar: bool = True) -> matplotlib.axes.Axes:
     """The model's probability of class 1 over the picture grid, with the data on top.
+
+    Blue is class 1, orange class 0, white P = 0.5: where the model cannot tell (e.g. a region
+    where every ReLU is off, so the logit is the output bias alone). The 0.5 contour is the
+    decision boundary.
 
     Args:
       params: one model's masked parameters.
-      data: optional (x (N, 2), y (N,)): points are drawn subsampled, and the title gives the
-        accuracy on all of them (prediction = logit > 0).
+      data: optional (x (N, 2), y (N,)): points are drawn subsampled in their class colours
+        (legend), and the title gives the accuracy on all of them (prediction = logit > 0).
       n: grid side.
       extent: the grid covers [-extent, extent]^2.
       ax: Axes to draw into (new if None).
+      colorbar: add a colour bar of P(class 1) next to the Axes.
 
     Returns:
       the Axes.
     """
-    ax = _new_axes(ax, figsize=(5, 5))
+    ax = _new_axes(ax, figsize=(6, 5))
     prob = 1 / (1 + np.exp(-_logits(params, datasets.grid(n, extent)).astype(np.float64)))
     box = (-extent, extent, -extent, extent)
-    ax.imshow(prob.reshape(n, n), cmap=playground.cmap(), vmin=0, vmax=1, extent=box,
-              origin="upper", interpolation="bilinear")
+    image = ax.imshow(prob.reshape(n, n), cmap=playground.cmap(), vmin=0, vmax=1, extent=box,
+                      origin="upper", interpolation="bilinear")
     ax.contour(prob.reshape(n, n)[::-1], levels=[0.5], extent=box, colors="#333333",
                linewidths=0.8)
+    if colorbar:
+        bar = ax.figure.colorbar(image, ax=ax, shrink=0.85, pad=0.02)
+        bar.set_label("P(class 1) (white: 0.5, undecided)")
+        bar.set_ticks([0, 0.25, 0.5, 0.75, 1])
     if data is not None:
         x, y = np.asarray(data[0]), np.asarray(data[1])
         acc = float(np.mean((_logits(params, x) > 0) == (y > 0.5)))
         idx = np.arange(0, len(x), max(1, len(x) // 2000))
-        ax.scatter(x[idx, 0], x[idx, 1], s=3, c=np.where(y[idx] > 0.5, playground.BLUE,
-                                                         playground.ORANGE),
-                   edgecolors="white", linewidths=0.2)
+        for cls, colour in ((0, playground.ORANGE), (1, playground.BLUE)):
+            pick = idx[(y[idx] > 0.5) == bool(cls)]
+            ax.scatter(x[pick, 0], x[pick, 1], s=3, color=colour, edgecolors="white",
+                       linewidths=0.2, label=f"class {cls} (training points)")
+        ax.legend(loc="upper left", fontsize=7, markerscale=3, framealpha=0.85)
         ax.set_title(f"accuracy {100 * acc:.2f}%")
     ax.set_xlim(-extent, extent)
     ax.set_ylim(-extent, extent)
+    ax.set_xlabel("x1")
+    ax.set_ylabel("x2")
     ax.set_aspect("equal")
     return ax

@@ -8,6 +8,7 @@ import jax
 import matplotlib
 import matplotlib.colors
 import matplotlib.image
+import matplotlib.patches
 import numpy as np
 import pytest
 
@@ -98,7 +99,18 @@ def test_figure_saves_png_and_svg(sparse, spiral, tmp_path):
     assert len(np.unique(img.reshape(-1, img.shape[-1]), axis=0)) > 10
 
 
-_TIP = re.compile(r"^w\[(\d)\]\[(\d+)->(\d+)\] = (\S+)( \(disconnected\))?$")
+_UNIT = r"(x\d|layer \d neuron \d+|output)"
+_TIP = re.compile(rf"^{_UNIT} → {_UNIT}: w = (\S+)( \(disconnected\))?$")
+
+
+def _unit(name: str) -> tuple[int, int]:
+    """(column, 0-based unit) of a 1-based unit name: x1 -> (0, 0), layer 2 neuron 3 -> (2, 2)."""
+    if name == "output":
+        return 4, 0
+    if name.startswith("x"):
+        return 0, int(name[1:]) - 1
+    _, c, _, j = name.split()
+    return int(c), int(j) - 1
 
 
 def test_to_html_well_formed_and_titled(sparse, tmp_path):
@@ -135,8 +147,9 @@ def test_to_html_well_formed_and_titled(sparse, tmp_path):
     seen = set()
     for p in paths:
         (title,) = p.findall("title")
-        l, i, j, value, dis = _TIP.match(title.text).groups()
-        l, i, j = int(l), int(i), int(j)
+        src, dst, value, dis = _TIP.match(title.text).groups()
+        (l, i), (l1, j) = _unit(src), _unit(dst)
+        assert l1 == l + 1
         w = float(sparse[models.LAYERS[l]]["kernel"][i, j])
         assert w != 0 and float(value) == pytest.approx(w, rel=1e-5)
         assert (dis is not None) == ((l, i, j) in {(0, 0, 2), (0, 1, 2), (1, 3, 0), (1, 3, 1),
@@ -147,8 +160,9 @@ def test_to_html_well_formed_and_titled(sparse, tmp_path):
     biases = [r for r in svg.findall(".//rect") if r.get("class") == "b"]
     assert len(biases) == 4 + 3 + 3 + 1
     for r in biases:
-        l, j, value = re.match(r"b\[(\d)\]\[(\d+)\] = (\S+)", r.find("title").text).groups()
-        b = float(sparse[models.LAYERS[int(l)]]["bias"][int(j)])
+        name, value = re.match(rf"^{_UNIT}: b = (\S+)", r.find("title").text).groups()
+        c, j = _unit(name)
+        b = float(sparse[models.LAYERS[c - 1]]["bias"][j])
         assert float(value) == pytest.approx(b, rel=1e-5, abs=1e-12)
     images = svg.findall(".//image")
     assert len(images) == 2 + 4 + 3 + 3 + 1
@@ -188,3 +202,35 @@ def test_graph_agrees_with_analysis_effective(sparse):
     for c, j, b, ok in g["biases"]:
         if b != 0:
             assert ok == bool(eff[models.LAYERS[c - 1]]["bias"][j]), (c, j)
+
+
+def test_every_nonzero_weight_stays_visible(sparse, spiral, tmp_path):
+    # A weight 1000x smaller than the largest is still drawn clearly coloured and at least
+    # ~1.4 pt wide, in the picture and on the page.
+    tiny = jax.tree.map(np.array, sparse)
+    i, j = map(int, np.argwhere(tiny["layer2"]["kernel"] != 0)[0])
+    tiny["layer2"]["kernel"][i, j] = 1e-3 * np.abs(tiny["layer2"]["kernel"]).max()
+    fig = playground.figure(tiny, n=16)
+    weights = [p for p in fig.axes[0].patches
+               if isinstance(p, matplotlib.patches.PathPatch)]  # the curves
+    assert len(weights) == int(masking.nnz_weights(tiny))
+    for p in weights:
+        assert p.get_linewidth() >= 1.3
+        rgb = np.array(p.get_edgecolor()[:3])
+        assert 1 - rgb.min() > 0.2, rgb  # far from white
+    page = playground.to_html(tiny, n=8)
+    widths = [float(w) for w in re.findall(r'class="w"[^>]*stroke-width="([\d.]+)"', page)]
+    assert min(widths) >= 2.0
+
+
+def test_heading_gives_accuracy_and_nonzeros(sparse, spiral):
+    nnz = int(masking.nnz(sparse))
+    page = playground.to_html(sparse, n=8, title="t", accuracy=0.9613)
+    assert re.search(rf"<h3>accuracy 96\.13%, {nnz} nonzero parameters \(\d+ on disconnected "
+                     r"paths\)</h3>", page)
+    measured = playground.to_html(sparse, n=8, data=spiral)
+    assert re.search(r"<h3>accuracy \d+\.\d\d%", measured)
+    fig = playground.figure(sparse, n=8, accuracy=0.5)
+    assert fig.axes[0].get_title().startswith(f"accuracy 50.00%, {nnz} nonzero parameters")
+    # Layers are 1-based in the column headings and in every tooltip alike.
+    assert "layer 1 (" in page and "layer 0" not in page and "w[" not in page

@@ -87,7 +87,7 @@ def test_accuracy_vs_nonzeros(tmp_path):
     search = pd.DataFrame({"nnz": [26, 30, 38, 45], "accuracy": [0.96, 0.955, 0.997, 0.9959]})
     ax = plotting.accuracy_vs_nonzeros(df, search=search, logx=True)
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == ["gmp", "lth", "snip", "combinatorial search"]
+    assert legend == ["gmp", "lth", "snip", "search"]
     # Three method frontiers and the search frontier as step lines; the search one is bold.
     assert len(ax.lines) >= 4
     bold = [line for line in ax.lines if line.get_linewidth() > 2]
