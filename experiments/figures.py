@@ -13,16 +13,26 @@ with links to the figures). A part whose records are missing (no prune workdir, 
 is skipped with a note in summary.md; an empty or missing workdir, or records without the
 columns a figure needs, is a one-line error (exit status 1).
 
-Runtime: seconds for the smoke and quick presets on a CPU, plus ~25 s for the random-pruning
-Monte Carlo (one compile per width); the paper's records take a few minutes, mostly loading the
-stored parameters of every pruned run for the disconnected-path counts.
+Figures are cached: each part (a search's figures, the fronts, the disconnected paths, the
+FLOPs, the no-path curve) is redrawn only when its inputs changed: a hash of the records it
+reads, its arguments and the drawing code, kept in ``figures_cache.json`` in ``--out`` (a part
+whose files are missing is redrawn). A rerun on unchanged records takes seconds and says what
+it skipped; progress is printed as "[figures] k/n part".
+
+Runtime: seconds for the smoke and quick presets on a CPU, the random-pruning Monte Carlo
+included (one compiled call per curve); the paper's records take a few minutes the first time,
+mostly loading the stored parameters of every pruned run for the disconnected-path counts.
 """
 
 import dataclasses
+import functools
+import hashlib
+import json
 import os
 import pathlib
 import re
 import sys
+import time
 
 import matplotlib.backends.backend_agg
 import matplotlib.figure
@@ -47,6 +57,8 @@ _COLUMNS = {
     "prune": ("init", "method", "width", "accuracy", "nnz"),
 }
 _STORE_FILES = ("config.json", "store.json")
+CACHE_FILE = "figures_cache.json"
+_CACHE_VERSION = 1
 
 
 @dataclasses.dataclass
@@ -297,6 +309,31 @@ def _pct(t: float) -> str:
     return f"{100 * t:g}%"
 
 
+def _digest(*parts) -> str:
+    """sha256 of records (DataFrames: columns and values) and JSON-able arguments."""
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, (tuple, list)):
+            h.update(b"[" + _digest(*part).encode() + b"]")
+        elif isinstance(part, pd.DataFrame):
+            h.update(repr([(str(c), str(t)) for c, t in part.dtypes.items()]).encode())
+            try:
+                h.update(pd.util.hash_pandas_object(part, index=False).to_numpy().tobytes())
+            except TypeError:  # unhashable cells (lists): their text
+                h.update(part.to_csv(index=False).encode())
+        else:
+            h.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+@functools.cache
+def _code_digest() -> str:
+    """Hash of the drawing code: a change to it redraws every figure."""
+    files = [pathlib.Path(__file__)] + [pathlib.Path(m.__file__) for m in
+                                        (analysis, plotting, playground, search)]
+    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+
+
 class _Out:
     """Collects the figures written into the output directory."""
 
@@ -315,6 +352,49 @@ class _Out:
         return name
 
 
+class _Cache:
+    """Which parts of the figures are up to date: ``figures_cache.json`` in the output folder.
+
+    Each part is stored as {hash, files (names in the folder), lines (its markdown), notes}; a
+    part is reused when its hash matches and all its files exist.
+    """
+
+    def __init__(self, out: _Out, progress, total: int):
+        self.out, self.progress, self.total, self.done = out, progress, total, 0
+        self.path = out.dir / CACHE_FILE
+        try:
+            old = json.loads(self.path.read_text())
+            self.parts = old["parts"] if old.get("version") == _CACHE_VERSION else {}
+        except (OSError, ValueError, KeyError, TypeError):
+            self.parts = {}
+        self.drawn, self.skipped = [], []
+
+    def part(self, name: str, inputs: tuple, draw) -> tuple[list[str], list[str]]:
+        """(lines, notes) of one part: cached, or ``draw()`` (returning them) when stale."""
+        self.done += 1
+        key = _digest(name, _code_digest(), *inputs)
+        entry = self.parts.get(name)
+        where = f"[figures] {self.done}/{self.total} {name}"
+        if (entry and entry.get("hash") == key
+                and all((self.out.dir / f).is_file() for f in entry["files"])):
+            self.out.files += [str(self.out.dir / f) for f in entry["files"]]
+            self.skipped.append(name)
+            self.progress(f"{where}: unchanged, skipped")
+            return list(entry["lines"]), list(entry["notes"])
+        self.progress(where)
+        start, first = time.monotonic(), len(self.out.files)
+        lines, notes = draw()
+        files = [pathlib.Path(f).name for f in self.out.files[first:]]
+        self.parts[name] = {"hash": key, "files": files, "lines": lines, "notes": notes}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"version": _CACHE_VERSION, "parts": self.parts}, indent=1))
+        tmp.replace(self.path)
+        self.drawn.append(name)
+        if time.monotonic() - start > 5:
+            self.progress(f"{where}: {len(files)} files in {time.monotonic() - start:.0f} s")
+        return lines, notes
+
+
 # --- Sections of summary.md; each returns its markdown lines. ---
 
 
@@ -328,7 +408,8 @@ def _search_section(rec: Records, targets, out: _Out, grid: int, data) -> list[s
     else:
         wanted = rec.targets or tuple(targets)
         ax = plotting.phase_one_scatter(df1, targets=_visible(wanted, df1["accuracy"]))
-        ax.set_title(f"Phase one ({rec.label}): best accuracy per configuration")
+        ax.set_title(f"Phase one ({rec.label}, {rec.setting} init): best accuracy per "
+                     "configuration")
         name = out.save(ax.figure, f"phase1_{rec.label}.png")
         lines += ["", "Phase one: every neuron configuration's best accuracy against its "
                   "structured parameters; the configuration with the fewest parameters reaching "
@@ -374,16 +455,18 @@ def _draw_model(rec: Records, row, out: _Out, grid: int, data, tag: str):
     """Decision boundary, playground PNG and HTML of one stored model; (files, effective nnz)."""
     params = params_tree(rec.store.params_of(row))
     eff = int(analysis.effective_nonzeros(params)["effective_nnz"])
-    what = (f"{rec.label}: {int(row['nnz'])} nonzeros, "
-            f"({int(row['d1'])},{int(row['d2'])},{int(row['d3'])}) mask {int(row['mask_index'])}")
+    model = (f"{rec.label} ({rec.setting} init): configuration "
+             f"({int(row['d1'])},{int(row['d2'])},{int(row['d3'])}), mask "
+             f"{int(row['mask_index'])}")
+    what = f"{model}, {int(row['nnz'])} nonzeros"
     ax = plotting.decision_boundary(params, data=data, n=grid)
     ax.set_title(f"{what}\n{ax.get_title()}", fontsize=10)
     boundary = out.save(ax.figure, f"sparsest_{tag}_boundary.png")
-    fig = playground.figure(params, n=grid, data=data)
-    fig.suptitle(f"{what}, accuracy {100 * float(row['accuracy']):.2f}%", fontsize=12)
+    fig = playground.figure(params, n=grid, data=data, accuracy=float(row["accuracy"]))
+    fig.suptitle(model, fontsize=12)
     picture = out.save(fig, f"sparsest_{tag}_playground.png")
     page = out.html(params, f"sparsest_{tag}_playground.html", n=min(grid, 128),
-                    title=f"spiralprune: {what}")
+                    title=f"spiralprune: {model}", accuracy=float(row["accuracy"]))
     return (boundary, picture, page), eff
 
 
@@ -421,7 +504,7 @@ def _fronts_section(prune: pd.DataFrame, records, targets, out: _Out) -> list[st
              "Accuracy against nonzero parameters (weights and biases) of every pruned run, each "
              "method's frontier as a step line, and the search's frontier (every model it "
              "trained, phase one and two) in black; one figure per init setting and width, and "
-             "one with all widths."]
+             "one with all widths where the pruners ran at more than one."]
     for setting, df in prune.groupby("setting", sort=True):
         srch = search_rows(records, setting)
         if srch.empty:
@@ -429,7 +512,7 @@ def _fronts_section(prune: pd.DataFrame, records, targets, out: _Out) -> list[st
                       "without the search's frontier._"]
         widths = sorted(int(w) for w in df["width"].unique())
         pics = []
-        for width in widths + [None]:
+        for width in widths + ([None] if len(widths) > 1 else []):
             part = df if width is None else df[df["width"] == width]
             acc = np.concatenate([part["accuracy"], srch["accuracy"] if len(srch) else []])
             nnz = np.concatenate([part["nnz"], srch["nnz"] if len(srch) else []])
@@ -437,7 +520,7 @@ def _fronts_section(prune: pd.DataFrame, records, targets, out: _Out) -> list[st
                 part, by="method", search=srch if len(srch) else None,
                 targets=_visible(targets, acc), logx=nnz.max() > 20 * max(nnz.min(), 1))
             which = "all widths" if width is None else f"width {width}"
-            ax.set_title(f"{setting} init, {which}")
+            ax.set_title(f"Accuracy against nonzeros: {setting} init, pruners at {which}")
             pics.append(out.save(ax.figure, f"fronts_{setting}_"
                                  + ("all" if width is None else f"w{width}") + ".png"))
         lines += ["", f"### {setting} init", ""] + [f"![fronts]({p})" for p in pics]
@@ -488,15 +571,20 @@ def _disconnected_section(prune_recs, records, targets, out: _Out) -> list[str]:
             "max disconnected": g["disconnected"].max().astype(int)}).reset_index()
         fig = matplotlib.figure.Figure(figsize=(13, 5), layout="constrained")
         left, right = fig.subplots(1, 2)
-        for (method, part), marker in zip(g, "osD^vPX<>*h"):
-            left.scatter(part["nnz"], part["effective_nnz"], s=14, alpha=0.6, marker=marker,
-                         edgecolors="none", label=method)
+        names = list(g.groups)
+        for method, part in g:
+            colour, marker = plotting.method_style(method, names)
+            on_top = method.startswith("search")
+            left.scatter(part["nnz"], part["effective_nnz"], s=22 if on_top else 14,
+                         alpha=0.9 if on_top else 0.6, marker=marker, color=colour,
+                         edgecolors="none", label=method,
+                         zorder=plotting.SEARCH_ZORDER if on_top else 2)
         top = float(df["nnz"].max())
         left.plot([0, top], [0, top], color="#888888", lw=0.8, ls="--", zorder=0)
         left.set(xlabel="measured nonzero parameters", ylabel="effective nonzero parameters",
                  title=f"{setting} init: effective against measured")
         left.grid(alpha=0.3)
-        left.legend(fontsize=8)
+        left.legend(fontsize=8, loc="upper left")
         pruned = df[df["method"] != "search (phase two)"]
         srch = search_rows(records, setting, effective=True)
         if len(pruned):
@@ -563,7 +651,7 @@ def _no_path_section(out: _Out, widths, trials: int) -> list[str]:
             continue
         curve = analysis.no_path_curve(ok, counts, trials=trials)
         ax.errorbar(curve["width"], curve["probability"], yerr=curve["stderr"], marker=marker,
-                    capsize=2, label=label)
+                    capsize=2, label=f"{label} ({trials:,} trials per width)")
         col = curve.set_index("width")["probability"].map("{:.3f}".format).rename(label)
         table = col.to_frame() if table is None else table.join(col, how="outer")
     ax.set_xscale("log", base=2)
@@ -571,7 +659,7 @@ def _no_path_section(out: _Out, widths, trials: int) -> list[str]:
     ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel("width (d1 = d2 = d3)")
     ax.set_ylabel("P(no input-to-output path)")
-    ax.set_title(f"Random pruning at fixed weights per layer ({trials:,} trials per point)")
+    ax.set_title("Random pruning at fixed weights per layer")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     name = out.save(fig, "no_path.png")
@@ -584,23 +672,28 @@ def _no_path_section(out: _Out, widths, trials: int) -> list[str]:
 
 
 def run(workdirs: list[str], out_dir: str, *, targets=None, grid: int = 512,
-        no_path_trials: int = 1000, no_path_widths=STUDY_WIDTHS) -> dict:
-    """Draws every figure and table the records allow into ``out_dir``.
+        no_path_trials: int = 1000, no_path_widths=STUDY_WIDTHS, progress=None) -> dict:
+    """Draws every figure and table the records allow into ``out_dir``, reusing cached parts.
 
     Args:
       workdirs: paths searched recursively for search and prune workdirs.
       out_dir: output directory (created if missing); files of the same names are replaced.
       targets: accuracy levels of the tables; default 95%, 99.5% and every search's targets.
-      grid: side of the decision-boundary and playground grids (the study's 512).
+      grid: side of the decision-boundary and playground grids (512 in the study).
       no_path_trials: Monte Carlo trials per width of the no-path curve.
       no_path_widths: widths of the no-path curve.
+      progress: optional callable taking one line ("[figures] 3/7 fronts", "... unchanged,
+        skipped" for a part whose inputs are unchanged since the last run); None is silent.
 
     Returns:
-      {"figures": paths of the written PNG and HTML files, "summary": summary.md's text}.
+      {"figures": paths of the PNG and HTML files (drawn now or kept), "summary": summary.md's
+      text, "drawn": names of the parts drawn, "skipped": names of the parts kept as cached}.
 
     Raises:
       ValueError (one line) on an empty or missing workdir or records without needed columns.
     """
+    progress = progress or (lambda line: None)
+    start = time.monotonic()
     records, notes = discover(workdirs)
     out = _Out(pathlib.Path(out_dir))
     out.dir.mkdir(parents=True, exist_ok=True)
@@ -616,33 +709,61 @@ def run(workdirs: list[str], out_dir: str, *, targets=None, grid: int = 512,
                                      "stages": len(r.rows["stage"].unique()),
                                      "runs": len(r.rows)} for r in records])),
              "", f"Targets: {', '.join(_pct(t) for t in targets)}."]
-    data = datasets.cubist_spiral() if searches else None
+    spiral = functools.cache(datasets.cubist_spiral)
+
+    def no_notes(f):
+        return lambda: (f(), [])
+
+    search_inputs = tuple(x for r in searches for x in (r.label, r.setting, r.rows))
+    parts = []  # (name, inputs, draw () -> (lines, notes))
     for rec in searches:
-        lines += [""] + _search_section(rec, targets, out, grid, data)
+        parts.append((f"search {rec.label}", (rec.rows, rec.store.config, str(rec.path),
+                                              targets, grid),
+                      no_notes(functools.partial(
+                          lambda r: _search_section(r, targets, out, grid, spiral()), rec))))
     if not searches:
         notes.append("no search records: phase-one scatter, sparsest models and the search's "
                       "frontier skipped")
+    prune = None
     if prunes:
         prune = pd.concat([r.rows.assign(setting=[setting_of(i) for i in r.rows["init"]])
                            for r in prunes], ignore_index=True)
-        lines += [""] + _fronts_section(prune, records, targets, out)
-        lines += [""] + _reach_section(prune, records, targets)
+        parts.append(("fronts", (prune, search_inputs, targets),
+                      no_notes(lambda: _fronts_section(prune, records, targets, out))))
     else:
         notes.append("no prune records: fronts, fewest-nonzeros tables per method skipped")
     if prunes or any(r.rows["stage"].str.startswith("phase2").any() for r in searches):
-        lines += [""] + _disconnected_section(prunes, records, targets, out)
+        parts.append(("disconnected paths", (prune, search_inputs, targets),
+                      no_notes(lambda: _disconnected_section(prunes, records, targets, out))))
     else:
         notes.append("no stored parameters (no prune or phase-two records): disconnected paths "
                      "skipped")
-    part, more = _flops_section(out)
-    lines += ([""] + part) if part else []
-    notes += more
-    lines += [""] + _no_path_section(out, tuple(no_path_widths), int(no_path_trials))
+    parts.append(("FLOPs", (FLOPS_SETTING,), lambda: _flops_section(out)))
+    widths, trials = tuple(no_path_widths), int(no_path_trials)
+    parts.append(("no-path Monte Carlo", (widths, trials, NO_PATH_COUNTS),
+                  no_notes(lambda: _no_path_section(out, widths, trials))))
+    cache = _Cache(out, progress, len(parts))
+    for name, inputs, draw in parts:
+        part, more = cache.part(name, inputs, draw)
+        if name == "disconnected paths" and prune is not None:  # tables only: always fresh
+            lines += [""] + _reach_section(prune, records, targets)
+        lines += ([""] + part) if part else []
+        notes += more
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     summary = "\n".join(lines) + "\n"
     (out.dir / "summary.md").write_text(summary)
-    return {"figures": out.files, "summary": summary}
+    took = time.monotonic() - start
+    if not cache.drawn:
+        progress(f"[figures] all {len(parts)} parts unchanged since the last run: nothing "
+                 f"redrawn ({took:.1f} s)")
+    elif cache.skipped:
+        progress(f"[figures] {len(cache.drawn)} parts drawn, {len(cache.skipped)} unchanged and "
+                 f"skipped ({', '.join(cache.skipped)}) in {took:.1f} s")
+    else:
+        progress(f"[figures] {len(cache.drawn)} parts drawn in {took:.1f} s")
+    return {"figures": out.files, "summary": summary, "drawn": cache.drawn,
+            "skipped": cache.skipped}
 
 
 def main(argv):
@@ -650,7 +771,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     workdirs = [w for w in flags.FLAGS.workdirs.split(",") if w]
     try:
-        result = run(workdirs, flags.FLAGS.out)
+        result = run(workdirs, flags.FLAGS.out, progress=lambda line: print(line, flush=True))
     except ValueError as e:  # our input errors are one line; no traceback for them
         sys.exit(f"figures: error: {e}")
     print(f"wrote {len(result['figures'])} figures and "

@@ -387,11 +387,16 @@ def _record_found_inits(config, workdir: pathlib.Path, store: recording.Store) -
 # Running, merging, figures.
 
 def _figures(workdir: pathlib.Path, kwargs: dict) -> dict:
-    """Draws every figure with experiments/figures.py; reports and continues on failure."""
+    """Draws every figure with experiments/figures.py; reports and continues on failure.
+
+    Progress is printed per part ("[figures] k/n part"); parts whose records and arguments are
+    unchanged since the last run are kept, not redrawn (figures.py's cache).
+    """
     sources = [str(workdir / n) for n in STAGES if (workdir / n / "config.json").exists()]
     try:
         from experiments import figures
-        out = figures.run(sources, str(workdir / "figures"), **kwargs)
+        out = figures.run(sources, str(workdir / "figures"), **kwargs,
+                          progress=lambda line: print(line, flush=True))
     except Exception as e:  # noqa: BLE001 - figures must never lose a finished study
         msg = f"{type(e).__name__}: {e}".splitlines()[0]
         print(f"[study] figures skipped ({msg})", flush=True)

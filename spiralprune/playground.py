@@ -5,7 +5,8 @@ Every unit of the MLP is drawn as a small square heat-map of its value over the 
 layer, so magnitudes compare within it), and the output as the sigmoid probability of class 1.
 Every nonzero weight is a curve between the maps it connects, blue for positive, orange for
 negative, paler and thinner for smaller |w| but never fainter than a visible minimum (a nonzero
-weight never vanishes from the picture); each map has a tiny square for its bias.
+weight never vanishes from the picture); each map has a tiny square for its bias, coloured the
+same way (white: a zero bias).
 Pruned neurons (no nonzero incoming or outgoing weight) are faded and crossed; weights and
 biases on disconnected paths (on no input-to-output path through nonzero weights, SPEC
 section 7, the rule of ``analysis.effective``) are grey and dashed.
@@ -133,7 +134,7 @@ def _strength(w: float, wmax: float) -> float:
 
 
 def _weight_colour(w: float, wmax: float) -> str:
-    """Blue (positive) or orange (negative), paler for smaller |w| but never white."""
+    """Blue (positive) or orange (negative), paler for smaller |w| but never white (w != 0)."""
     return matplotlib.colors.to_hex(cmap()(0.5 + np.sign(w) * _strength(w, wmax) / 2))
 
 
@@ -213,7 +214,6 @@ def figure(params: base.Params, *, n: int = 512, extent: float = datasets.GRID_E
                                        layout="constrained")
         ax = fig.add_subplot()
     colours = cmap()
-    bnorm = matplotlib.colors.Normalize(-g["bmax"], g["bmax"])
     for l, i, j, w, effective in g["weights"]:
         (x0, y0), (x1, y1) = pos[l][i], pos[l + 1][j]
         x0, x1 = x0 + half, x1 - half
@@ -240,7 +240,8 @@ def figure(params: base.Params, *, n: int = 512, extent: float = datasets.GRID_E
                 ax.text(x - half - 0.1, y, f"x{j + 1}", ha="right", va="center", fontsize=9)
     for c, j, b, effective in g["biases"]:
         x, y = pos[c][j]
-        face = colours(bnorm(b)) if effective else DISCONNECTED
+        face = _weight_colour(b, g["bmax"]) if effective and b else (
+            WHITE if effective else DISCONNECTED)
         ax.add_patch(matplotlib.patches.Rectangle(
             (x - half - 0.22, y - half), 0.18, 0.18, facecolor=face, edgecolor="#333333", lw=0.5,
             linestyle="-" if effective or b == 0 else (0, (2, 1)), zorder=3))
@@ -327,8 +328,6 @@ def to_html(params: base.Params, path=None, *, n: int = 128, extent: float = dat
     pos = [[(left + half + c * col_pitch, top + half + (j + (rows - d) / 2) * row_pitch)
             for j in range(d)] for c, d in enumerate(sizes)]
     width, height = left + 4 * col_pitch + size + 40, top + rows * row_pitch + 50
-    colours = cmap()
-    bnorm = matplotlib.colors.Normalize(-g["bmax"], g["bmax"])
     out = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}">']
     for c, (x, _) in enumerate(col[0] for col in pos):
         label = _TITLES[c] + ("" if c in (0, 4) else f" ({sizes[c]})")
@@ -366,7 +365,8 @@ def to_html(params: base.Params, path=None, *, n: int = 128, extent: float = dat
                            f'font-size="13">x{j + 1}</text>')
     for c, j, b, effective in g["biases"]:
         x, y = pos[c][j]
-        colour = matplotlib.colors.to_hex(colours(bnorm(b))) if effective else DISCONNECTED
+        colour = _weight_colour(b, g["bmax"]) if effective and b else (
+            WHITE if effective else DISCONNECTED)
         tip = (f"{unit_name(c, j)}: b = {b:.6g}"
                + ("" if effective or b == 0 else " (disconnected)"))
         out.append(f'<rect class="b" x="{x - half - 14}" y="{y + half - 12}" width="12" '

@@ -98,6 +98,11 @@ def _log_x(ax) -> None:
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
+def _percent_y(ax) -> None:
+    """Accuracies (fractions) labelled as percentages."""
+    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=None))
+
+
 def _target_lines(ax, targets) -> None:
     for t in targets:
         ax.axhline(t, color="#888888", lw=0.8, ls="--", zorder=0)
@@ -149,6 +154,7 @@ def phase_one_scatter(df: pd.DataFrame, *, targets=(0.95, 0.995), winners=None, 
         _log_x(ax)
     ax.set_xlabel("structured parameters")
     ax.set_ylabel("accuracy (best over lr and schedule)")
+    _percent_y(ax)
     ax.set_title("Phase one: neuron configurations")
     ax.grid(alpha=0.3)
     return ax
@@ -174,11 +180,11 @@ def accuracy_vs_nonzeros(df: pd.DataFrame, *, by: str = "method", search=None,
       the Axes.
     """
     analysis.check_records(df, (x, y, by))
-    ax = _new_axes(ax, figsize=(7.5, 5))
+    ax = _new_axes(ax, figsize=(8.5, 5))
     names = [str(n) for n in df[by].unique()]
     for name, group in df.groupby(by, sort=True):
         colour, marker = method_style(name, names)
-        ax.scatter(group[x], group[y], s=14, alpha=0.55, color=colour, marker=marker,
+        ax.scatter(group[x], group[y], s=18, alpha=0.7, color=colour, marker=marker,
                    edgecolors="none", label=str(name))
         if frontier:
             _step(ax, _front(group, x, y), x, y, color=colour, lw=1.2)
@@ -193,8 +199,11 @@ def accuracy_vs_nonzeros(df: pd.DataFrame, *, by: str = "method", search=None,
         _log_x(ax)
     ax.set_xlabel("nonzero parameters (weights and biases)")
     ax.set_ylabel("accuracy")
+    _percent_y(ax)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right", markerscale=1.5)
+    # Outside the Axes, so it never hides a point.
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,
+              markerscale=1.5)
     return ax
 
 
@@ -253,7 +262,9 @@ def decision_boundary(params: base.Params, *, data=None, n: int = 256,
             pick = idx[(y[idx] > 0.5) == bool(cls)]
             ax.scatter(x[pick, 0], x[pick, 1], s=3, color=colour, edgecolors="white",
                        linewidths=0.2, label=f"class {cls} (training points)")
-        ax.legend(loc="upper left", fontsize=7, markerscale=3, framealpha=0.85)
+        # Below the Axes: the spiral fills the picture's corners.
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize=8,
+                  markerscale=3, frameon=False)
         ax.set_title(f"accuracy {100 * acc:.2f}%")
     ax.set_xlim(-extent, extent)
     ax.set_ylim(-extent, extent)

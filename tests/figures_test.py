@@ -5,7 +5,10 @@ import pathlib
 import subprocess
 import sys
 
+import matplotlib.collections
+import matplotlib.colors
 import matplotlib.image
+import matplotlib.lines
 import numpy as np
 import pytest
 
@@ -14,7 +17,7 @@ from experiments import prune as prune_binary
 from experiments import search as search_binary
 from experiments.configs import prune as prune_config
 from experiments.configs import search as search_config
-from spiralprune import analysis, recording, search
+from spiralprune import analysis, plotting, recording, search
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FAST = dict(grid=64, no_path_trials=64, no_path_widths=(4, 16))  # small pictures and Monte Carlo
@@ -66,8 +69,7 @@ def reach(df, target):
 def test_every_figure_is_a_valid_png_or_html(study):
     out, files = study["out"], study["result"]["figures"]
     names = {pathlib.Path(f).name for f in files}
-    assert names >= {"phase1_search.png", "fronts_random_w3.png", "fronts_random_all.png",
-                     "fronts_bench95_w3.png", "fronts_bench95_all.png",
+    assert names >= {"phase1_search.png", "fronts_random_w3.png", "fronts_bench95_w3.png",
                      "sparsest_search_0_boundary.png", "sparsest_search_0_playground.png",
                      "sparsest_search_0_playground.html", "disconnected_random.png",
                      "disconnected_bench95.png", "flops.png", "no_path.png"}
@@ -80,6 +82,8 @@ def test_every_figure_is_a_valid_png_or_html(study):
             assert image.shape[0] > 200 and image.shape[1] > 200 and image.std() > 0.01
         else:
             assert path.read_text().startswith("<!DOCTYPE html>")
+    # The smoke pruners ran at one width: no "all widths" figure repeating it.
+    assert not any(n.startswith("fronts_") and n.endswith("_all.png") for n in names)
     assert (out / "summary.md").read_text() == study["result"]["summary"]
     for name in names:  # every figure is linked from summary.md
         assert f"({name})" in study["result"]["summary"]
@@ -198,3 +202,67 @@ def test_binary_exits_1_with_one_line(tmp_path):
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert lines == [f"figures: error: workdir {tmp_path / 'nowhere'} does not exist"]
+
+
+def test_a_rerun_skips_unchanged_figures_and_redraws_what_changed(study, tmp_path):
+    out, lines = tmp_path / "figures", []
+    first = figures.run([str(study["root"])], str(out), **FAST, progress=lines.append)
+    assert first["skipped"] == [] and len(first["drawn"]) >= 5
+    n = len(first["drawn"])
+    assert lines[0] == f"[figures] 1/{n} {first['drawn'][0]}"
+    assert (out / figures.CACHE_FILE).is_file()
+    lines.clear()
+    again = figures.run([str(study["root"])], str(out), **FAST, progress=lines.append)
+    assert again["drawn"] == [] and again["skipped"] == first["drawn"]
+    assert again["summary"] == first["summary"]
+    assert sorted(again["figures"]) == sorted(first["figures"])
+    assert all("unchanged, skipped" in line for line in lines[:-1])
+    assert f"all {n} parts unchanged" in lines[-1]
+    # A missing file redraws its part only; new arguments redraw the parts that read them.
+    (out / "no_path.png").unlink()
+    assert figures.run([str(study["root"])], str(out), **FAST)["drawn"] == ["no-path Monte Carlo"]
+    changed = figures.run([str(study["root"])], str(out), **{**FAST, "grid": 48})
+    assert changed["drawn"] == [d for d in first["drawn"] if d.startswith("search ")]
+
+
+def _method_colours(fig) -> dict:
+    """{legend label: set of colours} over every labelled scatter and line of a figure."""
+    seen = {}
+    for ax in fig.axes:
+        for artist in ax.collections + ax.lines:
+            label = artist.get_label()
+            if not label or label.startswith("_"):
+                continue
+            if isinstance(artist, matplotlib.collections.PathCollection):
+                colours = artist.get_facecolors()[:, :3]
+            elif isinstance(artist, matplotlib.lines.Line2D):
+                colours = [matplotlib.colors.to_rgb(artist.get_color())]
+            else:
+                continue
+            seen.setdefault(label, set()).update(
+                matplotlib.colors.to_hex(c) for c in colours)
+    return seen
+
+
+def test_each_method_has_one_colour_in_every_figure(study, tmp_path, monkeypatch):
+    drawn = {}
+    save = figures._Out.save
+
+    def keep(self, fig, name):
+        drawn[name] = fig
+        return save(self, fig, name)
+
+    monkeypatch.setattr(figures._Out, "save", keep)
+    figures.run([str(study["root"])], str(tmp_path), **FAST)
+    by_method = {}
+    for name, fig in drawn.items():
+        for label, colours in _method_colours(fig).items():
+            method = "search" if label.startswith("search") else label
+            if method in plotting.METHOD_STYLES:
+                by_method.setdefault(method, {})[name] = colours
+    assert {"search", "gmp", "random"} <= set(by_method)
+    for method, per_figure in by_method.items():
+        expected = {plotting.METHOD_STYLES[method][0]}
+        assert all(c == expected for c in per_figure.values()), (method, per_figure)
+    # The same method is drawn in more than one figure (fronts and disconnected paths).
+    assert len(by_method["gmp"]) >= 2 and len(by_method["search"]) >= 2
