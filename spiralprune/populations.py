@@ -1,9 +1,15 @@
 """Populations: P runs of one static shape trained by ONE compiled program.
 
-``run`` is the single ``jit(vmap(...))`` boundary of spiralprune. It splits a population into
-chunks that fit device memory (every chunk padded to the same size, so one compilation serves
-them all), shards each chunk's P axis over all local devices with ``jax.sharding``, and keeps
-the next chunk dispatched while the previous one is copied back to the host.
+``run`` is the single jit boundary of spiralprune. It splits a population into chunks that fit
+device memory (every chunk padded to the same size, so one compilation serves them all), shards
+each chunk's P axis over all local devices with ``jax.sharding``, and keeps the next chunk
+dispatched while the previous one is copied back to the host.
+
+Two engines batch the runs of a chunk (``Spec.engine``; ``engine`` decides): "vmap" is
+``jit(vmap(train_fn))`` of the one-model program and runs every method; "lanes"
+(``spiralprune.lanes``) puts the population axis last and unrolls each unit's multiply-adds,
+which is several times faster for the tiny compacted models of the search (dense training of
+fixed masks only).
 
 A run's result depends only on its own Variant and the Spec, never on its batch-mates, chunk
 or device: its init, data order and pruning randomness derive from its own seed.
@@ -19,10 +25,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spiralprune import masking, models, schedules, training
+from spiralprune import lanes, masking, models, schedules, training
 
 _MAX_CHUNK = 1 << 16
 _CPU_BUDGET = 2 << 30
+# "auto" picks the lanes engine up to this many weights (models.num_weights): on the 2-core
+# Xeon it beat vmap at every compacted shape of the search and at width 8 (144 weights), and
+# lost at width 16 (560). See BENCHMARKS.md ("Engines side by side").
+LANES_AUTO_MAX_WEIGHTS = 160
+# Runs per device per compiled call for the lanes engine on a CPU: its (batch, P) activations
+# must stay in cache; the measured best P at (3,3,3) and (3,2,2) (BENCHMARKS.md).
+LANES_CPU_CHUNK = 256
 
 
 def make_variants(*, masks, lr, schedule, seed, budget=None, params=None) -> training.Variant:
@@ -106,16 +119,71 @@ def device_memory(device) -> int:
 
 
 def auto_chunk(spec: training.Spec, num_runs: int, devices) -> int:
-    """Runs per chunk: as many as fit in memory on every device, a multiple of the device count."""
+    """Runs per chunk: as many as fit in memory on every device, a multiple of the device count.
+
+    The lanes engine on a CPU is capped at ``LANES_CPU_CHUNK`` runs per device (cache-bound).
+    """
     per_device = max(1, device_memory(devices[0]) // bytes_per_run(spec))
+    if engine(spec, devices) == "lanes" and devices[0].platform == "cpu":
+        per_device = min(per_device, LANES_CPU_CHUNK)
     per_device = 1 << int(np.log2(min(per_device, _MAX_CHUNK)))
     need = -(-num_runs // len(devices))
     return min(per_device, 1 << int(np.ceil(np.log2(max(need, 1))))) * len(devices)
 
 
+def _lanes_refusal(spec: training.Spec, train_fn: Callable | None) -> str | None:
+    """Why the lanes engine cannot run ``spec`` (None if it can)."""
+    if spec.method != "dense" or train_fn not in (None, training.train_run):
+        return f"method {spec.method!r} (lanes trains fixed masks only)"
+    if models.num_weights(spec.widths) > lanes.MAX_WEIGHTS:
+        return f"widths {spec.widths} (lanes takes at most {lanes.MAX_WEIGHTS} weights)"
+    return None
+
+
+def engines_able(spec: training.Spec, train_fn: Callable | None = None) -> tuple[str, ...]:
+    """The engines that can run ``spec`` (with ``train_fn``, default by ``spec.method``).
+
+    vmap runs everything; lanes runs dense training of fixed masks (``training.train_run``)
+    at up to ``lanes.MAX_WEIGHTS`` weights.
+    """
+    return ("vmap",) if _lanes_refusal(spec, train_fn) else ("vmap", "lanes")
+
+
+def engine(spec: training.Spec, devices=None, train_fn: Callable | None = None) -> str:
+    """The engine ``run`` uses: ``spec.engine`` if forced, else chosen by method and shape.
+
+    "auto" picks lanes whenever it can run the spec at up to ``LANES_AUTO_MAX_WEIGHTS``
+    weights, on every backend (on a GPU the same fusion keeps activations out of memory, which
+    bounds the batched dots there; not measured on a GPU yet).
+
+    Args:
+      spec: static description of the population.
+      devices: the devices it runs on (unused until a backend needs its own threshold).
+      train_fn: an explicit single-run function (only ``training.train_run`` runs on lanes).
+
+    Returns:
+      "vmap" or "lanes".
+
+    Raises:
+      ValueError: a forced engine that cannot run the method or shape (one line, naming the
+        engines that can).
+    """
+    del devices
+    refusal = _lanes_refusal(spec, train_fn)
+    if spec.engine == "lanes" and refusal:
+        raise ValueError(f"engine 'lanes' cannot run {refusal}; engines that can: vmap")
+    if spec.engine != "auto":
+        return spec.engine
+    small = models.num_weights(spec.widths) <= LANES_AUTO_MAX_WEIGHTS
+    return "lanes" if refusal is None and small else "vmap"
+
+
 @functools.lru_cache(maxsize=64)
-def _compiled(train_fn: Callable, spec: training.Spec, devices: tuple):
-    fn = jax.vmap(functools.partial(train_fn, spec=spec), in_axes=(0, None))
+def _compiled(train_fn: Callable, spec: training.Spec, devices: tuple, kind: str):
+    if kind == "lanes":
+        fn = functools.partial(lanes.train_population, spec=spec)
+    else:
+        fn = jax.vmap(functools.partial(train_fn, spec=spec), in_axes=(0, None))
     mesh = jax.sharding.Mesh(np.asarray(devices), ("p",))
     shard = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("p"))
     repl = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
@@ -140,7 +208,8 @@ def run(variants: training.Variant, data, *, spec: training.Spec, train_fn: Call
       variants: per-run numbers with leading axis P (``make_variants``).
       data: (x (N, 2), y (N,)) shared by every run.
       spec: static description of every run.
-      train_fn: single-run function ``(variant, data, *, spec) -> dict``; default by spec.method.
+      train_fn: single-run function ``(variant, data, *, spec) -> dict``; default by spec.method
+        (the lanes engine runs only the default dense one).
       chunk_size: runs per compiled call (default: as many as fit; rounded to the device count).
       devices: devices to shard over (default: all local devices).
       progress: called with (runs done, P) after every chunk.
@@ -149,13 +218,14 @@ def run(variants: training.Variant, data, *, spec: training.Spec, train_fn: Call
       the train_fn's result dict with NumPy leaves and leading axis P.
     """
     devices = tuple(devices or jax.local_devices())
+    kind = engine(spec, devices, train_fn)
     train_fn = train_fn or train_fn_for(spec)
     p = size(variants)
     if spec.init == "given" and not variants.params:
         raise ValueError("Spec.init is 'given' but the variants carry no params")
     check_shapes(variants, spec)
     chunk = balanced_chunk(p, chunk_size or auto_chunk(spec, p, devices), len(devices))
-    fn, shard, repl = _compiled(train_fn, spec, devices)
+    fn, shard, repl = _compiled(train_fn, spec, devices, kind)
     data = jax.device_put(tuple(jnp.asarray(a, jnp.float32) for a in data), repl)
     pending, outputs = collections.deque(), []
 

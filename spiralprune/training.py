@@ -21,6 +21,8 @@ import optax
 
 from spiralprune import base, datasets, masking, models, schedules
 
+ENGINES = ("auto", "vmap", "lanes")
+
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
@@ -43,6 +45,9 @@ class Spec:
       precision: matmul precision, "highest" (full float32) or "default" (TF32 on recent GPUs).
       method: pruning method run by ``populations.run`` ("dense" trains the given masks).
       method_args: static method hyper-parameters as a tuple of (name, value) pairs.
+      engine: how ``populations.run`` batches runs: "vmap" (vmap of the one-model program),
+        "lanes" (``lanes``: population axis last, for small widths and dense training), or
+        "auto" (chosen by method, widths and backend from measurements).
     """
 
     widths: base.Widths = (16, 16, 16)
@@ -59,6 +64,7 @@ class Spec:
     precision: str = "highest"
     method: str = "dense"
     method_args: tuple = ()
+    engine: str = "auto"
 
     def __post_init__(self):
         object.__setattr__(self, "widths", models.check_widths(self.widths))
@@ -74,6 +80,8 @@ class Spec:
                              f"{models.INIT_KINDS + ('given',)}")
         if self.precision not in ("highest", "high", "default"):
             raise ValueError(f"unknown precision {self.precision!r}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown engine {self.engine!r}; choose from {ENGINES}")
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
         object.__setattr__(self, "method_args", tuple(self.method_args))
 

@@ -1,0 +1,239 @@
+"""Models as lanes: the training engine for tiny compacted models (population axis last).
+
+At the search's compacted shapes ((3,3,3), (3,2,2), (6,3,2), (7,3,3)) a vmapped one-model step
+is a batched (P, 128, 3) x (P, 3, 3) product that does almost no arithmetic per byte moved. Here
+every array carries the population axis P *last*: kernels are (in, out, P), biases (out, P), and
+every unit's activations over a minibatch are one (batch, P) array. A layer is a few unrolled
+broadcast multiply-adds, and the backward pass is written out per unit the same way, so XLA fuses
+a whole step into a handful of elementwise and batch-reduction loops over contiguous lanes.
+
+Only the layout differs from ``training``: the optimizer (``training.optimizer``; optax is
+elementwise, so it runs unchanged on lanes-layout trees), the lr schedules
+(``training.epoch_lr``), the data order (``datasets.batch_indices`` from each run's own data
+key), the init (``training.initial_params``) and masking (grads and params masked every step,
+as ``training.sgd_step``) are shared. Lane p computes exactly what ``training.train_run`` computes
+for run p, up to float summation order (tested against it).
+
+The unrolled code grows with the number of weights (compile time and instructions), so the
+engine is for small widths only (``MAX_WEIGHTS``); ``populations`` chooses it by measurement.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from spiralprune import base, datasets, masking, models, training
+
+# Unrolled code for more weights compiles slowly and loses to batched dots anyway (width 16 has
+# 560 weights; see BENCHMARKS.md).
+MAX_WEIGHTS = 600
+
+
+def to_lanes(tree: base.PyTree) -> base.PyTree:
+    """Moves the leading population axis of every leaf to the end: (P, ...) -> (..., P)."""
+    return jax.tree.map(lambda a: jnp.moveaxis(a, 0, -1), tree)
+
+
+def from_lanes(tree: base.PyTree) -> base.PyTree:
+    """Inverse of ``to_lanes``: (..., P) -> (P, ...)."""
+    return jax.tree.map(lambda a: jnp.moveaxis(a, -1, 0), tree)
+
+
+def _lane(v: jax.Array) -> jax.Array:
+    """A per-lane (P,) vector as a (1, P) row, broadcastable against (batch, P) arrays."""
+    return v[None, :]
+
+
+def forward(params: base.Params, inputs: list[jax.Array]):
+    """The MLP on lanes, unit by unit.
+
+    Args:
+      params: lanes-layout params (kernels (in, out, P), biases (out, P)).
+      inputs: the two input features, each (B, P) (or (B, 1) when every lane sees the same
+        points, as in evaluation).
+
+    Returns:
+      (activations, pre_activations): activations[l] is the list of layer l's input units
+      (activations[0] is ``inputs``); pre_activations[l] the list of layer l's outputs before
+      the ReLU, each (B, P); pre_activations[3][0] are the logits.
+    """
+    acts, pres = [list(inputs)], []
+    for layer, name in enumerate(models.LAYERS):
+        kernel, bias = params[name]["kernel"], params[name]["bias"]
+        fan_in, fan_out = kernel.shape[:2]
+        a = acts[-1]
+        z = []
+        for j in range(fan_out):
+            s = _lane(bias[j]) + a[0] * _lane(kernel[0, j])
+            for i in range(1, fan_in):
+                s = s + a[i] * _lane(kernel[i, j])
+            z.append(s)
+        pres.append(z)
+        if layer < 3:
+            acts.append([jax.nn.relu(s) for s in z])
+    return acts, pres
+
+
+def loss_and_grads(params: base.Params, inputs: list[jax.Array], y: jax.Array):
+    """Per-lane mean BCE on a minibatch and its gradients, the backward pass written out.
+
+    Equal to ``jax.grad`` of the sum over lanes of per-lane mean losses (tested), but XLA fuses
+    the hand-written form into fewer loops (the derivative of the BCE is sigmoid(z) - y; a
+    ReLU passes gradient where its input is > 0, as ``jax.nn.relu``'s derivative).
+
+    Args:
+      params: lanes-layout params.
+      inputs: the two input features, each (B, P).
+      y: (B, P) labels.
+
+    Returns:
+      (loss (P,), grads): grads mirror params (lanes layout).
+    """
+    acts, pres = forward(params, inputs)
+    logits = pres[3][0]
+    loss = jnp.mean(models.bce_with_logits(logits, y), axis=0)
+    dz = [(jax.nn.sigmoid(logits) - y) / y.shape[0]]
+    grads = {}
+    for layer in reversed(range(4)):
+        name = models.LAYERS[layer]
+        kernel = params[name]["kernel"]
+        a = acts[layer]
+        gk = jnp.stack([jnp.stack([jnp.sum(ai * dj, axis=0) for dj in dz]) for ai in a])
+        gb = jnp.stack([jnp.sum(dj, axis=0) for dj in dz])
+        grads[name] = {"kernel": gk, "bias": gb}
+        if layer > 0:
+            da = []
+            for i in range(kernel.shape[0]):
+                s = dz[0] * _lane(kernel[i, 0])
+                for j in range(1, len(dz)):
+                    s = s + dz[j] * _lane(kernel[i, j])
+                da.append(s)
+            dz = [jnp.where(z > 0, d, jnp.zeros_like(d)) for z, d in zip(pres[layer - 1], da)]
+    return loss, grads
+
+
+def _per_lane(v: jax.Array, like: jax.Array) -> jax.Array:
+    """A (P,) vector shaped to broadcast against a lanes-layout leaf ``like`` (..., P)."""
+    return v.reshape((1,) * (like.ndim - 1) + v.shape)
+
+
+def sgd_step(params, opt_state, masks, inputs, y, lr, spec: training.Spec):
+    """One masked SGD step of every lane (``training.sgd_step`` in the lanes layout).
+
+    Args:
+      params, opt_state, masks: lanes-layout trees.
+      inputs: the two input features, each (B, P); y: (B, P) labels.
+      lr: (P,) learning rates of this epoch.
+      spec: static description.
+
+    Returns:
+      (params, opt_state, loss (P,)).
+    """
+    loss, grads = loss_and_grads(params, inputs, y)
+    updates, opt_state = training.optimizer(spec).update(masking.apply(grads, masks), opt_state,
+                                                         params)
+    params = jax.tree.map(lambda p, u: p - _per_lane(lr, p) * u, params, updates)
+    return masking.apply(params, masks), opt_state, loss
+
+
+def batch(data, data_keys, epoch, step, spec: training.Spec):
+    """Minibatch ``step`` of ``epoch`` of every lane, each from its own data order.
+
+    Args:
+      data: (x (N, 2), y (N,)) shared by every run.
+      data_keys: (P,) the runs' data keys.
+      epoch, step: int scalars.
+      spec: static description.
+
+    Returns:
+      (inputs, y): the two input features, each (B, P), and labels (B, P).
+    """
+    x, y = data
+    idx = jax.vmap(datasets.batch_indices, in_axes=(0, None, None, None, None))(
+        data_keys, epoch, step, x.shape[0], spec.batch_size).T
+    return [x[:, 0][idx], x[:, 1][idx]], y[idx]
+
+
+def train_epochs(params, opt_state, masks, data, data_keys, lr, schedule, spec: training.Spec):
+    """Trains every lane for ``spec.epochs`` epochs with fixed masks.
+
+    Returns:
+      (params, opt_state, last_epoch_mean_loss (P,)).
+    """
+    steps = datasets.steps_per_epoch(data[0].shape[0], spec.batch_size)
+
+    def epoch_body(carry, epoch):
+        lr_e = training.epoch_lr(lr, schedule, epoch, spec)
+
+        def step_body(carry, step):
+            params, opt_state = carry
+            inputs, yb = batch(data, data_keys, epoch, step, spec)
+            params, opt_state, loss = sgd_step(params, opt_state, masks, inputs, yb, lr_e, spec)
+            return (params, opt_state), loss
+
+        carry, losses = jax.lax.scan(step_body, carry, jnp.arange(steps))
+        return carry, jnp.mean(losses, axis=0)
+
+    (params, opt_state), losses = jax.lax.scan(epoch_body, (params, opt_state),
+                                               jnp.arange(spec.epochs))
+    return params, opt_state, losses[-1]
+
+
+def evaluate(params, data, spec: training.Spec):
+    """Accuracy and mean BCE of every lane on all of ``data`` (``training.evaluate``'s rules).
+
+    Walks the data in chunks of ``spec.eval_chunk`` points shared by every lane. A diverged
+    model (NaN logits) predicts class 0.
+
+    Returns:
+      (accuracy (P,), loss (P,)) float32.
+    """
+    x, y = data
+    n = x.shape[0]
+    chunk = min(spec.eval_chunk, n)
+    num = math.ceil(n / chunk)
+    pad = num * chunk - n
+    xs = jnp.pad(x, ((0, pad), (0, 0))).reshape(num, chunk, 2)
+    ys = jnp.pad(y, (0, pad)).reshape(num, chunk, 1)
+    ws = jnp.pad(jnp.ones(n, jnp.float32), (0, pad)).reshape(num, chunk, 1)
+    lanes = params["layer3"]["bias"].shape[-1]
+
+    def body(carry, xyw):
+        xc, yc, wc = xyw
+        logits = forward(params, [xc[:, :1], xc[:, 1:]])[1][3][0]
+        correct = jnp.sum(wc * ((logits > 0) == (yc > 0.5)), axis=0)
+        loss = jnp.sum(wc * models.bce_with_logits(logits, yc), axis=0)
+        return (carry[0] + correct, carry[1] + loss), None
+
+    zeros = jnp.zeros(lanes, jnp.float32)
+    (correct, loss), _ = jax.lax.scan(body, (zeros, zeros), (xs, ys, ws))
+    return correct / n, loss / n
+
+
+def train_population(variants: training.Variant, data, *, spec: training.Spec) -> dict:
+    """Trains a population of dense runs with fixed masks, all lanes of one program.
+
+    The lanes counterpart of ``jax.vmap(training.train_run)``: same inputs, same outputs.
+
+    Args:
+      variants: per-run numbers with leading axis P.
+      data: (x (N, 2), y (N,)) shared by every run.
+      spec: static description (``spec.method`` must be "dense").
+
+    Returns:
+      ``training.result``'s dict for every run, leading axis P: params, masks, accuracy, loss,
+      train_loss, diverged, nnz_weights, nnz.
+    """
+    keys = jax.vmap(training.run_keys)(variants.seed)
+    params = jax.vmap(lambda v, k: training.initial_params(v, spec, k))(variants, keys["init"])
+    masks = to_lanes(variants.masks)
+    params = masking.apply(to_lanes(params), masks)
+    opt_state = training.optimizer(spec).init(params)
+    params, _, train_loss = train_epochs(params, opt_state, masks, data, keys["data"],
+                                         variants.lr, variants.schedule, spec)
+    accuracy, loss = evaluate(params, data, spec)
+    params = from_lanes(params)
+    return {"params": params, "masks": variants.masks, "accuracy": accuracy, "loss": loss,
+            "train_loss": train_loss, "diverged": ~jnp.isfinite(loss),
+            "nnz_weights": masking.nnz_weights(params), "nnz": masking.nnz(params)}
