@@ -89,6 +89,32 @@ def memory() -> dict:
     return {"peak_bytes": stats.get("peak_bytes_in_use"), "limit_bytes": stats.get("bytes_limit")}
 
 
+class RunTimer:
+    """Times every ``populations.run`` call made while it is active (library code included).
+
+    The stages call the library's binaries and search; wrapping the one population entry point
+    splits a stage's wall time into compile, ``populations.run`` (training, chunk transfers) and
+    the host work around it (building variants, record columns, writing and loading records).
+    """
+
+    def __enter__(self):
+        self.seconds, self.calls, self._run = 0.0, 0, populations.run
+
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return self._run(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - t0
+                self.calls += 1
+
+        populations.run = timed
+        return self
+
+    def __exit__(self, *exc):
+        populations.run = self._run
+
+
 class StageClock:
     """A stage's cap: ``stop`` says whether to start another unit of work.
 
@@ -175,7 +201,7 @@ def stage_throughput(cfg, clock: StageClock, check) -> None:
         for engine in engines:
             if engine == "lanes" and (kind == "block" or weights > int(cfg.lanes_max_weights)):
                 continue
-            for precision in cfg.precisions:
+            for precision in (cfg.lanes_precisions if engine == "lanes" else cfg.precisions):
                 if clock.stop():
                     return
                 kw = {"engine": engine} if has_engine else {}
@@ -183,7 +209,16 @@ def stage_throughput(cfg, clock: StageClock, check) -> None:
                                      batch_size=int(cfg.batch_size), precision=precision, **kw)
                 auto = populations.auto_chunk(spec, p, devices)
                 c0, t0 = compile_seconds(), time.perf_counter()
-                res = populations.run(variants, (x, y), spec=spec)
+                try:
+                    res = populations.run(variants, (x, y), spec=spec)
+                except Exception as e:  # noqa: BLE001 - e.g. out of memory: report, go on
+                    out["cells"].append(dict(cell=name, kind=kind, widths=list(widths), P=p,
+                                             engine=engine, precision=precision,
+                                             error=f"{type(e).__name__}: {str(e)[:300]}"))
+                    print(f"[device_check] {name} P={p} {engine}/{precision}: "
+                          f"{out['cells'][-1]['error']}", file=sys.stderr, flush=True)
+                    check.save()
+                    continue
                 wall = time.perf_counter() - t0
                 comp = min(compile_seconds() - c0, wall)
                 train = max(wall - comp, 1e-9)
@@ -229,7 +264,9 @@ def stage_phase_two(cfg, clock: StageClock, check, name: str = "phase_two") -> N
     recorded = grids.near_equal_chunks(total, args["chunk_size"])
     size = recorded[0][1] - recorded[0][0]
     auto = populations.auto_chunk(spec, size, jax.local_devices())
+    pick = getattr(populations, "engine", None)   # the engine "auto" picks, where engines exist
     out = check.stage[name]
+    out.update(engine=pick(spec, jax.local_devices()) if pick else "vmap")
     out.update(config=list(args["config"]), masks=len(space), total_runs=total, runs=0,
                epochs=args["epochs"], target=args["target"], reference=str(cfg.reference),
                recorded_chunks=len(recorded), recorded_chunk=size, auto_chunk=auto,
@@ -285,12 +322,14 @@ def stage_prune(cfg, clock: StageClock, check) -> None:
         groups = prune_binary.plan(pc)   # validates every method before any compute
         configs.append((method, pc, sum(len(g.rows) for g in groups)))
     out["total_runs"] = sum(n for _, _, n in configs)
+    walls = []
     for method, pc, n in configs:
-        if clock.stop():
+        if clock.stop(estimate=float(np.mean(walls)) if walls else 0.0):
             return
         c0, t0 = compile_seconds(), time.perf_counter()
         df = prune_binary.run(pc, check.workdir / f"prune_{method}")
         wall = time.perf_counter() - t0
+        walls.append(wall)
         reach = df[df["accuracy"] >= 0.95]["nnz"]
         out["methods"].append(dict(
             method=method, runs=len(df), planned=n, wall_s=wall,
@@ -369,14 +408,17 @@ class Check:
         print(f"[device_check] stage {name}: cap {cap:.0f} s", flush=True)
         clock = StageClock(cap)
         c0 = compile_seconds()
-        try:
-            STAGES[name](cfg, clock, self)
-            st["status"] = "capped" if clock.capped else "done"
-        except Exception as e:  # noqa: BLE001 - report it and go on with the next stage
-            st.update(status="failed", error=f"{type(e).__name__}: {e}",
-                      traceback=traceback.format_exc()[-4000:])
-            print(st["traceback"], file=sys.stderr, flush=True)
-        st.update(wall_s=clock.elapsed(), compile_s=compile_seconds() - c0,
+        with RunTimer() as timer:
+            try:
+                STAGES[name](cfg, clock, self)
+                st["status"] = "capped" if clock.capped else "done"
+            except Exception as e:  # noqa: BLE001 - report it and go on with the next stage
+                st.update(status="failed", error=f"{type(e).__name__}: {e}",
+                          traceback=traceback.format_exc()[-4000:])
+                print(st["traceback"], file=sys.stderr, flush=True)
+        wall, comp = clock.elapsed(), compile_seconds() - c0
+        st.update(wall_s=wall, compile_s=comp, train_s=max(timer.seconds - comp, 0.0),
+                  host_s=max(wall - timer.seconds, 0.0), run_calls=timer.calls,
                   units=clock.units, **memory())
         st["compile_fraction"] = st["compile_s"] / max(st["wall_s"], 1e-9)
         s = self.stage[name]
@@ -434,13 +476,17 @@ def render(res: dict) -> str:
     rows = [(name, st["status"], _n(st["cap_s"], ".0f"), _n(st.get("wall_s"), ".1f"),
              _n(st.get("compile_s"), ".1f"),
              _n(100 * st["compile_fraction"], ".0f") if "compile_fraction" in st else "-",
+             _n(st.get("train_s"), ".1f"), _n(st.get("host_s"), ".1f"),
              _n(st.get("projected_full_s"), ".0f"), _gib(st.get("peak_bytes")))
             for name, st in status.items()]
-    lines += _table(("stage", "status", "cap s", "wall s", "compile s", "compile %",
-                     "projected full s", "peak GiB (process)"), rows)
-    lines += ["", "Capped: stopped between units of work at its cap, numbers are what it "
-              "measured. Peak memory is the process's peak so far (device memory stats; - where "
-              "the backend has none)."]
+    lines += _table(("stage", "status", "cap s", "wall s", "compile s", "compile %", "train s",
+                     "host s", "projected full s", "peak GiB (process)"), rows)
+    lines += ["", "Capped: stopped between units of work at its cap; its numbers are what it "
+              "measured, and `projected full s` scales its wall time to all its runs. `train s`: "
+              "time inside `populations.run` less compilation (training, evaluation, chunk "
+              "transfers); `host s`: the rest (building variants, record columns, writing and "
+              "reading records). Peak memory is the process's peak so far (device memory "
+              "stats; - where the backend has none)."]
     for name, st in status.items():
         if st["status"] == "failed":
             lines += ["", f"**{name} failed**: `{st['error']}`"]
@@ -459,13 +505,19 @@ def _render_throughput(s: dict) -> list[str]:
     lines = [f"{s['epochs']} epoch(s) of {s['samples_per_epoch']:,} samples per run; "
              "GFLOP/s counts 6 flops per parameter per training sample (2 forward, 4 backward); "
              "rates exclude compilation (JAX's trace, lowering and compile events).", ""]
+    ok = [c for c in s["cells"] if "error" not in c]
     rows = [(c["cell"], "x".join(map(str, c["widths"])), c["kind"], f"{c['P']:,}", c["engine"],
              c["precision"], f"{c['auto_chunk']:,}/{c['chunk']:,}", _n(c["wall_s"], ".2f"),
              _n(c["compile_s"], ".2f"), _n(c["model_epochs_per_s"]), _n(c["gflops"], ",.1f"),
-             _n(c["mean_accuracy"], ".4f"), _gib(c["peak_bytes"])) for c in s["cells"]]
+             _n(c["mean_accuracy"], ".4f"), _gib(c["peak_bytes"])) for c in ok]
     lines += _table(("cell", "widths", "kind", "P", "engine", "precision", "auto/used chunk",
                      "wall s", "compile s", "model-epochs/s", "GFLOP/s", "mean acc",
                      "peak GiB"), rows)
+    failed = [c for c in s["cells"] if "error" in c]
+    if failed:
+        lines += ["", "Cells that failed (e.g. did not fit):", ""]
+        lines += [f"- {c['cell']} P={c['P']:,} {c['engine']}/{c['precision']}: `{c['error']}`"
+                  for c in failed]
     if s.get("gaps"):
         lines += ["", "Final-accuracy differences on the same runs:", ""]
         lines += _table(("cell", "P", "a", "b", "max |diff|", "mean |diff|"),
@@ -484,7 +536,8 @@ def _render_phase_two(s: dict) -> list[str]:
              f"lr {best['lr']:g}, {best['schedule']})")
     return [f"Configuration {tuple(s['config'])}: {s['masks']:,} masks, {s['runs']:,} of "
             f"{s['total_runs']:,} runs trained ({s['pieces_done']} of {s['pieces']} pieces), "
-            f"{s['epochs']} epoch(s); recorded chunks {s['recorded_chunks']} of "
+            f"{s['epochs']} epoch(s), engine {s.get('engine', 'vmap')}; recorded chunks "
+            f"{s['recorded_chunks']} of "
             f"{s['recorded_chunk']:,} runs, auto chunk {s['auto_chunk']:,}, compute chunk "
             f"{s['compute_chunk']:,}.", "",
             f"Sparsest over {s['target']:.1%}: {found}; {s.get('runs_over_target', 0):,} runs "

@@ -44,14 +44,20 @@ def test_report_and_json_have_every_section(tiny):
         "throughput", "phase_two", "prune", "subset"]
     for st in res["status"].values():
         assert 0 <= st["compile_s"] <= st["wall_s"] + 1e-6 and st["wall_s"] <= st["cap_s"] + 30
+        assert st["train_s"] >= 0 and st["host_s"] >= 0
+    # every population of a stage goes through the timed populations.run: 2 throughput cells,
+    # one per phase-two piece, one per pruning method, one subset chunk.
+    assert res["status"]["throughput"]["run_calls"] == len(res["stages"]["throughput"]["cells"])
+    assert [st["run_calls"] for st in res["status"].values()][1:] == [2, 2, 1]
 
 
 def test_throughput_rates_and_precision_gap(tiny):
     config, _, res = tiny
     s = res["stages"]["throughput"]
-    engines = 2 if res["meta"]["engine_field"] else 1
-    assert len(s["cells"]) == len(config.throughput.precisions) * engines
+    lanes = len(config.throughput.lanes_precisions) if res["meta"]["engine_field"] else 0
+    assert len(s["cells"]) == len(config.throughput.precisions) + lanes
     for c in s["cells"]:
+        assert "error" not in c, c
         assert c["model_epochs_per_s"] > 0 and c["gflops"] > 0
         assert 0 <= c["compile_s"] <= c["wall_s"]
         assert c["params"] == models.num_params(c["widths"]) and c["P"] == 32
