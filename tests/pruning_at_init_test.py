@@ -171,7 +171,7 @@ def test_iter_snip_masks_nested_and_schedule(data):
     hist = np.asarray(hist)
     counts = hist.sum(1)
     np.testing.assert_array_equal(counts, [int(n * (k / n) ** (t / 10)) for t in range(1, 10)]
-                                  + [k])  # 417, 311, ..., 40, 30 (PRUNERS.md section 3.6)
+                                  + [k])  # 417, 311, ..., 40, 30: N (f/N)^(t/10), exactly f
     assert np.all(hist[1:] <= hist[:-1])  # nested
     np.testing.assert_array_equal(masking.flatten_kernels(masks), hist[-1])
 
@@ -200,6 +200,53 @@ def test_force_score_constructed_revival(data):
     assert float(jax.jit(scores.iter_snip)(None, p, masks, batch)[idx]) == 0.0
     new = selection.topk_mask(f, 5)
     assert bool(new[idx])
+
+
+def numpy_kernel_grads(p, x, y):
+    """Float64 NumPy forward and backward of the mean BCE: the four kernel gradients."""
+    ws = [np.asarray(p[n]["kernel"], np.float64) for n in models.LAYERS]
+    bs = [np.asarray(p[n]["bias"], np.float64) for n in models.LAYERS]
+    hs, zs = [x], []
+    for i, (w, b) in enumerate(zip(ws, bs)):
+        zs.append(hs[-1] @ w + b)
+        hs.append(np.maximum(zs[-1], 0) if i < 3 else zs[-1])
+    delta = ((1 / (1 + np.exp(-hs[-1][:, 0]))) - y)[:, None] / len(y)
+    grads = [None] * 4
+    for i in range(3, -1, -1):
+        grads[i] = hs[i].T @ delta
+        if i:
+            delta = (delta @ ws[i].T) * (zs[i - 1] > 0)
+    return grads
+
+
+def test_force_scores_with_kernels_masked_and_biases_dense(data):
+    # Unit 0 of layer 0 loses every outgoing weight, so the bias rule masks its bias, but the
+    # study's FORCE zeroes only kernels while scoring: the unit still feeds relu(x w + b) into
+    # the gradients of its pruned outgoing weights, which FORCE scores with the dense weights.
+    with enable_x64():
+        p = params64(12)
+        p["layer0"]["bias"] = p["layer0"]["bias"].at[0].set(2.0)
+        keep = np.ones(models.num_weights(WIDTHS), bool)
+        keep[6:10] = False  # layer1 kernel row 0 (layer0 has 2 * 3 = 6 entries)
+        keep[[1, 15, 23]] = False
+        masks = selection.to_masks(jnp.asarray(keep), p)
+        assert not bool(masks["layer0"]["bias"][0])
+        x, y = small_batch(data, 32, seed=3)
+        w0 = np.asarray(masking.flatten_kernels(p))
+        kernels_only = jax.tree.map(np.asarray, p)
+        for name in models.LAYERS:
+            kernels_only[name]["kernel"] = np.where(masks[name]["kernel"],
+                                                    kernels_only[name]["kernel"], 0.0)
+        want = np.abs(w0 * np.concatenate(
+            [g.ravel() for g in numpy_kernel_grads(kernels_only, x, y)]))
+        got = np.asarray(jax.jit(scores.force)(None, p, masks, (jnp.asarray(x), jnp.asarray(y))))
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-14)
+        # Masking the bias too would change exactly the pruned row's saliencies.
+        both = jax.tree.map(np.asarray, masking.apply(p, masks))
+        other = np.abs(w0 * np.concatenate([g.ravel() for g in numpy_kernel_grads(both, x, y)]))
+        # (Here two of the row's downstream units are dead on the batch: 0 in both.)
+        changed = np.flatnonzero(np.abs(other - want) > 1e-3 * want)
+        np.testing.assert_array_equal(changed, [8, 9])
 
 
 # --- the contract every pruner passes ---
@@ -244,7 +291,7 @@ def test_random_layerwise_counts():
     np.testing.assert_array_equal(got, counts)
 
 
-# --- reference counts (PRUNERS.md section 2.4 example: N = 560, f = 30) ---
+# --- reference counts (the study's off-by-one counts at N = 560, f = 30) ---
 
 def test_reference_counts_width16_f30(data):
     want = {"snip": 30, "grasp": 30, "synflow": 29, "prospr": 31}
@@ -262,7 +309,8 @@ def test_reference_counts_width16_f30(data):
 @pytest.mark.parametrize("variant", ["iter_snip", "force"])
 def test_reference_progressive_matches_numpy_transcription(variant, data):
     # Zero saliencies (units dead on the batch) tie at the threshold here, so the counts are
-    # not simply k_t - 1: compare with a NumPy transcription of FORCE.py's loop instead.
+    # not simply k_t - 1: compare with a NumPy transcription of FORCE.py's loop instead. As
+    # there, the net is sparsified by zeroing kernels only (biases stay dense while scoring).
     p = models.init(key(19), 16)
     fn = functools.partial(at_init.progressive, variant=variant, reference_counts=True)
     _, hist = jax.jit(fn)(key(18), p, data, 30)
@@ -271,15 +319,15 @@ def test_reference_progressive_matches_numpy_transcription(variant, data):
     grad = jax.jit(scores.kernel_grad)
     w0 = np.asarray(masking.flatten_kernels(p))
     keep = np.ones(n, bool)
+    counts = selection.force_counts(n, f)  # int(n * exp(...)), correctly rounded exp/log
     for x in range(10):
-        perc = np.exp(0 - ((x + 1) * (0 - np.log(f / float(n))) / 10))
         batch = at_init.draw_batch(jax.random.fold_in(key(18), x), data, 128)
-        masked = masking.apply(p, selection.to_masks(jnp.asarray(keep), p))
-        g = np.asarray(grad(masked, batch))
+        kernels = masking.unflatten_kernels(jnp.asarray(np.where(keep, w0, 0)), p)  # biases kept
+        g = np.asarray(grad(kernels, batch))
         s = np.abs((w0 * keep if variant == "iter_snip" else w0) * g)
         if variant == "iter_snip" and x > 0:
             s[~keep] = s.min()
-        thr = np.sort(s)[::-1][int(n * perc) - 1]  # torch.topk(s, k)[0][-1]
+        thr = np.sort(s)[::-1][counts[x] - 1]  # torch.topk(s, k)[0][-1]
         keep = s > thr
         np.testing.assert_array_equal(hist[x], keep)
     assert keep.sum() <= f - 1

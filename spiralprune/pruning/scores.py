@@ -7,9 +7,14 @@ float vector over the N kernel entries in ``masking.flatten_kernels`` order (lay
 them uniformly); ``masks`` (or None = dense) is the current masks tree; ``batch`` is ``(x, y)``
 with x (B, 2) and y (B,). Biases are never scored.
 
-Scores are evaluated at the masked parameters ``masking.apply(params, masks)``. Masking biases
-by the bias rule changes neither the loss nor any kernel gradient (a masked bias belongs to a
-unit that feeds nothing), so the study's "biases stay dense while scoring" is the same thing.
+Scores are evaluated at the masked parameters ``masking.apply(params, masks)``, kernels and
+biases, except FORCE's. A bias masked by the bias rule belongs to a unit whose outgoing kernel
+entries are all pruned: it changes neither the loss nor the gradient of any KEPT kernel entry,
+but it does change the gradient of the pruned outgoing entries (their gradient is the unit's
+activation, which includes its bias, times the downstream error). SNIP, Iter SNIP and GraSP
+multiply the gradient by the masked weights, so those entries score 0 either way; FORCE
+multiplies it by the DENSE weights and can revive them, so it scores as the study's code does:
+kernels masked, biases dense (``_masked_kernels``).
 """
 
 import jax
@@ -22,6 +27,14 @@ Batch = tuple[jax.Array, jax.Array]
 
 def _masked(params: base.Params, masks: base.Masks | None) -> base.Params:
     return params if masks is None else masking.apply(params, masks)
+
+
+def _masked_kernels(params: base.Params, masks: base.Masks | None) -> base.Params:
+    # Zeroes the masked kernel entries only; every bias stays as it is (dense).
+    if masks is None:
+        return params
+    return {name: {"kernel": jnp.where(masks[name]["kernel"], params[name]["kernel"], 0),
+                   "bias": params[name]["bias"]} for name in models.LAYERS}
 
 
 def kernel_grad(params: base.Params, batch: Batch, temperature: float = 1.0) -> jax.Array:
@@ -77,7 +90,10 @@ iter_snip = snip
 def force(key, params: base.Params, masks: base.Masks | None, batch: Batch) -> jax.Array:
     """FORCE saliency |W₀ ⊙ g(W₀ ⊙ M)|: the DENSE weights times the gradient at the sparse net.
 
-    Pruned weights keep a nonzero saliency, so FORCE can revive them (Iter SNIP cannot).
+    Pruned weights keep a nonzero saliency, so FORCE can revive them (Iter SNIP cannot). As in
+    the study's code, only the kernels are masked while scoring: the biases stay dense, so a
+    unit whose outgoing weights are all pruned still feeds its bias into the gradients of
+    exactly those pruned weights (masking its bias too would change their saliency).
 
     References: de Jorge et al. 2021, FORCE; stephenqz/sparsest pruning_methods/FORCE.py
     (prune_method=3); naver/force pruning/pruning_algos.py.
@@ -86,7 +102,7 @@ def force(key, params: base.Params, masks: base.Masks | None, batch: Batch) -> j
       (N,) scores.
     """
     del key
-    g = kernel_grad(_masked(params, masks), batch)
+    g = kernel_grad(_masked_kernels(params, masks), batch)
     return jnp.abs(masking.flatten_kernels(params) * g)
 
 
