@@ -12,6 +12,8 @@ its batch-mates, its chunk or the task that ran it.
 """
 
 import dataclasses
+import logging
+import pathlib
 import time
 
 import jax
@@ -32,6 +34,10 @@ from spiralprune import (
     training,
 )
 from spiralprune.pruning import registry
+
+# jax probes for a TPU at start-up and logs its absence at INFO on every CPU or GPU machine.
+logging.getLogger("jax._src.xla_bridge").addFilter(
+    lambda record: "Unable to initialize backend" not in record.getMessage())
 
 KIND = "prune"
 TARGETS = (0.95, 0.995)
@@ -145,13 +151,22 @@ def _train_chunk(group: Group, rows: pd.DataFrame, data, spec, pop_chunk: int):
     return cols, flat
 
 
-def table(df: pd.DataFrame) -> pd.DataFrame:
-    """Per (init, method): runs, best accuracy and the fewest nonzeros reaching each target."""
+def setting(init: str) -> str:
+    """The init as the study's tables name it: "random" for the default (torch) init."""
+    return "random" if init == "torch" else init
+
+
+def table(df: pd.DataFrame, targets=TARGETS) -> pd.DataFrame:
+    """Per (init, method): runs, best accuracy and the fewest nonzeros reaching each target.
+
+    The init is named as in the study's tables (``setting``: the torch init is "random").
+    """
     if df.empty or "accuracy" not in df:
         return pd.DataFrame()
+    df = df.assign(init=[setting(i) for i in df["init"]])
     out = df.groupby(["init", "method"]).agg(runs=("accuracy", "size"),
                                              best_acc=("accuracy", "max"))
-    for target in TARGETS:
+    for target in targets:
         reach = df[df["accuracy"] >= target].groupby(["init", "method"])["nnz"].min()
         out[f"nnz@{target:.1%}"] = reach.reindex(out.index).astype("Int64")
     return out
@@ -166,7 +181,7 @@ def format_table(summary: pd.DataFrame) -> str:
     return shown.to_string()
 
 
-def run(config, workdir, progress=None) -> pd.DataFrame:
+def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
     """Runs (or resumes) the configured grids into ``workdir``; returns every recorded row.
 
     Args:
@@ -175,6 +190,8 @@ def run(config, workdir, progress=None) -> pd.DataFrame:
         not recorded, so tasks may share a workdir and a merged workdir resumes).
       progress: optional factory ``label -> callback(runs done, runs to do)`` (the study's
         one progress display); default a ``populations.Progress`` printer.
+      targets: accuracy levels of the printed table (e.g. the study's); default the config's
+        ``targets`` if it has any, else 95% and 99.5%.
 
     Returns:
       every recorded row (all tasks' chunks found in the workdir).
@@ -208,7 +225,9 @@ def run(config, workdir, progress=None) -> pd.DataFrame:
     if total:
         print(f"[prune] trained {total} runs in {time.perf_counter() - t0:.1f} s", flush=True)
     df = store.load()
-    summary = table(df)
+    if targets is None:
+        targets = tuple(config.get("targets", None) or TARGETS)
+    summary = table(df, tuple(float(t) for t in targets))
     if not summary.empty:
         print(format_table(summary), flush=True)
     return df
@@ -228,7 +247,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    config_flags.DEFINE_config_file("config", "experiments/configs/prune.py:quick",
+    config_flags.DEFINE_config_file("config", f"{pathlib.Path(__file__).parent}/configs/"
+                                    "prune.py:quick",
                                     "preset: experiments/configs/prune.py:<quick|paper|smoke>")
     flags.DEFINE_string("workdir", None, "directory of the records (resumes if it exists)")
     flags.DEFINE_integer("task_index", 0, "this task's index in a job array")

@@ -8,6 +8,7 @@ records to the workdir (resumable), ``phase1.png`` (best accuracy of every confi
 its structured parameters, targets and winners marked) and the note ``summary``.
 """
 
+import logging
 import math
 import pathlib
 import sys
@@ -18,6 +19,10 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from spiralprune import enumeration, masking, plotting, populations, recording, search
+
+# jax probes for a TPU at start-up and logs its absence at INFO on every CPU or GPU machine.
+logging.getLogger("jax._src.xla_bridge").addFilter(
+    lambda record: "Unable to initialize backend" not in record.getMessage())
 
 _MAX_LAYER_LIST = 2_000_000  # layer mask lists beyond this are not enumerated
 
@@ -138,6 +143,7 @@ def run(config, workdir, progress=None) -> dict:
         plot_phase_one(df1, winners, workdir / "phase1.png")
         summary["phase_one"]["plot"] = str(workdir / "phase1.png")
     phase_two = {}  # stage -> DataFrame, each searched once even if several targets share it
+    plans = {}  # configuration -> its phase-two plan, made (and its notes printed) once
     for target in targets:
         entry = {"selected": None, "searched": None, "sparsest": None}
         summary["targets"][f"{target:g}"] = entry
@@ -149,7 +155,9 @@ def run(config, workdir, progress=None) -> dict:
         if cfg is None:
             print(f"target {target:.2%}: no configuration reaches it; no phase two")
             continue
-        plan = phase_two_plan(config, cfg)
+        if tuple(cfg) not in plans:
+            plans[tuple(cfg)] = phase_two_plan(config, cfg)
+        plan = plans[tuple(cfg)]
         if plan is None:
             summary["status"] = "phase two skipped"
             continue
@@ -194,7 +202,8 @@ def _print_summary(summary: dict) -> None:
             print(f"  sparsest over {float(target):.2%}: {sp['nnz']} nonzeros "
                   f"({sp['nnz_weights']} weights) at {sp['accuracy']:.2%}, lr {sp['lr']:g}, "
                   f"{sp['schedule']}, mask {sp['mask_index']} "
-                  f"({entry['models_over_target']:,} models over the target)")
+                  f"({entry['models_over_target']:,} model"
+                  f"{'s' * (entry['models_over_target'] != 1)} over the target)")
         elif se:
             print(f"  no model of the phase-two search reaches {float(target):.2%}")
 
@@ -214,7 +223,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    config_flags.DEFINE_config_file("config", "experiments/configs/search.py:quick", "preset")
+    config_flags.DEFINE_config_file("config", f"{pathlib.Path(__file__).parent}/configs/"
+                                    "search.py:quick", "preset")
     flags.DEFINE_string("workdir", None, "records directory (default ./workdirs/search_<preset>)")
     flags.DEFINE_integer("task_index", None, "this task of a job array (default: the config's)")
     flags.DEFINE_integer("num_tasks", None, "tasks in the job array (default: the config's)")

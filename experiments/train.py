@@ -3,6 +3,8 @@
   python experiments/train.py [--config=experiments/configs/train.py:quick]
 """
 
+import logging
+import pathlib
 import time
 
 import numpy as np
@@ -11,6 +13,10 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from spiralprune import datasets, grids, masking, models, populations, training
+
+# jax probes for a TPU at start-up and logs its absence at INFO on every CPU or GPU machine.
+logging.getLogger("jax._src.xla_bridge").addFilter(
+    lambda record: "Unable to initialize backend" not in record.getMessage())
 
 
 def run(config) -> pd.DataFrame:
@@ -31,7 +37,8 @@ def run(config) -> pd.DataFrame:
                                          schedule=g["schedule"], seed=seeds)
     spec = training.Spec(widths=width, epochs=config.epochs, milestones=config.milestones,
                          cosine_t_max=config.cosine_t_max)
-    print(f"training {p} models of width {width} for {config.epochs} epochs "
+    print(f"training {p} model{'s' * (p != 1)} of width {width} for {config.epochs} "
+          f"epoch{'s' * (config.epochs != 1)} "
           f"on {populations.jax.local_devices()[0].device_kind}", flush=True)
     t0 = time.perf_counter()
     out = populations.run(variants, datasets.cubist_spiral(), spec=spec,
@@ -42,7 +49,8 @@ def run(config) -> pd.DataFrame:
     summary = df.groupby("keep").agg(runs=("accuracy", "size"), nnz=("nnz", "mean"),
                                      mean_acc=("accuracy", "mean"), best_acc=("accuracy", "max"))
     print(summary.sort_index(ascending=False).to_string(float_format=lambda v: f"{v:.4f}"))
-    print(f"{p} runs x {config.epochs} epochs in {seconds:.1f} s "
+    print(f"{p} run{'s' * (p != 1)} x {config.epochs} epoch{'s' * (config.epochs != 1)} in "
+          f"{seconds:.1f} s "
           f"({p * config.epochs / seconds:,.1f} model-epochs/s, compile included)")
     return df
 
@@ -53,5 +61,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    config_flags.DEFINE_config_file("config", "experiments/configs/train.py:quick", "preset")
+    config_flags.DEFINE_config_file("config", f"{pathlib.Path(__file__).parent}/configs/"
+                                    "train.py:quick", "preset")
     app.run(main)
