@@ -119,18 +119,45 @@ def test_synflow_closed_form_numpy_and_autodiff():
         np.testing.assert_allclose(got, jnp.abs(w * jax.jit(jax.grad(flow))(w)), rtol=1e-12)
 
 
-def test_prospr_meta_gradient_equals_finite_differences(data):
+def meta_loss_first_gradient_frozen(c, p, batches, lr, mu=0.9):
+    """The meta loss with g_0 a constant (its value at c = 1), plain unrolled momentum SGD."""
+    xs, ys = batches
+    g0 = jax.grad(models.loss)(p, xs[0], ys[0])  # theta_0 = W at c = 1: a constant
+    theta = masking.unflatten_kernels(masking.flatten_kernels(p) * c, p)
+    v = g0
+    theta = jax.tree.map(lambda a, b: a - lr * b, theta, v)
+    for t in range(1, xs.shape[0] - 1):
+        g = jax.grad(models.loss)(theta, xs[t], ys[t])
+        v = jax.tree.map(lambda a, b: mu * a + b, v, g)
+        theta = jax.tree.map(lambda a, b: a - lr * b, theta, v)
+    return models.loss(theta, xs[-1], ys[-1])
+
+
+def test_prospr_meta_gradient_detaches_the_first_momentum_buffer(data):
+    # The study's functional_sgd starts the momentum buffer as clone(g_0).detach(): the
+    # meta-gradient is the derivative of the meta loss with g_0 held constant. Finite
+    # differences (float64) of that function agree; those of the plain meta loss (gradient
+    # through g_0 too) differ, so a version that differentiates through g_0 fails here.
     with enable_x64():
         p = params64(3)
         xb, yb = zip(*[small_batch(data, 16, seed=s) for s in range(4)])
         batches = (jnp.asarray(np.stack(xb)), jnp.asarray(np.stack(yb)))
         lr = 0.2
-        f = jax.jit(lambda c: prospr.meta_loss(c, p, batches, lr))
-        fd = central_diff(f, np.ones(models.num_weights(WIDTHS)), eps=1e-5)
-        got = jax.jit(prospr.meta_gradient)(p, batches, lr)
+        n = models.num_weights(WIDTHS)
+        frozen = jax.jit(lambda c: meta_loss_first_gradient_frozen(c, p, batches, lr))
+        fd = central_diff(frozen, np.ones(n), eps=1e-5)
+        got = np.asarray(jax.jit(prospr.meta_gradient)(p, batches, lr))
         np.testing.assert_allclose(got, fd, rtol=1e-6, atol=1e-10)
-        # Second order matters: dropping the inner graph (first-order) gives other numbers.
         assert np.max(np.abs(got)) > 0
+        full = central_diff(jax.jit(lambda c: prospr.meta_loss(c, p, batches, lr)), np.ones(n),
+                            eps=1e-5)
+        assert np.max(np.abs(full - got)) > 1e-3 * np.max(np.abs(got))
+        # Two inner steps as well (g_0 frozen, g_1 differentiated).
+        two = (batches[0][:3], batches[1][:3])
+        fd2 = central_diff(jax.jit(lambda c: meta_loss_first_gradient_frozen(c, p, two, lr)),
+                           np.ones(n), eps=1e-5)
+        np.testing.assert_allclose(jax.jit(prospr.meta_gradient)(p, two, lr), fd2, rtol=1e-6,
+                                   atol=1e-10)
 
 
 def test_prospr_unroll_is_momentum_sgd_without_weight_decay(data):

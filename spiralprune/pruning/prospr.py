@@ -4,7 +4,11 @@ A mask variable c (ones, on the kernels only) multiplies the initial kernels, th
 ``steps`` momentum-SGD steps on fresh batches (PyTorch-style momentum: v_0 = g_0,
 v_t = mu v_{t-1} + g_t; no dampening, no Nesterov, NO weight decay; biases updated too), and
 the score is |dL(theta_steps; next batch)/dc|. ``jax.grad`` differentiates through the inner
-``jax.grad`` calls, so this is the full second-order meta-gradient (``method="full"``).
+``jax.grad`` calls, so this is the second-order meta-gradient (``method="full"``), except
+through the first inner gradient: as in the study's code (and torch's SGD), the first momentum
+buffer is a detached copy of g_0, so no meta-gradient flows through g_0 (only through theta_0
+itself and the later gradients). The score is therefore not the exact derivative of the meta
+loss; it is what the study computed.
 """
 
 import jax
@@ -36,14 +40,19 @@ def meta_loss(c: jax.Array, params: base.Params, batches: Batches, lr,
     velocity = None
     for t in range(xs.shape[0] - 1):
         g = jax.grad(models.loss)(theta, xs[t], ys[t])
-        velocity = g if velocity is None else jax.tree.map(
-            lambda v, gi: momentum * v + gi, velocity, g)
+        if velocity is None:
+            # The study's functional_sgd starts the buffer as clone(grad).detach(), as torch's
+            # SGD does: the first step moves theta by lr * g_0 but carries no meta-gradient
+            # through g_0 (differentiating through it changed the scores by ~7%).
+            velocity = jax.tree.map(jax.lax.stop_gradient, g)
+        else:
+            velocity = jax.tree.map(lambda v, gi: momentum * v + gi, velocity, g)
         theta = jax.tree.map(lambda p, v: p - lr * v, theta, velocity)
     return models.loss(theta, xs[-1], ys[-1])
 
 
 def meta_gradient(params: base.Params, batches: Batches, lr, momentum: float = 0.9) -> jax.Array:
-    """Signed dL/dc at c = 1, flat (N,) (see ``meta_loss``)."""
+    """Signed dL/dc at c = 1, flat (N,), with g_0 detached (see ``meta_loss``)."""
     c = jnp.ones_like(masking.flatten_kernels(params))
     return jax.grad(meta_loss)(c, params, batches, lr, momentum)
 
