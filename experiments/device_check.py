@@ -98,14 +98,15 @@ class RunTimer:
     """
 
     def __enter__(self):
-        self.seconds, self.calls, self._run = 0.0, 0, populations.run
+        self.seconds, self.compile_s, self.calls, self._run = 0.0, 0.0, 0, populations.run
 
         def timed(*args, **kwargs):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), compile_seconds()
             try:
                 return self._run(*args, **kwargs)
             finally:
                 self.seconds += time.perf_counter() - t0
+                self.compile_s += compile_seconds() - c0
                 self.calls += 1
 
         populations.run = timed
@@ -417,8 +418,9 @@ class Check:
                           traceback=traceback.format_exc()[-4000:])
                 print(st["traceback"], file=sys.stderr, flush=True)
         wall, comp = clock.elapsed(), compile_seconds() - c0
-        st.update(wall_s=wall, compile_s=comp, train_s=max(timer.seconds - comp, 0.0),
-                  host_s=max(wall - timer.seconds, 0.0), run_calls=timer.calls,
+        train = max(timer.seconds - timer.compile_s, 0.0)   # compile + train + host = wall
+        st.update(wall_s=wall, compile_s=comp, train_s=train,
+                  host_s=max(wall - train - comp, 0.0), run_calls=timer.calls,
                   units=clock.units, **memory())
         st["compile_fraction"] = st["compile_s"] / max(st["wall_s"], 1e-9)
         s = self.stage[name]
@@ -483,10 +485,10 @@ def render(res: dict) -> str:
                      "host s", "projected full s", "peak GiB (process)"), rows)
     lines += ["", "Capped: stopped between units of work at its cap; its numbers are what it "
               "measured, and `projected full s` scales its wall time to all its runs. `train s`: "
-              "time inside `populations.run` less compilation (training, evaluation, chunk "
-              "transfers); `host s`: the rest (building variants, record columns, writing and "
-              "reading records). Peak memory is the process's peak so far (device memory "
-              "stats; - where the backend has none)."]
+              "time inside `populations.run` less its compilation (training, evaluation, chunk "
+              "transfers); `host s`: the rest less compilation (building variants, record "
+              "columns, writing and reading records). Peak memory is the process's peak so far "
+              "(device memory stats; - where the backend has none)."]
     for name, st in status.items():
         if st["status"] == "failed":
             lines += ["", f"**{name} failed**: `{st['error']}`"]
