@@ -581,7 +581,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    config_flags.DEFINE_config_file("config", "experiments/configs/device_check.py:gpu",
+    config_flags.DEFINE_config_file("config", f"{pathlib.Path(__file__).parent}/configs/"
+                                    "device_check.py:gpu",
                                     "preset: experiments/configs/device_check.py:<gpu|tiny>")
     flags.DEFINE_string("out", None, "folder for report.md and report.json")
     flags.mark_flag_as_required("out")

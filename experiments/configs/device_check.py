@@ -15,7 +15,9 @@ Runbook (from the repository root, on a machine with one H100/H200 and JAX with 
     run still leaves its numbers.
 
   python experiments/device_check.py --config=experiments/configs/device_check.py:tiny --out=DIR
-    The same code path at toy scale on a CPU (about 15-25 s on 2 cores); run by the tests.
+    The same code path at toy scale on a CPU: about 35 s of CPU time on the 2-core Xeon,
+    almost all of it compiling six small programs (90 s wall on a heavily shared machine);
+    run by tests/device_check_test.py.
 
 What ``gpu`` measures (stages in this order):
 
