@@ -2,7 +2,7 @@
 
 Runbook (from the repository root, on a machine with one H100/H200 and JAX with CUDA):
 
-  OUT=/tmp/out bash experiments/device_check.sh
+  OUT=DIR bash experiments/device_check.sh
     installs the carried ml-collections wheel (third_party/wheels) if it is missing, then runs
   python experiments/device_check.py --config=experiments/configs/device_check.py:gpu \
       --out=$OUT/device_check
