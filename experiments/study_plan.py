@@ -47,13 +47,22 @@ ASSUMED = {"cpu": dict(a=3e-3, b=3.5e-5, step_s=0.0, compile_s=5.0),
 
 
 def format_seconds(seconds: float) -> str:
-    """Returns ``seconds`` as h:mm:ss, rounded to the second ("?" when not finite)."""
-    # populations.Progress formats its ETA likewise but truncates; the plan's estimates round.
+    """A duration for people: "42 s", "4 min 12 s", "3 h 05 min", "11.6 days" ("?" if unknown).
+
+    Rounded to the second below an hour, to the minute below a day, to a tenth of a day above.
+    """
     if not np.isfinite(seconds):
         return "?"
+    seconds = max(float(seconds), 0.0)
+    if seconds >= 86_400:
+        return f"{seconds / 86_400:.1f} days"
     m, s = divmod(int(round(seconds)), 60)
-    h, m = divmod(m, 60)
-    return f"{h:d}:{m:02d}:{s:02d}"
+    if m == 0:
+        return f"{s} s"
+    if m < 60:
+        return f"{m} min {s:02d} s"
+    h, m = divmod(int(round(seconds / 60)), 60)
+    return f"{h} h {m:02d} min" if h < 24 else "1.0 days"
 
 
 def sub_config(config, name: str):
@@ -103,27 +112,44 @@ def cost_model(config, measure: bool) -> tuple[dict, str]:
     platform = jax.default_backend()
     base = dict(ASSUMED["cpu" if platform == "cpu" else "gpu"])
     kind = jax.local_devices()[0].device_kind
-    if config.estimate == "assumed" or not measure:
+    if config.get("estimate", "measured") == "assumed" or not measure:
         rates, how = base, f"assumed rates for {platform} ({kind})"
     else:
-        rates, how = measure_rates(base), f"rates measured on {kind}"
+        t0 = time.perf_counter()
+        try:
+            rates = measure_rates(base)
+            how = f"rates measured on {kind} in {time.perf_counter() - t0:.0f} s"
+        except Exception as e:  # noqa: BLE001 - an estimate must never stop a dry run
+            rates = base
+            how = (f"assumed rates for {platform} ({kind}; measuring failed: "
+                   f"{type(e).__name__})")
     w16 = 1 / (rates["a"] + models.num_params(16) * rates["b"])
     return rates, f"{how}: {w16:,.0f} width-16 model-epochs/s, {rates['compile_s']:.1f} s a group"
 
 
-def measure_rates(base: dict, widths=(3, 16), runs_per_device: int = 16) -> dict:
-    """Measures the cost model on this device: one warm population per width, one epoch.
+def measure_rates(base: dict, widths=(16,), runs_per_device: int = 256,
+                  steps: int = 20) -> dict:
+    """Measures the cost model on this device: a tiny calibration population, a few seconds.
+
+    Per width, one population of ``runs_per_device`` models trains one epoch of ``steps``
+    minibatches (a slice of the data) twice: the first call compiles, the second is timed, and
+    the per-step cost is scaled to the recipe's 390-step epoch. One width (the default, one
+    compile) scales ``base``'s a and b by the measured over the assumed cost at that width; two
+    widths fit ``a + b * params`` through both.
 
     Args:
       base: the assumed model (its latency floor is kept).
-      widths: two widths to fit ``a + b * params`` through.
+      widths: one width to scale ``base`` at, or two to fit ``a + b * params`` through.
       runs_per_device: the population size per local device (small: on a GPU this
         underestimates large-population throughput, so the estimate errs long).
+      steps: minibatches of the calibration epoch (390 is a full epoch).
 
     Returns:
       ``base`` with a, b and compile_s measured.
     """
-    data = datasets.cubist_spiral()
+    x, y = datasets.cubist_spiral()
+    n = min(len(x), max(1, int(steps)) * training.Spec().batch_size)
+    data, scale = (x[:n], y[:n]), _STEPS / max(1, n // training.Spec().batch_size)
     p = runs_per_device * len(jax.local_devices())
     points = []
     for w in widths:
@@ -136,10 +162,15 @@ def measure_rates(base: dict, widths=(3, 16), runs_per_device: int = 16) -> dict
         t1 = time.perf_counter()
         populations.run(variants, data, spec=spec)
         t2 = time.perf_counter()
-        points.append((models.num_params(w), (t2 - t1) / p, (t1 - t0) - (t2 - t1)))
-    (n0, c0, k0), (n1, c1, k1) = points
+        points.append((models.num_params(w), (t2 - t1) * scale / p, (t1 - t0) - (t2 - t1)))
+    compile_s = max(sum(k for _, _, k in points) / len(points), 0.0)
+    if len(points) == 1:
+        (n0, c0, _), = points
+        factor = c0 / (base["a"] + base["b"] * n0)
+        return dict(base, a=base["a"] * factor, b=base["b"] * factor, compile_s=compile_s)
+    (n0, c0, _), (n1, c1, _) = points[:2]
     b = max((c1 - c0) / (n1 - n0), 0.0)
-    return dict(base, a=max(c0 - b * n0, 1e-7), b=b, compile_s=max((k0 + k1) / 2, 0.0))
+    return dict(base, a=max(c0 - b * n0, 1e-7), b=b, compile_s=compile_s)
 
 
 def _cost(rates: dict, widths, runs: int, epochs: float, steps: int, calls: int) -> float:

@@ -1,0 +1,39 @@
+"""experiments/study_plan.py: durations for people and the measured cost model."""
+
+import math
+
+import jax
+import pytest
+
+from experiments import study_plan
+from experiments.configs import study as study_config
+from spiralprune import models
+
+
+@pytest.mark.parametrize("seconds,text", [
+    (0, "0 s"), (42.4, "42 s"), (252, "4 min 12 s"), (3599.4, "59 min 59 s"),
+    (3600, "1 h 00 min"), (11_100, "3 h 05 min"), (11.6 * 86_400, "11.6 days"),
+    (math.inf, "?"), (math.nan, "?")])
+def test_format_seconds_reads_as_days_hours_minutes(seconds, text):
+    assert study_plan.format_seconds(seconds) == text
+
+
+def test_measured_rates_come_from_a_tiny_calibration_population():
+    base = study_plan.ASSUMED["cpu"]
+    rates = study_plan.measure_rates(base, widths=(3,), runs_per_device=4, steps=2)
+    assert set(rates) == set(base) and rates["step_s"] == base["step_s"]
+    assert rates["a"] > 0 and rates["b"] > 0 and rates["compile_s"] >= 0
+    # One width scales the assumed model: the ratio a / b is kept.
+    assert rates["a"] / rates["b"] == pytest.approx(base["a"] / base["b"])
+    per_epoch = rates["a"] + rates["b"] * models.num_params(3)
+    assert 1e-6 < per_epoch < 60  # seconds per model-epoch: some finite, positive rate
+
+
+def test_cost_model_measures_only_in_a_dry_run():
+    config = study_config.get_config("smoke")
+    config.estimate = "measured"
+    rates, line = study_plan.cost_model(config, measure=False)
+    kind = "cpu" if jax.default_backend() == "cpu" else "gpu"
+    assert rates == study_plan.ASSUMED[kind] and line.startswith("assumed rates for")
+    config.estimate = "assumed"
+    assert study_plan.cost_model(config, measure=True)[1].startswith("assumed rates")
