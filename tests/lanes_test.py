@@ -1,0 +1,164 @@
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from spiralprune import datasets, lanes, masking, models, populations, training
+
+P = 32
+# Few steps per epoch and an eval chunk that does not divide the data (a padded last chunk).
+SPEC = training.Spec(widths=(3, 2, 2), epochs=3, eval_chunk=1000)
+
+
+def _data(n=8192):
+    x, y = datasets.cubist_spiral()
+    sub = np.random.default_rng(1).choice(len(y), n, replace=False)
+    return jnp.asarray(x[sub]), jnp.asarray(y[sub])
+
+
+def _variants(p=P, widths=SPEC.widths, seed=0):
+    rng = np.random.default_rng(seed)
+    kernels = [rng.random((p,) + s) < 0.7 for s in models.layer_shapes(widths)]
+    return populations.make_variants(masks=masking.from_kernels(kernels),
+                                     lr=rng.choice([0.05, 0.1, 0.2], p),
+                                     schedule=rng.integers(0, 3, p), seed=rng.integers(0, 999, p))
+
+
+@pytest.fixture(scope="module")
+def trained():
+    data, v = _data(), _variants()
+    out = {e: populations.run(v, data, spec=training.Spec(**{**vars(SPEC), "engine": e}))
+           for e in ("vmap", "lanes")}
+    return data, v, out
+
+
+def test_engines_agree(trained):
+    _, _, out = trained
+    assert sorted(out["vmap"]) == sorted(out["lanes"])
+    # The engines sum a unit's inputs in different orders, so params agree to float32 rounding
+    # amplified by training. If a rounding difference flips a ReLU on some point (a
+    # pre-activation within ~1e-7 of 0), that run's trajectory departs a little; allow 2 of 32
+    # such runs, with accuracy within 2 points, and require every other run to agree tightly.
+    close = np.ones(P, bool)
+    vm, ln = out["vmap"]["params"], out["lanes"]["params"]
+    for a, b in zip(jax.tree.leaves(vm), jax.tree.leaves(ln)):
+        close &= np.all(np.abs(a - b) <= 1e-5 + 1e-4 * np.abs(a), axis=tuple(range(1, a.ndim)))
+    assert np.sum(~close) <= 2, np.flatnonzero(~close)
+    acc_v, acc_l = out["vmap"]["accuracy"], out["lanes"]["accuracy"]
+    np.testing.assert_allclose(acc_l[close], acc_v[close], atol=1.5 / 8192)
+    np.testing.assert_allclose(acc_l, acc_v, atol=0.02)
+    for key in ("loss", "train_loss"):
+        np.testing.assert_allclose(out["lanes"][key][close], out["vmap"][key][close], rtol=1e-4)
+    for key in ("masks", "nnz_weights", "nnz", "diverged"):
+        for a, b in zip(jax.tree.leaves(out["vmap"][key]), jax.tree.leaves(out["lanes"][key])):
+            np.testing.assert_array_equal(a, b)
+    # Not vacuous: the runs trained (moved away from chance) and differ from one another.
+    assert np.max(acc_l) > 0.55 and len(set(np.round(out["lanes"]["loss"], 6))) == P
+
+
+def test_masked_weights_are_exactly_zero(trained):
+    _, v, out = trained
+    params = out["lanes"]["params"]
+    for p_leaf, m_leaf in zip(jax.tree.leaves(params), jax.tree.leaves(v.masks)):
+        assert np.all(p_leaf[~m_leaf] == 0.0)
+        assert np.all(p_leaf[m_leaf] != 0.0)
+
+
+def test_member_equals_the_same_run_alone(trained):
+    data, v, out = trained
+    spec = training.Spec(**{**vars(SPEC), "engine": "lanes"})
+    for i in (0, 7, 31):
+        alone = populations.run(jax.tree.map(lambda a, i=i: a[i:i + 1], v), data, spec=spec)
+        for a, b in zip(jax.tree.leaves(alone), jax.tree.leaves(out["lanes"])):
+            np.testing.assert_allclose(a[0], b[i], rtol=1e-6, atol=1e-7)
+
+
+def test_hand_written_gradients_equal_autodiff():
+    key_p, key_x, key_y = jax.random.split(jax.random.key(0), 3)
+    params = jax.vmap(lambda k: models.init(k, (4, 3, 2)))(jax.random.split(key_p, 5))
+    params = lanes.to_lanes(params)
+    inputs = list(jax.random.normal(key_x, (2, 16, 5)))
+    y = (jax.random.uniform(key_y, (16, 5)) > 0.5).astype(jnp.float32)
+
+    def total(params):
+        logits = lanes.forward(params, inputs)[1][3][0]
+        return jnp.sum(jnp.mean(models.bce_with_logits(logits, y), axis=0))
+
+    @jax.jit
+    def both(params):
+        return lanes.loss_and_grads(params, inputs, y), jax.value_and_grad(total)(params)
+
+    (loss, grads), (ref_loss, ref_grads) = both(params)
+    np.testing.assert_allclose(jnp.sum(loss), ref_loss, rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_evaluation_matches_the_one_model_evaluation():
+    data = _data(1500)
+    params = jax.vmap(lambda k: models.init(k, (3, 3, 3)))(jax.random.split(jax.random.key(3), 4))
+    params = jax.tree.map(lambda a: a.at[3].set(jnp.nan), params)   # run 3 diverged
+    spec = training.Spec(widths=(3, 3, 3), eval_chunk=400)
+    acc, loss = jax.jit(lambda p: lanes.evaluate(lanes.to_lanes(p), data, spec))(params)
+    ref_acc, ref_loss = jax.jit(jax.vmap(lambda p: training.evaluate(p, data, spec)))(params)
+    np.testing.assert_allclose(acc, ref_acc, atol=1e-7)
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
+    # NaN logits predict class 0: the diverged run's accuracy is the share of class 0.
+    assert acc[3] == pytest.approx(float(np.mean(np.asarray(data[1]) == 0)))
+    assert np.isnan(loss[3])
+
+
+def test_engine_choice_and_refusals():
+    devs = jax.local_devices()
+    for widths in ((3, 3, 3), (3, 2, 2), (6, 3, 2), (7, 3, 3)):
+        assert populations.engine(training.Spec(widths=widths), devs) == "lanes"
+    assert populations.engine(training.Spec(widths=16), devs) == "vmap"
+    assert populations.engine(training.Spec(widths=16, engine="lanes"), devs) == "lanes"
+    assert populations.engine(training.Spec(widths=3, engine="vmap"), devs) == "vmap"
+    gmp = training.Spec(widths=3, method="gmp", engine="auto")
+    assert populations.engine(gmp, devs) == "vmap"
+    with pytest.raises(ValueError, match="cannot run method 'gmp'.*engines that can: vmap"):
+        populations.engine(training.Spec(widths=3, method="gmp", engine="lanes"), devs)
+    with pytest.raises(ValueError, match=r"cannot run widths \(32, 32, 32\).*can: vmap"):
+        populations.run(_variants(2, (32, 32, 32)), _data(256),
+                        spec=training.Spec(widths=32, engine="lanes"))
+    with pytest.raises(ValueError, match="unknown engine"):
+        training.Spec(engine="pallas")
+    if devs[0].platform == "cpu":   # lanes chunks stay small enough for the cache on a CPU
+        chunk = populations.auto_chunk(training.Spec(widths=3), 10**6, devs)
+        assert chunk == populations.LANES_CPU_CHUNK * len(devs)
+        assert populations.auto_chunk(training.Spec(widths=3, engine="vmap"), 10**6, devs) > chunk
+
+
+def test_sharded_over_8_host_devices_equals_one(tmp_path):
+    script = textwrap.dedent("""
+        import numpy as np, jax, jax.numpy as jnp
+        from spiralprune import datasets, masking, models, populations, training
+        assert len(jax.devices()) == 8
+        x, y = datasets.cubist_spiral()
+        sub = np.random.default_rng(1).choice(len(y), 640, replace=False)
+        data = (jnp.asarray(x[sub]), jnp.asarray(y[sub]))
+        p = 12
+        rng = np.random.default_rng(0)
+        kernels = [rng.random((p,) + s) < 0.7 for s in models.layer_shapes((3, 2, 2))]
+        v = populations.make_variants(masks=masking.from_kernels(kernels),
+                                      lr=np.full(p, 0.1), schedule=np.arange(p) % 3,
+                                      seed=np.arange(p))
+        spec = training.Spec(widths=(3, 2, 2), epochs=1, engine="lanes")
+        a = populations.run(v, data, spec=spec, chunk_size=8)   # 2 chunks of 8, 1 per device
+        b = populations.run(v, data, spec=spec, devices=jax.devices()[:1])
+        for u, w in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+            np.testing.assert_allclose(u, w, rtol=1e-6, atol=1e-7)
+        assert len(set(np.round(a["loss"], 6))) == p
+        print("SHARDED_OK")
+    """)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+               JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert "SHARDED_OK" in out.stdout, out.stderr[-2000:]
