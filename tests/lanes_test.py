@@ -79,11 +79,12 @@ def test_member_equals_the_same_run_alone(trained):
 
 
 def test_hand_written_gradients_equal_autodiff():
-    key_p, key_x, key_y = jax.random.split(jax.random.key(0), 3)
-    params = jax.vmap(lambda k: models.init(k, (4, 3, 2)))(jax.random.split(key_p, 5))
-    params = lanes.to_lanes(params)
-    inputs = list(jax.random.normal(key_x, (2, 16, 5)))
-    y = (jax.random.uniform(key_y, (16, 5)) > 0.5).astype(jnp.float32)
+    rng = np.random.default_rng(0)   # NumPy draws: eager JAX ops would each compile
+    params = {name: {"kernel": jnp.asarray(rng.normal(size=(fi, fo, 5)), jnp.float32),
+                     "bias": jnp.asarray(rng.normal(size=(fo, 5)), jnp.float32)}
+              for name, (fi, fo) in zip(models.LAYERS, models.layer_shapes((4, 3, 2)))}
+    inputs = list(jnp.asarray(rng.normal(size=(2, 16, 5)), jnp.float32))
+    y = jnp.asarray(rng.random((16, 5)) > 0.5, jnp.float32)
 
     def total(params):
         logits = lanes.forward(params, inputs)[1][3][0]
@@ -101,8 +102,11 @@ def test_hand_written_gradients_equal_autodiff():
 
 def test_evaluation_matches_the_one_model_evaluation():
     data = _data(1500)
-    params = jax.vmap(lambda k: models.init(k, (3, 3, 3)))(jax.random.split(jax.random.key(3), 4))
-    params = jax.tree.map(lambda a: a.at[3].set(jnp.nan), params)   # run 3 diverged
+    rng = np.random.default_rng(3)
+    params = {name: {"kernel": rng.normal(size=(4, fi, fo)), "bias": rng.normal(size=(4, fo))}
+              for name, (fi, fo) in zip(models.LAYERS, models.layer_shapes((3, 3, 3)))}
+    params["layer1"]["kernel"][3, 0, 0] = np.nan   # run 3 diverged
+    params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params)
     spec = training.Spec(widths=(3, 3, 3), eval_chunk=400)
     acc, loss = jax.jit(lambda p: lanes.evaluate(lanes.to_lanes(p), data, spec))(params)
     ref_acc, ref_loss = jax.jit(jax.vmap(lambda p: training.evaluate(p, data, spec)))(params)
