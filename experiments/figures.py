@@ -28,6 +28,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import logging
 import os
 import pathlib
 import re
@@ -36,11 +37,16 @@ import time
 
 import matplotlib.backends.backend_agg
 import matplotlib.figure
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 from absl import app, flags
 
 from spiralprune import analysis, datasets, models, playground, plotting, recording, search
+
+# jax probes for a TPU at start-up and logs its absence at INFO on every CPU or GPU machine.
+logging.getLogger("jax._src.xla_bridge").addFilter(
+    lambda record: "Unable to initialize backend" not in record.getMessage())
 
 KINDS = ("search", "prune")
 TARGETS = (0.95, 0.995)
@@ -571,26 +577,39 @@ def _disconnected_section(prune_recs, records, targets, out: _Out) -> list[str]:
             "max disconnected": g["disconnected"].max().astype(int)}).reset_index()
         fig = matplotlib.figure.Figure(figsize=(13, 5), layout="constrained")
         left, right = fig.subplots(1, 2)
-        names = list(g.groups)
-        for method, part in g:
+        # Dense runs have no disconnected paths, and their hundreds of nonzeros would squeeze
+        # every pruned run into a corner: tables only.
+        drawn = df[df["method"] != "dense"]
+        names = sorted(drawn["method"].unique(), key=lambda m: (m.startswith("search"), m))
+        for method in names:
+            part = drawn[drawn["method"] == method]
             colour, marker = plotting.method_style(method, names)
             on_top = method.startswith("search")
-            left.scatter(part["nnz"], part["effective_nnz"], s=22 if on_top else 14,
-                         alpha=0.9 if on_top else 0.6, marker=marker, color=colour,
+            left.scatter(part["nnz"], part["effective_nnz"], s=24 if on_top else 18,
+                         alpha=0.9 if on_top else 0.7, marker=marker, color=colour,
                          edgecolors="none", label=method,
                          zorder=plotting.SEARCH_ZORDER if on_top else 2)
-        top = float(df["nnz"].max())
-        left.plot([0, top], [0, top], color="#888888", lw=0.8, ls="--", zorder=0)
+        top = float(drawn["nnz"].max())
+        left.plot([0, top], [0, top], color="#888888", lw=0.8, ls="--", zorder=0,
+                  label="effective = measured")
         left.set(xlabel="measured nonzero parameters", ylabel="effective nonzero parameters",
-                 title=f"{setting} init: effective against measured")
+                 title=f"{setting} init: effective against measured nonzeros"
+                 + ("\n(dense runs: in the table only)" if len(drawn) < len(df) else ""))
         left.grid(alpha=0.3)
         left.legend(fontsize=8, loc="upper left")
-        pruned = df[df["method"] != "search (phase two)"]
+        pruned = drawn[drawn["method"] != "search (phase two)"]
         srch = search_rows(records, setting, effective=True)
         if len(pruned):
             plotting.accuracy_vs_nonzeros(
                 pruned, by="method", x="effective_nnz", search=srch if len(srch) else None,
                 targets=_visible(targets, df["accuracy"]), ax=right)
+            if top > 20 * max(float(drawn["nnz"].min()), 1):  # many widths: zeros stay visible
+                left.set_xscale("symlog", linthresh=10)
+                left.set_yscale("symlog", linthresh=10)
+                right.set_xscale("symlog", linthresh=10)
+                for axis in (left.xaxis, left.yaxis, right.xaxis):
+                    axis.set_major_formatter(matplotlib.ticker.FuncFormatter(
+                        lambda v, _: f"{v:g}"))
             right.set_xlabel("effective nonzero parameters")
             right.set_title(f"{setting} init: accuracy against effective nonzeros")
         else:

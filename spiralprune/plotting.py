@@ -106,8 +106,9 @@ def _percent_y(ax) -> None:
 def _target_lines(ax, targets) -> None:
     for t in targets:
         ax.axhline(t, color="#888888", lw=0.8, ls="--", zorder=0)
-        ax.annotate(f"{100 * t:g}%", (1.0, t), xycoords=("axes fraction", "data"),
-                    xytext=(-2, 2), textcoords="offset points", ha="right", va="bottom",
+        # At the left edge: the fronts' dense end (top right) often sits on the line.
+        ax.annotate(f"{100 * t:g}%", (0.0, t), xycoords=("axes fraction", "data"),
+                    xytext=(3, 2), textcoords="offset points", ha="left", va="bottom",
                     fontsize=8, color="#555555")
 
 
