@@ -247,6 +247,21 @@ def test_rigl_training_keeps_erk_counts(data):
 # --- LTH ---
 
 
+def test_lth_counts_decide_exact_integers_without_libm():
+    # (N, f) = (90, 40): round 2 keeps 90 * (4/9) ** 0.5 = 60 exactly in real arithmetic; a
+    # libm pow one ulp low would truncate to 59. Every round against exact rationals: where
+    # N (f/N)^(r/4) is irrational it is far from an integer, so int() of it is its floor.
+    assert lottery.lth_counts(90, 40)[2] == 60
+    from fractions import Fraction
+    for n, f in [(90, 40), (560, 30), (27, 15), (609, 55)]:
+        for r, got in enumerate(lottery.lth_counts(n, f)[1:], start=1):
+            # floor(n (f/n)^(r/4)) = the largest k with k^4 <= n^4 (f/n)^r (exact integers)
+            bound = Fraction(n) ** 4 * Fraction(f, n) ** r
+            k = int(n * (f / n) ** (r / 4))
+            k = max(k_ for k_ in (k - 1, k, k + 1) if Fraction(k_) ** 4 <= bound)
+            assert got in (k, k - 1) if r == 4 else got == k, (n, f, r)
+
+
 def test_lth_targets_match_the_study():
     np.testing.assert_array_equal(lottery.lth_targets(560, 30), [560, 269, 129, 62, 30])
     np.testing.assert_array_equal(lottery.lth_targets(44, 10, 3),

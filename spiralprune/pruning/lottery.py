@@ -23,17 +23,22 @@ LTH_ARGS = {"lth_rounds": 5, "reference_counts": False}
 def lth_counts(num_weights: int, budget: int, rounds: int = 5) -> list[int]:
     """The study's kept counts per round on the host: N, then int(N (f/N)^(r/(R-1))).
 
-    Python float64 as ``LTH_loop.py`` (the last one can be f - 1: ``N * (f / N) ** 1.0``).
+    The study's float64 order (the last one can be f - 1: ``N * (f / N) ** 1.0``), with the
+    power correctly rounded (``selection.cr_pow``) rather than the platform's libm pow: at
+    (N, f) = (90, 40) round 2 is exactly 60 in real arithmetic, and a pow one ulp low would
+    give 59 on some machines.
     """
     n, f = int(num_weights), int(budget)
-    return [n] + [int(n * (f / float(n)) ** (r / (rounds - 1.0))) for r in range(1, rounds)]
+    return [n] + [int(n * selection.cr_pow(f / float(n), r / (rounds - 1.0)))
+                  for r in range(1, rounds)]
 
 
 def lth_targets(num_weights: int, budget, rounds: int = 5, *,
                 reference_counts: bool = False) -> jax.Array:
     """Weights kept in each round, (rounds,) int32, for a traced budget (round 0: N).
 
-    Evaluated on the host (``selection.host_counts``, bit-exact with the study's float64).
+    Evaluated on the host (``selection.host_counts``: the study's float64 formula, with a
+    correctly rounded pow).
     Exact mode clamps to >= f and sets the last round to exactly f.
 
     Args:
