@@ -58,3 +58,14 @@ def test_notebook_runs_on_the_smoke_presets(path, kernel_env, monkeypatch, tmp_p
     images = [o for c in book.cells if c.cell_type == "code" for o in c.outputs
               if "image/png" in o.get("data", {})]
     assert images, f"{path.name} showed no figure"
+
+
+def test_notebooks_read_the_quick_start_study_before_retraining():
+    for path in NOTEBOOKS[1:]:
+        code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells
+                         if c.cell_type == "code")
+        assert 'ROOT / "workdirs" / "study_quick"' in code, path.name
+        # ... and it is looked up before any binary runs a preset or anything is trained.
+        first_use = min(code.index(s) for s in ("WORKDIR is None:", "WORKDIR is not None:")
+                        if s in code)
+        assert code.index("WORKDIR = str(QUICK_START)") < first_use, path.name
