@@ -33,7 +33,7 @@ from spiralprune import (
     schedules,
     training,
 )
-from spiralprune.pruning import registry
+from spiralprune.pruning import api, registry
 
 # jax probes for a TPU at start-up and logs its absence at INFO on every CPU or GPU machine.
 logging.getLogger("jax._src.xla_bridge").addFilter(
@@ -54,7 +54,8 @@ class Group:
 
     @property
     def stage(self) -> str:
-        return f"prune_{self.init}_{self.method}_w{self.width}"
+        # An import path's ":" cannot name a stage: api.stage_name makes it "-".
+        return f"prune_{self.init}_{api.stage_name(self.method)}_w{self.width}"
 
 
 def plan(config) -> list[Group]:
@@ -62,7 +63,11 @@ def plan(config) -> list[Group]:
 
     Budgets >= N_w are skipped (the study keeps only budgets below N_w); everything else
     that cannot run (unknown method or init, budget < 1, widths an init cannot provide, bad lr,
-    schedule or method_args) is a one-line ValueError.
+    schedule or method_args) is a one-line ValueError. A method is a built-in name, a name
+    registered with ``spiralprune.pruning.register`` or an import path
+    ``package.module:function`` (``--config.grids.bench95.methods="('snip','pkg.mod:fn')"``);
+    a pruner outside the built-ins is run once per width first (``api.check``: it must import,
+    take the right arguments, return masks like params, score without NaN, keep the budget).
     """
     grids.check_task(int(config.task_index), int(config.num_tasks))
     if int(config.chunk_size) < 1:

@@ -1,14 +1,19 @@
 """Registry of pruning methods: one single-run train function per name, and input validation.
 
-``train_fn(method)`` returns ``(variant, data, *, spec) -> dict`` (``training.result``'s
-record) for ``populations.run``, which vmaps and jits it. Every function is created once at
-import, so ``populations``'s compile cache hits across calls.
+Every method is a pruner of the public API (``api``): ``BUILTINS`` is the one table of the
+study's methods, and names outside it (``api.register``, or an import path
+``package.module:function``) resolve through the same ``api.get``. ``train_fn(method)``
+returns ``(variant, data, *, spec) -> dict`` (``training.result``'s record) for
+``populations.run``, which vmaps and jits it. Every function is made once per pruner, so
+``populations``'s compile cache hits across calls.
 
-Pruning at initialisation (random, snip, grasp, synflow, iter_snip, force, prospr): draw the
-run's init, prune it with the run's prune key to ``variant.budget`` weights, train the fixed
-masks with ``training.train_epochs``. These score the dense model and ignore
-``variant.masks`` (pass all True); GMP, LTH and RigL start from ``variant.masks`` and never
-keep an entry outside it. "dense" is ``training.train_run`` (it trains ``variant.masks``).
+Pruning at initialisation (random, snip, grasp, synflow, iter_snip, force, prospr): score
+functions from ``scores`` that the library selects from (``api.Pruner.prune``): draw the run's
+init, prune it with the run's prune key to ``variant.budget`` weights inside ``variant.masks``
+(all True in the study), train the fixed masks with ``training.train_epochs``. The masks are
+those of ``at_init``'s and ``prospr``'s pruners, which the reference mode still calls. GMP, LTH
+and RigL are whole train functions; they start from ``variant.masks`` and never keep an entry
+outside it. "dense" is ``training.train_run`` (it trains ``variant.masks``).
 
 Method args (``Spec.method_args``; unknown names are a one-line ValueError at trace time):
   snip, grasp: ("xavier", True): re-draw the kernels Xavier-normal before pruning and train
@@ -21,8 +26,10 @@ Method args (``Spec.method_args``; unknown names are a one-line ValueError at tr
 
 from collections.abc import Callable
 
+import jax.numpy as jnp
+
 from spiralprune import masking, models, training
-from spiralprune.pruning import at_init, during_training, lottery, prospr
+from spiralprune.pruning import api, at_init, during_training, lottery, prospr, scores
 
 METHODS = ("dense", "random", "snip", "grasp", "synflow", "iter_snip", "force", "prospr",
            "gmp", "rigl", "lth")
@@ -40,81 +47,105 @@ AT_INIT_ARGS = {
 }
 
 
-def _prune_at_init(method: str, key, params, data, variant, spec, args):
-    """Masks of one at-init method (bias rule applied) for one model."""
-    k, ref = variant.budget, bool(args.get("reference_counts", False))
-    bs = spec.batch_size
-    if method == "random":
-        return at_init.random(key, params, k)
-    if method == "snip":
-        return at_init.snip(key, params, data, k, batch_size=bs, reference_counts=ref)
-    if method == "grasp":
-        return at_init.grasp(key, params, data, k, reference_counts=ref)
-    if method == "synflow":
-        return at_init.synflow(params, k, int(args["synflow_iterations"]), reference_counts=ref)
-    if method in ("iter_snip", "force"):
-        fn = at_init.iterative_snip if method == "iter_snip" else at_init.force
-        return fn(key, params, data, k, int(args["iter_steps"]), batch_size=bs,
-                  reference_counts=ref)
-    return prospr.prospr(key, params, data, k, variant.lr, float(args["prospr_momentum"]),
-                         int(args["prospr_steps"]), batch_size=bs, reference_counts=ref)
+# --- The built-ins' pieces for the API: score functions, batches, the study's own counts. ---
 
 
-def _at_init_train_fn(method: str) -> Callable:
-    defaults = AT_INIT_ARGS[method]
-
-    def train(variant: training.Variant, data, *, spec: training.Spec) -> dict:
-        args = during_training.resolve_args(spec, defaults)
-        keys = training.run_keys(variant.seed)
-        # The study re-draws SNIP's and GraSP's kernels Xavier-normal in its random-init runs
-        # and trains that model (biases keep the torch draw: models.init uses the same key).
-        xavier = args.get("xavier", False) and spec.init != "given"
-        params = training.initial_params(variant, spec, keys["init"],
-                                         kind="xavier" if xavier else None)
-        masks = _prune_at_init(method, keys["prune"], params, data, variant, spec, args)
-        params = masking.apply(params, masks)
-        opt_state = training.optimizer(spec).init(params)
-        params, _, loss = training.train_epochs(params, opt_state, masks, data, keys["data"],
-                                                variant.lr, variant.schedule, spec)
-        return training.result(params, masks, data, spec, loss)
-
-    train.__name__ = train.__qualname__ = f"{method}_train"
-    train.__doc__ = f"``populations`` train_fn of {method}: prune at init, train fixed masks."
-    return train
+def _grasp_scores(key, params, masks, batch):
+    return scores.grasp(key, params, masks, batch, 200.0)
 
 
-_TRAIN_FNS: dict[str, Callable] = {
-    "dense": training.train_run,
-    **{m: _at_init_train_fn(m) for m in AT_INIT_ARGS},
-    "gmp": during_training.gmp_train,
-    "rigl": during_training.rigl_train,
-    "lth": lottery.lth_train,
-}
+def _prospr_batches(key, data, *, spec, args):
+    """ProsPr's steps + 1 consecutive batches of one shuffle."""
+    return prospr.draw_batches(key, data, int(args["prospr_steps"]) + 1, spec.batch_size)
 
-METHOD_ARGS: dict[str, dict] = {
-    "dense": {}, **AT_INIT_ARGS, "gmp": during_training.GMP_ARGS,
-    "rigl": during_training.RIGL_ARGS, "lth": lottery.LTH_ARGS,
-}
+
+def _prospr_scores(key, params, masks, batch, *, lr, args):
+    """|dL(theta_steps; next batch) / dc| from the masked init (``prospr.meta_gradient``)."""
+    del key
+    return jnp.abs(prospr.meta_gradient(masking.apply(params, masks), batch, lr,
+                                        float(args["prospr_momentum"])))
+
+
+def _reference(method: str) -> Callable:
+    """The study's count formulas and threshold idioms (``reference_counts=True``)."""
+
+    def prune(key, params, data, k, *, lr, spec, args):
+        bs, ref = spec.batch_size, True
+        if method == "snip":
+            return at_init.snip(key, params, data, k, batch_size=bs, reference_counts=ref)
+        if method == "grasp":
+            return at_init.grasp(key, params, data, k, reference_counts=ref)
+        if method == "synflow":
+            return at_init.synflow(params, k, int(args["synflow_iterations"]),
+                                   reference_counts=ref)
+        if method in ("iter_snip", "force"):
+            fn = at_init.iterative_snip if method == "iter_snip" else at_init.force
+            return fn(key, params, data, k, int(args["iter_steps"]), batch_size=bs,
+                      reference_counts=ref)
+        return prospr.prospr(key, params, data, k, lr, float(args["prospr_momentum"]),
+                             int(args["prospr_steps"]), batch_size=bs, reference_counts=ref)
+
+    prune.__name__ = f"{method}_reference"
+    return prune
+
+
+def _at_init(name, score, **fields) -> api.Pruner:
+    ref = _reference(name) if "reference_counts" in AT_INIT_ARGS[name] else None
+    return api.Pruner(name=name, kind="scores", fn=score, args=AT_INIT_ARGS[name],
+                      reference=ref, builtin=True, **fields)
+
+
+def _train(name, fn, args, starts_from_masks=True) -> api.Pruner:
+    return api.Pruner(name=name, kind="train", fn=fn, args=args, builtin=True,
+                      starts_from_masks=starts_from_masks)
+
+
+# ONE table of the study's methods, every one a pruner of the public API (spiralprune.pruning.api).
+# Exact mode: the library's selection reproduces at_init's pruners mask for mask (same keys,
+# batches, schedules, tie rule); reference mode calls at_init/prospr with reference_counts.
+BUILTINS: tuple[api.Pruner, ...] = (
+    _train("dense", training.train_run, {}),
+    _at_init("random", scores.random, batch=None),
+    _at_init("snip", scores.snip),
+    _at_init("grasp", _grasp_scores, batch="balanced"),
+    _at_init("synflow", scores.synflow, batch=None, iterations="synflow_iterations",
+             rounding="ceil"),
+    _at_init("iter_snip", scores.iter_snip, iterations="iter_steps"),
+    _at_init("force", scores.force, iterations="iter_steps", revive=True),
+    _at_init("prospr", _prospr_scores, batch=_prospr_batches),
+    _train("gmp", during_training.gmp_train, during_training.GMP_ARGS),
+    _train("rigl", during_training.rigl_train, during_training.RIGL_ARGS),
+    _train("lth", lottery.lth_train, lottery.LTH_ARGS),
+)
+assert tuple(p.name for p in BUILTINS) == METHODS
+for _pruner in BUILTINS:
+    api.register(_pruner, replace=True)
+
+METHOD_ARGS: dict[str, dict] = {p.name: dict(p.args) for p in BUILTINS}
 
 
 def check_method(method: str) -> str:
-    """Returns ``method``; one-line ValueError listing the valid methods otherwise."""
-    if method not in _TRAIN_FNS:
-        raise ValueError(f"unknown pruning method {method!r}; choose from {', '.join(METHODS)}")
+    """Returns ``method``; one-line ValueError otherwise.
+
+    A method is a registered name (the built-ins, ``api.register``) or an import path
+    ``package.module:function`` (imported here, once).
+    """
+    api.get(method)
     return method
 
 
 def train_fn(method: str) -> Callable:
     """The single-run train function ``(variant, data, *, spec) -> dict`` of ``method``."""
-    return _TRAIN_FNS[check_method(method)]
+    return api.get(method).train_fn
 
 
 def check_method_args(method: str, method_args) -> None:
     """One-line ValueError if ``method_args`` (pairs or dict) has names ``method`` ignores."""
-    unknown = sorted(set(dict(method_args)) - set(METHOD_ARGS[check_method(method)]))
+    valid = api.get(method).args
+    unknown = sorted(set(dict(method_args)) - set(valid))
     if unknown:
         raise ValueError(f"unknown method_args {unknown} for method {method!r}; valid: "
-                         f"{sorted(METHOD_ARGS[method])}")
+                         f"{sorted(valid)}")
 
 
 def check_budget(widths, budget) -> int:
@@ -129,8 +160,12 @@ def check_budget(widths, budget) -> int:
 def validate(method: str, widths, budgets=(), init: str = "torch") -> None:
     """Checks a group of runs before any compute; raises a one-line ValueError.
 
+    A pruner outside the built-ins is also run once per width on its smallest and largest
+    budgets (``api.check``), so a wrong signature, returned tree, NaN scores or inexact budget
+    is a one-line error naming it before any training.
+
     Args:
-      method: a name in METHODS.
+      method: a name in METHODS, a registered name or an import path.
       widths: hidden widths (one int or (d1, d2, d3)).
       budgets: weight budgets (ignored for "dense").
       init: "torch", "xavier", "given", or a fixed init name (``models.BENCH_INITS``, 16 wide).
@@ -145,4 +180,9 @@ def validate(method: str, widths, budgets=(), init: str = "torch") -> None:
                          f"{models.INIT_KINDS + ('given',) + models.BENCH_INITS}")
     if method != "dense":
         for b in budgets:
-            check_budget(widths, b)
+            try:
+                check_budget(widths, b)
+            except ValueError as e:
+                raise ValueError(f"method {method!r}: {e}") from None
+    if not api.get(method).builtin and budgets:
+        api.check(method, widths, (min(budgets), max(budgets)), init)
