@@ -414,8 +414,8 @@ def _search_section(rec: Records, targets, out: _Out, grid: int, data) -> list[s
     else:
         wanted = rec.targets or tuple(targets)
         ax = plotting.phase_one_scatter(df1, targets=_visible(wanted, df1["accuracy"]))
-        ax.set_title(f"Phase one ({rec.label}, {rec.setting} init): best accuracy per "
-                     "configuration")
+        ax.set_title(f"Phase one of {rec.label} ({rec.setting} init):\nbest accuracy per "
+                     "neuron configuration", fontsize=11)
         name = out.save(ax.figure, f"phase1_{rec.label}.png")
         lines += ["", "Phase one: every neuron configuration's best accuracy against its "
                   "structured parameters; the configuration with the fewest parameters reaching "
@@ -680,7 +680,7 @@ def _no_path_section(out: _Out, widths, trials: int) -> list[str]:
     ax.set_ylabel("P(no input-to-output path)")
     ax.set_title("Random pruning at fixed weights per layer")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left")  # the curves rise from bottom left to top right
     name = out.save(fig, "no_path.png")
     shown = table.fillna("-").reset_index() if table is not None else pd.DataFrame()
     return ["## Random pruning leaves no path", "",

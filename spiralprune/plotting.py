@@ -259,10 +259,11 @@ def decision_boundary(params: base.Params, *, data=None, n: int = 256,
         x, y = np.asarray(data[0]), np.asarray(data[1])
         acc = float(np.mean((_logits(params, x) > 0) == (y > 0.5)))
         idx = np.arange(0, len(x), max(1, len(x) // 2000))
-        for cls, colour in ((0, playground.ORANGE), (1, playground.BLUE)):
+        # Darker shades of the class colours: visible on the model's own colour too.
+        for cls, colour in ((0, "#8a4a00"), (1, "#03324f")):
             pick = idx[(y[idx] > 0.5) == bool(cls)]
-            ax.scatter(x[pick, 0], x[pick, 1], s=3, color=colour, edgecolors="white",
-                       linewidths=0.2, label=f"class {cls} (training points)")
+            ax.scatter(x[pick, 0], x[pick, 1], s=2, color=colour, edgecolors="none",
+                       label=f"class {cls} (training points)")
         # Below the Axes: the spiral fills the picture's corners.
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize=8,
                   markerscale=3, frameon=False)
