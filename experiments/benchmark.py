@@ -1,11 +1,13 @@
-"""Benchmarks population training: model-epochs per second against population size P.
+"""Benchmarks population training: model-epochs per second against shape, engine and P.
 
   python experiments/benchmark.py --config=experiments/configs/benchmark.py:quick
+  python experiments/benchmark.py --config=experiments/configs/benchmark.py:engines
 
 See experiments/configs/benchmark.py for presets and what each cell measures.
 """
 
 import datetime
+import os
 import sys
 import time
 
@@ -28,22 +30,26 @@ def device_name() -> str:
     return f"{len(devs)} x {devs[0].device_kind} ({devs[0].platform})"
 
 
-def _variants(width: int, p: int, sparsity: float, seed: int):
+def _variants(widths, p: int, sparsity: float, seed: int):
     rng = np.random.default_rng(seed)
-    kernels = [rng.random((p,) + s) >= sparsity for s in models.layer_shapes(width)]
+    kernels = [rng.random((p,) + s) >= sparsity for s in models.layer_shapes(widths)]
     return populations.make_variants(masks=masking.from_kernels(kernels), lr=np.full(p, 0.1),
                                      schedule=np.arange(p) % 3, seed=np.arange(p) + seed)
 
 
-def _timed(v, data, spec) -> float:
+def _timed(v, data, spec) -> tuple[float, float]:
+    """(seconds of a warm call, seconds of the first call) of ``populations.run``."""
+    t0 = time.perf_counter()
     populations.run(v, data, spec=spec)          # compile + warm up at this exact shape
+    first = time.perf_counter() - t0
     t0 = time.perf_counter()
     populations.run(v, data, spec=spec)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, first
 
 
-def measure(width: int, p: int, config, data, seed: int | None = None) -> tuple[float, float]:
-    """Seconds per epoch of training P models, and the fixed seconds per population.
+def measure(widths, p: int, config, data, seed: int | None = None,
+            engine: str = "vmap") -> dict:
+    """Training and fixed seconds of a population of P models of one shape on one engine.
 
     Two runs of the same population, ``epochs`` and ``2 * epochs`` long: their difference is
     the training time of ``epochs`` epochs alone (no compilation, no final evaluation, no
@@ -51,38 +57,62 @@ def measure(width: int, p: int, config, data, seed: int | None = None) -> tuple[
     init, host-device copies), paid once per run whatever the number of epochs.
 
     Returns:
-      (seconds per epoch for all P models, fixed seconds for all P models).
+      dict of epoch_s (seconds per epoch for all P models), fixed_s (fixed seconds for all P),
+      run_s (the warm ``epochs``-epoch run, evaluation included) and compile_s (the first
+      call's excess over a warm one, at ``epochs`` epochs). Without ``config.epoch_split``
+      only the short run is made (one compilation) and epoch_s, fixed_s are NaN.
     """
-    v = _variants(width, p, config.sparsity, config.seed if seed is None else seed)
+    v = _variants(widths, p, config.sparsity, config.seed if seed is None else seed)
     times = []
-    for epochs in (config.epochs, 2 * config.epochs):
-        spec = training.Spec(widths=width, epochs=epochs, precision=config.precision)
+    for epochs in (config.epochs, 2 * config.epochs)[:2 if config.epoch_split else 1]:
+        spec = training.Spec(widths=widths, epochs=epochs, precision=config.precision,
+                             engine=engine)
         times.append(_timed(v, data, spec))
-    per_epoch = max(times[1] - times[0], 1e-9) / config.epochs
-    return per_epoch, max(times[0] - per_epoch * config.epochs, 0.0)
+    short, first = times[0]
+    per_epoch = (max(times[1][0] - short, 1e-9) / config.epochs if config.epoch_split
+                 else float("nan"))
+    return dict(epoch_s=per_epoch, fixed_s=max(short - per_epoch * config.epochs, 0.0),
+                run_s=short, compile_s=max(first - short, 0.0))
 
 
-def measure_loop(width: int, config, data) -> tuple[float, float]:
+def measure_loop(widths, config, data) -> dict:
     """``measure`` for models trained one after another (compiled, P = 1), per model."""
-    results = [measure(width, 1, config, data, seed=config.seed + i)
+    results = [measure(widths, 1, config, data, seed=config.seed + i)
                for i in range(config.loop_models)]
-    return tuple(float(np.mean(r)) for r in zip(*results))
+    return {k: float(np.mean([r[k] for r in results])) for k in results[0]}
 
 
 def run(config) -> list[dict]:
-    """Runs every cell of the config, prints the table and appends it to config.output."""
+    """Runs every cell of the config, prints the table and appends it to config.output.
+
+    Cells: every shape of ``config.widths`` x engine of ``config.engines`` (those that can run
+    it) x P of ``config.populations`` (P stops growing for a shape and engine once a cell's
+    warm run takes over ``max_cell_s / 3`` or its compilation over ``max_compile_s``), plus
+    a "loop" row per shape (vmap, P = 1, one model after another) when ``loop_models`` > 0.
+    """
     data = datasets.cubist_spiral()
     rows = []
+    print(_HEADER[0] + "\n" + _HEADER[1], flush=True)
     for width in config.widths:
-        flops = flops_per_model_epoch(models.check_widths(width))
-        cells = [("loop", 1, measure_loop(width, config, data))]
-        for p in config.populations:
-            cells.append((p, p, measure(width, p, config, data)))
-            if cells[-1][2][0] * 3 * config.epochs > config.max_cell_s:
-                break
-        for label, p, (per_epoch, fixed) in cells:
-            rate = p / per_epoch
-            rows.append(dict(width=width, P=label, epoch_s=per_epoch, fixed_s=fixed, rate=rate,
+        widths = models.check_widths(width)
+        flops = flops_per_model_epoch(widths)
+        cells = []
+        if config.loop_models:
+            cells.append(("vmap", "loop", 1, measure_loop(widths, config, data)))
+        for engine in config.engines:
+            spec = training.Spec(widths=widths, engine="auto")
+            if engine not in populations.engines_able(spec):
+                continue
+            for p in config.populations:
+                m = measure(widths, p, config, data, engine=engine)
+                cells.append((engine, p, p, m))
+                if (m["run_s"] * 3 > config.max_cell_s
+                        or m["compile_s"] > config.max_compile_s):
+                    break
+        for engine, label, p, m in cells:
+            rate = p / m["epoch_s"] if config.epoch_split else float("nan")
+            rows.append(dict(width="x".join(map(str, widths)), engine=engine, P=label, **m,
+                             rate=rate, rate_eval=p * config.epochs / m["run_s"],
                              gflops=rate * flops / 1e9))
             print(_fmt_row(rows[-1]), flush=True)
     if config.output:
@@ -90,25 +120,42 @@ def run(config) -> list[dict]:
     return rows
 
 
+_HEADER = ("| widths | engine | P | epoch s | fixed s | compile s | model-epochs/s | "
+           "with eval | GFLOP/s |", "|---|---|---|---|---|---|---|---|---|")
+
+
 def _fmt_row(r: dict) -> str:
-    return (f"| {r['width']} | {r['P']} | {r['epoch_s']:.3f} | {r['fixed_s']:.2f} | "
-            f"{r['rate']:,.1f} | {r['gflops']:,.2f} |")
+    return (f"| {r['width']} | {r['engine']} | {r['P']} | {r['epoch_s']:.3f} | "
+            f"{r['fixed_s']:.2f} | {r['compile_s']:.1f} | {r['rate']:,.1f} | "
+            f"{r['rate_eval']:,.1f} | {r['gflops']:,.2f} |")
 
 
 def _append(config, rows) -> None:
     stamp = datetime.date.today().isoformat()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     lines = [
         "", f"### benchmark `{config.preset}` on {device_name()}, {stamp}", "",
-        f"Command: `python {' '.join(sys.argv)}`; matmul precision `{config.precision}`, "
+        f"Command: `python {' '.join(sys.argv)}`; CPU: {cpu_model()}; load average at the end "
+        f"{load}; matmul precision `{config.precision}`, "
         f"{int(config.sparsity * 100)}% of weights masked, jax {jax.__version__}. "
         "`epoch s`: seconds per training epoch of all P models (difference of a "
         f"{config.epochs}- and a {2 * config.epochs}-epoch run); `fixed s`: the once-per-run "
-        "rest (final evaluation on all points, init, copies) for all P; loop rows are per "
-        "model, trained one after another.", "",
-        "| width | P | epoch s | fixed s | model-epochs/s | achieved GFLOP/s |",
-        "|---|---|---|---|---|---|"] + [_fmt_row(r) for r in rows]
+        "rest (final evaluation on all points, init, copies) for all P; `compile s`: the first "
+        f"call's excess over a warm one; `with eval`: model-epochs/s of the whole warm "
+        f"{config.epochs}-epoch run, evaluation included; loop rows are per model, trained one "
+        "after another.", "", *_HEADER] + [_fmt_row(r) for r in rows]
     with open(config.output, "a") as f:
         f.write("\n".join(lines) + "\n")
+
+
+def cpu_model() -> str:
+    """The host CPU's model name and core count (``lscpu``'s), or "unknown"."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
+        return f"{len(names)} x {names[0]}" if names else "unknown"
+    except OSError:
+        return "unknown"
 
 
 def main(argv):

@@ -25,9 +25,10 @@ import jax.numpy as jnp
 
 from spiralprune import base, datasets, masking, models, training
 
-# Unrolled code for more weights compiles slowly and loses to batched dots anyway (width 16 has
-# 560 weights; see BENCHMARKS.md).
-MAX_WEIGHTS = 600
+# The unrolled program grows with the weights and XLA's compile time faster: width 8 (152
+# weights) compiled in ~30 s on 2 CPU cores, width 16 (560) had not finished after 8 minutes.
+# Lanes already loses to vmap's batched dots at width 8 (see BENCHMARKS.md).
+MAX_WEIGHTS = 160
 
 
 def to_lanes(tree: base.PyTree) -> base.PyTree:

@@ -30,9 +30,10 @@ from spiralprune import lanes, masking, models, schedules, training
 _MAX_CHUNK = 1 << 16
 _CPU_BUDGET = 2 << 30
 # "auto" picks the lanes engine up to this many weights (models.num_weights): on the 2-core
-# Xeon it beat vmap at every compacted shape of the search and at width 8 (144 weights), and
-# lost at width 16 (560). See BENCHMARKS.md ("Engines side by side").
-LANES_AUTO_MAX_WEIGHTS = 160
+# Xeon it beat vmap at every compacted shape of the search ((7,3,3) has 47 weights) and lost
+# at width 8 (152 weights: ~75 against ~140 model-epochs per CPU-second at P = 256). See
+# BENCHMARKS.md ("Engines side by side").
+LANES_AUTO_MAX_WEIGHTS = 64
 # Runs per device per compiled call for the lanes engine on a CPU: its (batch, P) activations
 # must stay in cache; the measured best P at (3,3,3) and (3,2,2) (BENCHMARKS.md).
 LANES_CPU_CHUNK = 256

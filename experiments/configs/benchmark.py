@@ -1,8 +1,13 @@
-"""Benchmark presets: model-epochs per second of population training against P.
+"""Benchmark presets: model-epochs per second of population training against shape, engine and P.
 
 Runbook:
   python experiments/benchmark.py --config=experiments/configs/benchmark.py:quick
-    CPU (2 cores): about 3 minutes. Widths 3 and 16, P in {1, 16, 256, 1024}.
+    CPU (2 cores): about 5 minutes. Widths 3 and 16, P in {1, 16, 256, 1024}, both engines.
+  python experiments/benchmark.py --config=experiments/configs/benchmark.py:engines
+    The engines side by side at the search's compacted shapes (3,3,3), (7,3,3), (3,2,2),
+    (6,3,2) and at width 8 and 16, P in {64, 256, 1024}: about 15 minutes on 2 CPU cores
+    (compilation is a large part of it). Expected on 2 cores: lanes 4-6x vmap at (3,3,3) and
+    (3,2,2), and slower than vmap at width 16.
   python experiments/benchmark.py --config=experiments/configs/benchmark.py:gpu
     One GPU: widths 3, 7, 16, 64, 256 and P = 1, 4, ..., 2^17 (cells stop growing P for a
     width once a cell takes longer than ``max_cell_s``); about 10-15 minutes on an H100.
@@ -20,7 +25,8 @@ to BENCHMARKS.md with the device and date.
 
 import ml_collections
 
-PRESETS = ("quick", "gpu", "smoke")
+PRESETS = ("quick", "engines", "gpu", "smoke")
+SEARCH_SHAPES = ((3, 3, 3), (7, 3, 3), (3, 2, 2), (6, 3, 2))
 
 
 def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
@@ -34,17 +40,27 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
     c.sparsity = 0.5          # fraction of weights masked (masked models, as the study trains)
     c.loop_models = 2         # models trained one by one for the P=1 loop baseline
     c.max_cell_s = 120.0
+    c.max_compile_s = 600.0   # stop growing P for a shape and engine past this compile time
+    c.epoch_split = True      # time epochs and 2 * epochs (two compilations per cell)
     c.output = "BENCHMARKS.md"
     c.seed = 0
+    c.engines = ("vmap", "lanes")
     if arg == "quick":
         c.widths = (3, 16)
         c.populations = (1, 16, 256, 1024)
+    elif arg == "engines":
+        c.widths = SEARCH_SHAPES + ((8, 8, 8), (16, 16, 16))
+        c.populations = (64, 256, 1024)
+        c.loop_models = 0
+        c.epochs = 2
+        c.epoch_split = False   # one compilation per cell: whole runs, evaluation included
+        c.max_compile_s = 60.0  # lanes at width 16 compiles for minutes: one P is enough
     elif arg == "gpu":
-        c.widths = (3, 7, 16, 64, 256)
+        c.widths = SEARCH_SHAPES + (16, 64, 256)
         c.populations = tuple(4**i for i in range(9)) + (1 << 17,)
         c.loop_models = 3
     else:
-        c.widths = (3,)
+        c.widths = ((3, 2, 2),)
         c.populations = (1, 4)
         c.loop_models = 1
         c.output = ""
