@@ -114,7 +114,8 @@ def from_records(df: pd.DataFrame, targets=(0.95, 0.995)) -> dict:
     """Frontier points and per-target sparsest models from search records.
 
     Args:
-      df: search records (columns stage, nnz, accuracy, d1, d2, d3, lr, schedule).
+      df: search records (columns stage, nnz, accuracy, d1, d2, d3, lr, schedule,
+        disconnected).
       targets: accuracy levels.
 
     Returns:
@@ -134,7 +135,8 @@ def from_records(df: pd.DataFrame, targets=(0.95, 0.995)) -> dict:
         top = max(top, float(r.accuracy))
         pts.append({"nnz": int(r.nnz), "accuracy": float(r.accuracy), "stage": str(r.stage),
                     "config": [int(r.d1), int(r.d2), int(r.d3)], "lr": float(r.lr),
-                    "schedule": str(r.schedule), "frontier": bool(on)})
+                    "schedule": str(r.schedule), "disconnected": int(r.disconnected),
+                    "frontier": bool(on)})
     two = d[d["stage"].astype(str).str.startswith("phase2")]
     hits = {}
     for t in targets:
@@ -143,7 +145,8 @@ def from_records(df: pd.DataFrame, targets=(0.95, 0.995)) -> dict:
             r = ok.iloc[0]   # sorted by nnz, then accuracy descending
             hits[f"{float(t):g}"] = {"nnz": int(r["nnz"]), "accuracy": float(r["accuracy"]),
                                      "config": [int(r["d1"]), int(r["d2"]), int(r["d3"])],
-                                     "lr": float(r["lr"]), "schedule": str(r["schedule"])}
+                                     "lr": float(r["lr"]), "schedule": str(r["schedule"]),
+                                     "disconnected": int(r["disconnected"])}
     return {"points": pts, "targets": hits}
 
 

@@ -1,7 +1,10 @@
-"""Pruners: pure one-model functions (scores, exact selection, at-init pruners, ProsPr)."""
+"""Pruners: pure one-model functions (scores, exact selection, at-init pruners, ProsPr), and
+the public pruner API (``register``, ``get``, ``Pruner``: see ``api``)."""
 
 from spiralprune.pruning import (
+    api,
     at_init,
+    connected,
     during_training,
     lottery,
     prospr,
@@ -9,5 +12,7 @@ from spiralprune.pruning import (
     scores,
     selection,
 )
+from spiralprune.pruning.api import Pruner, check, get, names, register
 
-__all__ = ["at_init", "prospr", "scores", "selection", "during_training", "lottery", "registry"]
+__all__ = ["api", "at_init", "connected", "prospr", "scores", "selection", "during_training",
+           "lottery", "registry", "Pruner", "register", "get", "names", "check"]

@@ -33,8 +33,9 @@ its batch was drawn from, round t of an iterative one ``fold_in(key, t)`` (batch
 it too), hook event i ``fold_in(key, i)``. Same key, same masks.
 
 Registration: ``register("name", fn, ...)``, ``@register("name", ...)`` or ``@register``; by
-import path from any binary, ``"my_pkg.my_module:my_pruner"`` (a registered or bare function,
-or a ``Pruner``) resolves on first use. ``check`` runs a pruner once, before any training, and
+import path from any binary, ``"my_pkg.my_module:my_pruner"`` (importable from ``sys.path`` or
+the working directory) or ``"path/to/file.py:my_pruner"`` (a registered or bare function, or a
+``Pruner``) resolves on first use. ``check`` runs a pruner once, before any training, and
 turns what is wrong (import, signature, returned tree, NaN scores, budget) into a one-line
 ValueError naming it.
 """
@@ -42,7 +43,11 @@ ValueError naming it.
 import dataclasses
 import functools
 import importlib
+import importlib.util
 import inspect
+import os
+import pathlib
+import sys
 from collections.abc import Callable, Mapping
 
 import jax
@@ -511,9 +516,9 @@ def get(name) -> Pruner:
     if not is_path(name):
         raise ValueError(f"unknown pruning method {name!r}; choose from {', '.join(names())}, "
                          "or give an import path package.module:function")
-    module_name, _, attr = name.partition(":")
+    module_name, _, attr = name.rpartition(":")
     try:
-        module = importlib.import_module(module_name)
+        module = _import(module_name)
     except Exception as e:  # noqa: BLE001 - any import failure is the user's, in one line
         raise ValueError(f"pruner {name!r}: cannot import {module_name!r}: "
                          f"{type(e).__name__}: {e}".splitlines()[0]) from None
@@ -531,6 +536,34 @@ def get(name) -> Pruner:
         pruner = make(name, obj)
     _REGISTRY[name] = pruner
     return pruner
+
+
+def _import(module_name: str):
+    """A module by dotted name (also from the working directory) or a ``.py`` file path."""
+    if module_name.endswith(".py"):
+        path = pathlib.Path(module_name).expanduser().resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"no file {module_name}")
+        key = f"_spiralprune_user_{stage_name(str(path))}"
+        if key not in sys.modules:
+            spec = importlib.util.spec_from_file_location(key, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[key] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[key]
+                raise
+        return sys.modules[key]
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError:
+        # A script's sys.path starts at its own folder, not the working directory.
+        cwd = os.getcwd()
+        if cwd in sys.path:
+            raise
+        sys.path.append(cwd)
+        return importlib.import_module(module_name)
 
 
 # --- Checking a pruner before any training. ---
