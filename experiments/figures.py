@@ -305,6 +305,11 @@ def reach_table(df: pd.DataFrame, targets, by=("method",), x: str = "nnz") -> pd
     return out
 
 
+def _search_last(table: pd.DataFrame) -> pd.DataFrame:
+    """The search's rows after the pruners' (as in the figures' legends)."""
+    return table.sort_values("method", key=lambda m: m.str.startswith("search"), kind="stable")
+
+
 def _visible(targets, accuracy) -> tuple:
     """Targets worth a line on a plot whose best accuracy is ``accuracy``."""
     top = float(np.nanmax(accuracy)) if len(accuracy) else 1.0
@@ -575,6 +580,7 @@ def _disconnected_section(prune_recs, records, targets, out: _Out) -> list[str]:
             "runs with disconnected": (g["disconnected"].apply(lambda s: (s > 0).mean())
                                        .map(lambda v: f"{100 * v:.1f}%")),
             "max disconnected": g["disconnected"].max().astype(int)}).reset_index()
+        table = _search_last(table)
         fig = matplotlib.figure.Figure(figsize=(13, 5), layout="constrained")
         left, right = fig.subplots(1, 2)
         # Dense runs have no disconnected paths, and their hundreds of nonzeros would squeeze
@@ -616,7 +622,7 @@ def _disconnected_section(prune_recs, records, targets, out: _Out) -> list[str]:
             right.set_axis_off()
         name = out.save(fig, f"disconnected_{setting}.png")
         lines += ["", f"### {setting} init", "", md_table(table), "",
-                  md_table(reach_table(df, targets, x="effective_nnz")), "",
+                  md_table(_search_last(reach_table(df, targets, x="effective_nnz"))), "",
                   f"![disconnected paths]({name})"]
     return lines
 
