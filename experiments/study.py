@@ -41,11 +41,11 @@ in a SLURM array ``--task_index=$SLURM_ARRAY_TASK_ID --num_tasks=$SLURM_ARRAY_TA
 
 Progress and control: one progress line (study runs done / to do, runs/s, ETA, current
 stage); ``--dry_run`` prints the plan (stages, run counts, compiled groups, estimated time)
-and trains nothing. Both live in experiments/study_plan.py. The estimate uses assumed rates
-per device kind (``study_plan.ASSUMED``, from the CPU measurements in configs/search.py and
-an earlier prototype's H100 rate) or, with ``--config.estimate=measured``, rates measured
-here on two small warm populations. Bad input (unknown preset, task_index outside
-[0, num_tasks), a workdir of another config) is one line on stderr and exit status 1.
+and trains nothing. Both live in experiments/study_plan.py. A dry run's estimate scales the
+cost model (``study_plan.ASSUMED``) by a rate measured here on a small calibration population
+(seconds); ``--config.estimate=assumed`` skips the measurement. Bad input (unknown preset,
+task_index outside [0, num_tasks), a workdir of another config) is one line on stderr and
+exit status 1.
 """
 
 import json
@@ -56,6 +56,8 @@ import time
 
 if __package__ in (None, ""):  # run as a script: make the `experiments` package importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import logging  # noqa: E402
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
@@ -76,6 +78,10 @@ from spiralprune import (  # noqa: E402
     search,
     training,
 )
+
+# jax probes for a TPU at start-up and logs its absence at INFO on every CPU or GPU machine.
+logging.getLogger("jax._src.xla_bridge").addFilter(
+    lambda record: "Unable to initialize backend" not in record.getMessage())
 
 KIND = "study"
 STAGES = study_config.STAGES
@@ -201,9 +207,10 @@ def _reach(df: pd.DataFrame, target: float, where) -> tuple:
 def summary_table(config, workdir) -> pd.DataFrame:
     """Per setting (init) and method: the fewest nonzeros reaching each target, and where.
 
-    A search row ("search") counts all the search's runs (both phases) under ``runs``, and
-    phase two's models (the unstructured search) for best_acc and the targets; a pruning row
-    every run of that method from that init, all widths together.
+    A search row ("search") counts all the search's runs, both phases (phase one's block
+    models are sparse models too, and phase two holds the winner's unpruned mask, so the
+    sparsest model over a target is phase two's); a pruning row every run of that method
+    from that init, all widths together.
 
     Args:
       config: a configs/study.py ConfigDict.
@@ -232,8 +239,7 @@ def summary_table(config, workdir) -> pd.DataFrame:
         df = store.load()
         if df.empty:
             continue
-        two = df[df["stage"].str.startswith("phase2")]
-        add(config[name].init, "search", len(df), two,
+        add(config[name].init, "search", len(df), df,
             lambda r: f"({int(r['d1'])},{int(r['d2'])},{int(r['d3'])})")
     if (store := study_plan.existing_store(workdir / "prune")) is not None:
         df = store.load()
@@ -440,7 +446,8 @@ def run(config, workdir, *, dry_run: bool = False) -> dict:
         print(f"== study stage {active.index(name) + 1}/{len(active)}: {name} "
               f"({todo[name]:,} runs to train here) ==", flush=True)
         if name == "prune":
-            df = prune_binary.run(sub, workdir / name, progress=progress.factory(name))
+            df = prune_binary.run(sub, workdir / name, progress=progress.factory(name),
+                                  targets=tuple(config.targets))
             total = sum(len(g.rows) for g in prune_binary.plan(sub))
             stages[name] = ("complete" if len(df) == total
                             else f"incomplete: {len(df):,}/{total:,} runs recorded")

@@ -5,10 +5,10 @@ what of it the workdir has not recorded yet, the compiled groups and an estimate
 from the sub-workdirs before anything trains (``--dry_run`` prints it and stops). Phase two's
 size is known once phase one has picked its configuration; until then the plan assumes the
 config's ``assumed_winners``. The estimate uses a cost model per model-epoch: the assumed rates
-per device kind (``ASSUMED``) or, with ``--config.estimate=measured``, rates measured here on
-two small warm populations. ``StudyProgress`` is the one progress line over every stage (runs
-done / to do, runs/s, an ETA weighted by the plan's costs, the current stage) whose callbacks
-the stage binaries (experiments/search.py, experiments/prune.py) call.
+per device kind (``ASSUMED``), scaled (``--config.estimate=measured``, the default) by a rate
+measured here on a small calibration population. ``StudyProgress`` is the one progress line
+over every stage (runs done / to do, runs/s, an ETA weighted by the plan's costs, the current
+stage) whose callbacks the stage binaries (experiments/search.py, experiments/prune.py) call.
 """
 
 import contextlib

@@ -62,10 +62,10 @@ targets (the table's targets, one or two; the searches must use them: search all
 bench95_search the first, bench995_search the second), the nested sub-configs search,
 bench95_search, bench995_search (configs/search.py) and prune (configs/prune.py), fixed_inits
 ("shipped": BENCH-95 / BENCH-995), assumed_winners (phase two's configurations assumed by the
-plan and the ETA before phase one has picked them), estimate ("assumed" rates or "measured"
-on this device for --dry_run), figures (draw every figure at the end) and figure_args (keyword
-arguments of experiments/figures.py's run()), task_index and num_tasks (set by flags; they
-override the sub-configs').
+plan and the ETA before phase one has picked them), estimate ("measured": a dry run
+measures this device on a small calibration population; "assumed": fixed rates), figures
+(draw every figure at the end) and figure_args (keyword arguments of experiments/figures.py's
+run()), task_index and num_tasks (set by flags; they override the sub-configs').
 """
 
 import ml_collections
@@ -152,7 +152,7 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
     c.seed = ml_collections.config_dict.placeholder(int)   # None: each stage's own seed
     c.targets = (0.95, 0.995)
     c.fixed_inits = "shipped"
-    c.estimate = "assumed"
+    c.estimate = "measured"   # a dry run measures this device on a calibration population
     c.figures = True
     c.figure_args = {}   # keyword arguments of experiments/figures.py's run()
     c.task_index = 0
