@@ -27,9 +27,10 @@ def kernel_env(tmp_path_factory):
     return share
 
 
-def test_the_four_notebooks_exist():
+def test_the_five_notebooks_exist():
     assert [p.name for p in NOTEBOOKS] == ["01_quickstart.ipynb", "02_combinatorial_search.ipynb",
-                                           "03_pruners_vs_search.ipynb", "04_playground.ipynb"]
+                                           "03_pruners_vs_search.ipynb", "04_playground.ipynb",
+                                           "05_your_pruner.ipynb"]
 
 
 def test_notebooks_are_committed_without_outputs():

@@ -458,7 +458,8 @@ def register(name=None, fn=None, /, *, kind: str | None = None, args: Mapping | 
     """
     if isinstance(name, Pruner):
         return _add(name, replace)
-    if callable(name) and fn is None:   # bare @register
+    bare = callable(name) and fn is None
+    if bare:   # @register: named after the function, which it returns
         fn, name = name, name.__name__
     options = dict(kind=kind, args=args or {}, batch=batch, iterations=iterations,
                    revive=revive, rounding=rounding, every=every, reference=reference,
@@ -468,7 +469,8 @@ def register(name=None, fn=None, /, *, kind: str | None = None, args: Mapping | 
             _add(make(name, f, **options), replace)
             return f
         return decorator
-    return _add(make(name, fn, **options), replace)
+    pruner = _add(make(name, fn, **options), replace)
+    return fn if bare else pruner
 
 
 def make(name: str, fn: Callable, *, kind: str | None = None, **fields) -> Pruner:
