@@ -122,8 +122,9 @@ def from_records(df: pd.DataFrame, targets=(0.95, 0.995)) -> dict:
       {"points": [...], "targets": {"0.95": {...}, ...}}. Points: per nonzero count the best
       accuracy over every run of both phases (its stage, configuration, lr, schedule, and
       whether it is on the monotone frontier). Targets, as the study's summary counts them:
-      the fewest nonzeros among phase two's models (the unstructured search) reaching the
-      target, and the best accuracy at that count.
+      the fewest nonzeros among the search's models (both phases: phase two holds the
+      winner's unpruned mask, so the count is phase two's) reaching the target, and the best
+      accuracy at that count.
     """
     d = df.dropna(subset=["accuracy"]).sort_values(["nnz", "accuracy"],
                                                    ascending=[True, False], kind="stable")
@@ -137,10 +138,9 @@ def from_records(df: pd.DataFrame, targets=(0.95, 0.995)) -> dict:
                     "config": [int(r.d1), int(r.d2), int(r.d3)], "lr": float(r.lr),
                     "schedule": str(r.schedule), "disconnected": int(r.disconnected),
                     "frontier": bool(on)})
-    two = d[d["stage"].astype(str).str.startswith("phase2")]
     hits = {}
     for t in targets:
-        ok = two[two["accuracy"] >= t]
+        ok = d[d["accuracy"] >= t]
         if len(ok):
             r = ok.iloc[0]   # sorted by nnz, then accuracy descending
             hits[f"{float(t):g}"] = {"nnz": int(r["nnz"]), "accuracy": float(r["accuracy"]),
