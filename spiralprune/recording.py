@@ -19,11 +19,30 @@ corrupt shard is moved aside to ``<chunk_id>.npz.corrupt`` with a warning and re
 Reopening a workdir with another config or kind raises before anything is written. So a
 restarted experiment resumes at the first chunk not done and ends with exactly the rows of an
 uninterrupted run.
+
+Provenance. Every shard's ``__meta__`` carries ``config_hash`` (``config_hash``: SHA-256 of the
+workdir's config without task fields, the fields that determine its runs) and
+``record_format`` (``RECORD_FORMAT``). Loading or resuming refuses, with a one-line ValueError
+naming the file, a shard whose hash differs from its workdir's config (a shard copied in from
+another workdir is never adopted), and a workdir that has shards or notes but no
+``config.json`` refuses to take a new config. Shards written before hashes existed
+(``spiralprune-shard/1``) are accepted with one warning per workdir: only ``config.json``
+vouches for them. ``load_runs`` of several workdirs gives each row its ``config_hash``.
+
+Cooperating writers. Processes sharing a workdir claim a chunk before computing it
+(``Store.claim``): an exclusive ``.<chunk_id>.claim`` file beside the shards holding the
+owner's host, pid and time, its mtime refreshed by a heartbeat thread. A claim whose
+heartbeat is older than ``claim_stale_s()`` (env ``SPIRALPRUNE_CLAIM_STALE_S``, default 120 s),
+or whose owner is a dead process on this host, is taken over. ``compute_chunks`` runs the
+unclaimed chunks and then waits for the others' claims, so every writer returns with the whole
+stage. Claims only avoid repeated work: shards are still written atomically, so a chunk
+computed twice (e.g. two writers taking over one stale claim at once) is recorded once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -33,6 +52,9 @@ import pathlib
 import re
 import secrets
 import shutil
+import socket
+import threading
+import time
 import zipfile
 from collections import abc
 
@@ -41,7 +63,9 @@ import pandas as pd
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _PARAM_NAME = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
-_SHARD_FORMAT = "spiralprune-shard/1"
+_SHARD_FORMAT = "spiralprune-shard/2"
+_LEGACY_SHARD_FORMATS = ("spiralprune-shard/1",)  # no config hash: accepted with a warning
+RECORD_FORMAT = 2  # bumped whenever the meaning of a recorded column changes
 _STORE_FORMAT = "spiralprune-store/1"
 _RESERVED = ("stage", "chunk", "row", "workdir")
 _TASK_FIELDS = ("task_index", "num_tasks")
@@ -108,9 +132,12 @@ def _atomic_write(path: pathlib.Path, write) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(e.errno, f"no space left while writing {path}; the workdir is "
+                          "intact, rerun to resume") from e
         raise
     with contextlib.suppress(OSError):  # Make the rename itself durable.
         dir_fd = os.open(path.parent, os.O_RDONLY)
@@ -125,7 +152,13 @@ def _write_json(path: pathlib.Path, obj, sort_keys: bool = False) -> None:
     _atomic_write(path, lambda f: f.write(text.encode()))
 
 
-def _shard_arrays(rows, params) -> dict[str, np.ndarray]:
+def config_hash(config) -> str:
+    """SHA-256 (hex) of a config as recorded: canonical JSON without task fields."""
+    return hashlib.sha256(_canon(_strip_task_fields(json.loads(_canon(_jsonable(config)))))
+                          .encode()).hexdigest()
+
+
+def _shard_arrays(rows, params, provenance: dict | None = None) -> dict[str, np.ndarray]:
     """Validates rows/params and encodes them as the arrays of one shard."""
     if not isinstance(rows, abc.Mapping) or not rows:
         raise ValueError("rows must be a non-empty dict of 1-D columns")
@@ -157,7 +190,7 @@ def _shard_arrays(rows, params) -> dict[str, np.ndarray]:
         arrays[f"params/{name}/offsets"] = np.concatenate([[0], counts]).astype(np.int64)
         shapes[name] = list(a.shape[1:])
     meta = {"format": _SHARD_FORMAT, "num_rows": num_rows, "columns": list(lengths),
-            "params": shapes}
+            "params": shapes, **(provenance or {})}
     arrays["__meta__"] = np.array(json.dumps(meta))
     return arrays
 
@@ -171,7 +204,7 @@ def _read_shard(path: pathlib.Path) -> tuple[dict, dict[str, np.ndarray]]:
     with np.load(path, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     meta = json.loads(str(arrays.pop("__meta__")))
-    if meta["format"] != _SHARD_FORMAT:
+    if meta["format"] not in (_SHARD_FORMAT, *_LEGACY_SHARD_FORMATS):
         raise ValueError(f"unknown format {meta['format']!r}")
     num_rows, names = meta["num_rows"], meta["params"]
     expected = {f"rows/{c}" for c in meta["columns"]}
@@ -221,7 +254,13 @@ class Store:
         self.workdir, self.read_only, self._cache = pathlib.Path(workdir), False, None
         self.kind = _check_name(kind, "kind")
         self.config = json.loads(_canon(_jsonable(config)))
+        self.config_hash, self._warned_legacy = config_hash(self.config), False
         cfg_path, meta_path = self.workdir / "config.json", self.workdir / "store.json"
+        if self.workdir.exists() and not self.workdir.is_dir():
+            raise ValueError(f"workdir {self.workdir} is not a directory")
+        if not cfg_path.exists() and _has_records(self.workdir):
+            raise ValueError(f"workdir {self.workdir} has records but no config.json; it will "
+                             "not adopt a new config: restore config.json or use a new workdir")
         if cfg_path.exists():
             stored = json.loads(cfg_path.read_text())
             if _canon(stored) != _canon(self.config):
@@ -255,6 +294,7 @@ class Store:
             store.kind = json.loads((store.workdir / "store.json").read_text())["kind"]
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ValueError(f"no spiralprune records in {store.workdir}") from e
+        store.config_hash, store._warned_legacy = config_hash(store.config), False
         return store
 
     def _shard_path(self, stage: str, chunk_id) -> pathlib.Path:
@@ -269,7 +309,7 @@ class Store:
     def _valid(self, path: pathlib.Path):
         """(meta, arrays) of a valid shard; None if missing; moves a corrupt one aside."""
         try:
-            return _read_shard(path)
+            shard = _read_shard(path)
         except FileNotFoundError:
             return None
         except Exception as e:  # Anything unreadable counts as corrupt.
@@ -281,6 +321,18 @@ class Store:
                 _log.warning("corrupt shard %s moved to %s.corrupt; it will be recomputed "
                              "(%s: %s)", path, path.name, type(e).__name__, e)
             return None
+        recorded = shard[0].get("config_hash")
+        if recorded is None:
+            if not self._warned_legacy:
+                self._warned_legacy = True
+                _log.warning("%s holds shards without a config hash (written before "
+                             "provenance was recorded); only its config.json vouches for them",
+                             self.workdir)
+        elif recorded != self.config_hash:
+            raise ValueError(f"shard {path} was recorded under another config (hash "
+                             f"{recorded[:12]}, this workdir's config {self.config_hash[:12]}); "
+                             "move it out of the workdir")
+        return shard
 
     def stages(self) -> list[str]:
         """Returns the sorted names of the stages that have a shard directory."""
@@ -310,7 +362,8 @@ class Store:
         if self.read_only:
             raise ValueError(f"store {self.workdir} was opened read-only")
         path = self._shard_path(stage, chunk_id)
-        arrays = _shard_arrays(rows, params)
+        arrays = _shard_arrays(rows, params, {"config_hash": self.config_hash,
+                                              "record_format": RECORD_FORMAT})
         path.parent.mkdir(parents=True, exist_ok=True)
         _atomic_write(path, lambda f: np.savez(f, **arrays))
         self._cache = None
@@ -369,6 +422,41 @@ class Store:
         """Returns `load_params` of a `load()` DataFrame row (uses its stage, chunk, row)."""
         return self.load_params(df_row["stage"], df_row["chunk"], int(df_row["row"]))
 
+    def claim(self, stage: str, chunk_id) -> Claim | None:
+        """Claims a chunk for this process, or returns None if another writer holds it.
+
+        Args:
+          stage: stage name.
+          chunk_id: chunk name (an int is formatted %06d).
+        Returns:
+          a held `Claim` (a context manager that releases it), or None while another live
+          writer's claim exists. A stale claim (heartbeat older than ``claim_stale_s()``, or a
+          dead process on this host) is taken over.
+        """
+        if self.read_only:
+            raise ValueError(f"store {self.workdir} was opened read-only")
+        shard = self._shard_path(stage, chunk_id)
+        shard.parent.mkdir(parents=True, exist_ok=True)
+        path = shard.with_name(f".{shard.stem}.claim")
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError:
+                if not _stale(path):
+                    return None
+                # Move the stale claim aside (one of several racing writers wins the rename).
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(path, path.with_name(f"{path.name}.{secrets.token_hex(4)}.stale"))
+                    for old in path.parent.glob(f"{path.name}.*.stale"):
+                        with contextlib.suppress(OSError):
+                            old.unlink()
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump({"host": socket.gethostname(), "pid": os.getpid(),
+                           "time": time.time()}, f)
+            return Claim(path)
+        return None
+
     def _note_path(self, name: str) -> pathlib.Path:
         return self.workdir / "notes" / f"{_check_name(name, 'note name')}.json"
 
@@ -388,6 +476,100 @@ class Store:
             return default
 
 
+def claim_stale_s() -> float:
+    """Seconds without a heartbeat after which a claim is taken over (env override)."""
+    return float(os.environ.get("SPIRALPRUNE_CLAIM_STALE_S", "120"))
+
+
+def _stale(path: pathlib.Path) -> bool:
+    """Whether the claim at `path` is abandoned: old heartbeat or a dead owner on this host."""
+    try:
+        age = time.time() - path.stat().st_mtime
+        owner = json.loads(path.read_text() or "{}")
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError):  # Being written right now, or garbage: judge by age only.
+        owner = {}
+    if age > claim_stale_s():
+        return True
+    if owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int):
+        try:
+            os.kill(owner["pid"], 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            pass
+    return False
+
+
+class Claim:
+    """A held chunk claim: a heartbeat thread refreshes its file until it is released."""
+
+    def __init__(self, path: pathlib.Path):
+        self.path, self._stop = path, threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True,
+                                        name=f"claim-{path.name}")
+        self._thread.start()
+
+    def _beat(self) -> None:
+        every = max(0.05, claim_stale_s() / 6)
+        while not self._stop.wait(every):
+            with contextlib.suppress(OSError):
+                os.utime(self.path)
+
+    def release(self) -> None:
+        """Stops the heartbeat and removes the claim file."""
+        self._stop.set()
+        self._thread.join()
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+    def __enter__(self) -> Claim:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def compute_chunks(store: Store, stage: str, chunk_ids, compute, poll_s: float = 0.5) -> int:
+    """Computes every chunk of `chunk_ids` that is not done, sharing them with other writers.
+
+    Args:
+      store: a writable Store.
+      stage: stage name.
+      chunk_ids: the chunks this process is responsible for (ints are formatted %06d).
+      compute: ``chunk_id -> None``; trains the chunk and ``store.write``s it.
+      poll_s: seconds between looks at chunks claimed by other writers.
+    Returns:
+      the number of chunks this process computed. On return every chunk is done (by this
+      process or another), or `compute` raised.
+    """
+    pending, computed = list(chunk_ids), 0
+    while pending:
+        waiting = []
+        for cid in pending:
+            if store.is_done(stage, cid):
+                continue
+            claim = store.claim(stage, cid)
+            if claim is None:
+                waiting.append(cid)
+                continue
+            with claim:
+                if not store.is_done(stage, cid):  # Another writer may have just finished it.
+                    compute(cid)
+                    computed += 1
+        pending = waiting
+        if pending:
+            time.sleep(poll_s)
+    return computed
+
+
+def _has_records(workdir: pathlib.Path) -> bool:
+    """Whether a workdir already holds shards or notes."""
+    return any(True for sub in ("shards", "notes") for p in (workdir / sub).rglob("*")
+               if p.is_file() and p.suffix in (".npz", ".json"))
+
+
 def _as_list(workdirs) -> list:
     items = [workdirs] if isinstance(workdirs, (str, os.PathLike)) else list(workdirs)
     if not items:
@@ -402,13 +584,16 @@ def load_runs(workdirs, stage: str | None = None) -> pd.DataFrame:
       workdirs: a workdir path or a sequence of them.
       stage: restrict to this stage; None for all stages.
     Returns:
-      `Store.load` rows; with a leading `workdir` column when more than one workdir is given.
+      `Store.load` rows; with leading `workdir` and `config_hash` columns (each row's
+      provenance) when more than one workdir is given.
     """
     items = _as_list(workdirs)
-    frames = [Store.open(w).load(stage) for w in items]
+    stores = [Store.open(w) for w in items]
+    frames = [s.load(stage) for s in stores]
     if len(frames) == 1:
         return frames[0]
-    for w, frame in zip(items, frames):
+    for w, s, frame in zip(items, stores, frames):
+        frame.insert(0, "config_hash", s.config_hash)
         frame.insert(0, "workdir", str(w))
     return pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
 

@@ -155,16 +155,19 @@ def _run_stage(store, stage, total, chunk_size, task_index, num_tasks, build,
             if i % num_tasks == task_index and f"{i:06d}" not in done]
     to_run, finished = sum(b - a for _, a, b in todo), 0
     data = datasets.cubist_spiral()
-    for i, start, stop in todo:
+
+    def compute(i):
+        nonlocal finished
+        start, stop = ranges[i]
         variants, spec, rows, keep_params = build(np.arange(start, stop, dtype=np.int64))
         # One compiled shape per stage: every chunk is padded to the same compute chunk.
         size = ranges[0][1]
-        compute = min(size, populations.auto_chunk(spec, size, jax.local_devices()))
+        pop_chunk = min(size, populations.auto_chunk(spec, size, jax.local_devices()))
 
         def tick(d, _, base=finished):
             if progress:
                 progress(base + d, to_run)
-        out = populations.run(variants, data, spec=spec, chunk_size=compute, progress=tick)
+        out = populations.run(variants, data, spec=spec, chunk_size=pop_chunk, progress=tick)
         rows |= {"accuracy": out["accuracy"], "loss": out["loss"], "diverged": out["diverged"],
                  "nnz_weights": out["nnz_weights"], "nnz": out["nnz"],
                  **analysis.record_columns(out["params"])}
@@ -174,6 +177,8 @@ def _run_stage(store, stage, total, chunk_size, task_index, num_tasks, build,
                       for layer in models.LAYERS for leaf in ("kernel", "bias")}
         store.write(stage, f"{i:06d}", rows, params)
         finished += stop - start
+    # Writers sharing the workdir claim chunks, so each is computed once (recording.Claim).
+    recording.compute_chunks(store, stage, [i for i, _, _ in todo], compute)
     df = store.load(stage)
     df.attrs.update(total_runs=total, complete=len(store.done(stage)) == len(ranges))
     return df
