@@ -28,8 +28,7 @@ if __package__ in (None, ""):  # run as a script: make the `experiments` package
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from experiments import prune as prune_binary  # noqa: E402
 from experiments.configs import prune as prune_config  # noqa: E402
@@ -572,8 +571,7 @@ def run(config, out_dir) -> dict:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    del argv  # positional arguments are refused by the flags parser
     out = flags.FLAGS.out
     res = run(flags.FLAGS.config, out)
     print(render(res), flush=True)
@@ -581,9 +579,10 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    config_flags.DEFINE_config_file("config", f"{pathlib.Path(__file__).parent}/configs/"
+    import _cli  # noqa: E402 - beside this script
+    _cli.define_config("device_check", "config", f"{pathlib.Path(__file__).parent}/configs/"
                                     "device_check.py:gpu",
                                     "preset: experiments/configs/device_check.py:<gpu|tiny>")
     flags.DEFINE_string("out", None, "folder for report.md and report.json")
     flags.mark_flag_as_required("out")
-    app.run(main)
+    _cli.run("device_check", main)  # user errors: one line on stderr, exit status 2

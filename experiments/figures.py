@@ -11,7 +11,7 @@ records (and the stored final parameters) by the library's analysis, plotting an
 functions. Written to ``--out``: PNGs, the playground HTML pages and ``summary.md`` (every table,
 with links to the figures). A part whose records are missing (no prune workdir, no phase two)
 is skipped with a note in summary.md; an empty or missing workdir, or records without the
-columns a figure needs, is a one-line error (exit status 1).
+columns a figure needs, is a one-line error (exit status 2).
 
 Figures are cached: each part (a search's figures, the fronts, the disconnected paths, the
 FLOPs, the no-path curve) is redrawn only when its inputs changed: a hash of the records it
@@ -32,7 +32,6 @@ import logging
 import os
 import pathlib
 import re
-import sys
 import time
 
 import matplotlib.backends.backend_agg
@@ -40,7 +39,7 @@ import matplotlib.figure
 import matplotlib.ticker
 import numpy as np
 import pandas as pd
-from absl import app, flags
+from absl import flags
 
 from spiralprune import analysis, datasets, models, playground, plotting, recording, search
 
@@ -792,13 +791,9 @@ def run(workdirs: list[str], out_dir: str, *, targets=None, grid: int = 512,
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    del argv  # positional arguments are refused by the flags parser
     workdirs = [w for w in flags.FLAGS.workdirs.split(",") if w]
-    try:
-        result = run(workdirs, flags.FLAGS.out, progress=lambda line: print(line, flush=True))
-    except ValueError as e:  # our input errors are one line; no traceback for them
-        sys.exit(f"figures: error: {e}")
+    result = run(workdirs, flags.FLAGS.out, progress=lambda line: print(line, flush=True))
     print(f"wrote {len(result['figures'])} figures and "
           f"{pathlib.Path(flags.FLAGS.out) / 'summary.md'}")
 
@@ -807,4 +802,5 @@ if __name__ == "__main__":
     flags.DEFINE_string("workdirs", None, "comma-separated workdirs (searched recursively)")
     flags.DEFINE_string("out", "./figures", "output directory of the PNGs and summary.md")
     flags.mark_flag_as_required("workdirs")
-    app.run(main)
+    import _cli  # noqa: E402 - beside this script
+    _cli.run("figures", main)  # user errors: one line on stderr, exit status 2

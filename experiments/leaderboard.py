@@ -25,8 +25,7 @@ if __package__ in (None, ""):  # run as a script: make the `experiments` package
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from absl import app, flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from experiments import prune  # noqa: E402
 from experiments.configs import prune as prune_configs  # noqa: E402
@@ -244,17 +243,14 @@ def run(config, workdir) -> dict:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        run(flags.FLAGS.config, flags.FLAGS.workdir)
-    except ValueError as e:
-        raise app.UsageError(str(e)) from e
+    del argv  # positional arguments are refused by the flags parser
+    run(flags.FLAGS.config, flags.FLAGS.workdir)
 
 
 if __name__ == "__main__":
-    config_flags.DEFINE_config_file("config", f"{pathlib.Path(__file__).parent}/configs/"
+    import _cli  # noqa: E402 - beside this script
+    _cli.define_config("leaderboard", "config", f"{pathlib.Path(__file__).parent}/configs/"
                                     "leaderboard.py:bench95",
                                     "preset: experiments/configs/leaderboard.py:<bench95|smoke>")
     flags.DEFINE_string("workdir", "./workdirs/leaderboard", "records, table and figure")
-    app.run(main)
+    _cli.run("leaderboard", main)  # user errors: one line on stderr, exit status 2

@@ -19,8 +19,7 @@ import time
 import jax
 import numpy as np
 import pandas as pd
-from absl import app, flags
-from ml_collections import config_flags
+from absl import flags
 
 from spiralprune import (
     analysis,
@@ -105,6 +104,27 @@ def plan(config) -> list[Group]:
     stages = [grp.stage for grp in groups]
     if len(set(stages)) != len(stages):
         raise ValueError("two grids share an (init, method, width) group; merge them")
+    if not groups:
+        raise ValueError("the grids produce no runs: every budget is >= N_w of its width "
+                         "(or a grid has no methods, widths, lrs or schedules)")
+    return groups
+
+
+def check(config) -> list[Group]:
+    """``plan`` plus everything else a run could refuse, before anything is written.
+
+    Also checks num_points, the training recipe of every group (epochs, batch size,
+    milestones, precision) and that one run of each group fits the device's memory
+    (``populations.check_memory``).
+
+    Returns:
+      the groups.
+    """
+    groups = plan(config)
+    _data(config)
+    for grp in groups:
+        spec = _spec(config, grp)
+        populations.check_memory(spec, what=f"method {grp.method!r} at width {grp.width}")
     return groups
 
 
@@ -201,7 +221,7 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
     Returns:
       every recorded row (all tasks' chunks found in the workdir).
     """
-    groups = plan(config)
+    groups = check(config)  # everything refusable is refused before the first byte is written
     recorded = config.to_dict()
     for name in ("task_index", "num_tasks"):
         recorded.pop(name)
@@ -219,16 +239,22 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
     progress = (progress or (lambda label: populations.Progress(
         label, printer=lambda s: print(s, flush=True))))("prune")
     finished, t0 = 0, time.perf_counter()
-    for grp, i, start, stop in todo:
+    for grp in groups:
+        mine_here = {i: (start, stop) for g, i, start, stop in todo if g is grp}
         spec = _spec(config, grp)
         pop_chunk = min(int(config.chunk_size), len(grp.rows))  # one shape per group
-        rows = grp.rows.iloc[start:stop]
-        cols, flat = _train_chunk(grp, rows, data, spec, pop_chunk)
-        store.write(grp.stage, i, cols, flat)
-        finished += stop - start
-        progress(finished, total)
-    if total:
-        print(f"[prune] trained {total} runs in {time.perf_counter() - t0:.1f} s", flush=True)
+
+        def compute(i, grp=grp, spec=spec, pop_chunk=pop_chunk, mine_here=mine_here):
+            nonlocal finished
+            start, stop = mine_here[i]
+            cols, flat = _train_chunk(grp, grp.rows.iloc[start:stop], data, spec, pop_chunk)
+            store.write(grp.stage, i, cols, flat)
+            finished += stop - start
+            progress(finished, total)
+        # Writers sharing the workdir claim chunks, so each is computed once (recording.Claim).
+        recording.compute_chunks(store, grp.stage, list(mine_here), compute)
+    if finished:
+        print(f"[prune] trained {finished} runs in {time.perf_counter() - t0:.1f} s", flush=True)
     df = store.load()
     if targets is None:
         targets = tuple(config.get("targets", None) or TARGETS)
@@ -239,24 +265,21 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    del argv  # positional arguments are refused by the flags parser
     config = flags.FLAGS.config
     with config.unlocked():
         config.task_index = flags.FLAGS.task_index
         config.num_tasks = flags.FLAGS.num_tasks
-    try:
-        run(config, flags.FLAGS.workdir)
-    except ValueError as e:
-        raise app.UsageError(str(e)) from e
+    run(config, flags.FLAGS.workdir)
 
 
 if __name__ == "__main__":
-    config_flags.DEFINE_config_file("config", f"{pathlib.Path(__file__).parent}/configs/"
+    import _cli  # noqa: E402 - beside this script
+    _cli.define_config("prune", "config", f"{pathlib.Path(__file__).parent}/configs/"
                                     "prune.py:quick",
                                     "preset: experiments/configs/prune.py:<quick|paper|smoke>")
     flags.DEFINE_string("workdir", None, "directory of the records (resumes if it exists)")
     flags.DEFINE_integer("task_index", 0, "this task's index in a job array")
     flags.DEFINE_integer("num_tasks", 1, "number of tasks in the job array")
     flags.mark_flag_as_required("workdir")
-    app.run(main)
+    _cli.run("prune", main)  # user errors: one line on stderr, exit status 2

@@ -11,12 +11,10 @@ its structured parameters, targets and winners marked) and the note ``summary``.
 import logging
 import math
 import pathlib
-import sys
 
 import jax
 import matplotlib.backends.backend_agg
-from absl import app, flags
-from ml_collections import config_flags
+from absl import flags
 
 from spiralprune import enumeration, masking, plotting, populations, recording, search
 
@@ -81,6 +79,47 @@ def plot_phase_one(df, winners: dict, path) -> None:
     ax.figure.savefig(path, dpi=120)
 
 
+_MAX_CONFIGURATIONS = 10_000_000  # phase one enumerates width**3 configurations
+
+
+def check(config, name: str = "search") -> None:
+    """One-line ValueErrors for a search config that cannot run, before anything is written.
+
+    Args:
+      config: a configs/search.py ConfigDict.
+      name: how messages name the config (the study passes its stage name).
+    """
+    targets = tuple(float(t) for t in config.targets)
+    if not targets:
+        raise ValueError(f"{name}.targets is empty")
+    width = int(config.width)
+    lrs, names = search._check_common(width, config.lrs, config.schedules, targets,
+                                      config.init, config.epochs, chunk_size(config),
+                                      int(config.task_index), int(config.num_tasks))
+    if config.phase_two_config is not None:
+        masking.check_config(config.phase_two_config, width)
+    elif not config.phase_one:
+        raise ValueError(f"{name}: phase_one=False needs phase_two_config")
+    recipe = dict(milestones=tuple(config.milestones), cosine_t_max=config.cosine_t_max)
+    populations.check_memory(search._spec((width,) * 3, config.epochs, "random", recipe),
+                             what=f"{name} at width {width}")
+    if config.phase_one:
+        if width**3 > _MAX_CONFIGURATIONS:
+            raise ValueError(f"{name}: phase one at width {width} has {width**3:,} "
+                             f"configurations (at most {_MAX_CONFIGURATIONS:,})")
+        if not len(search.configurations(width, config.max_structured_params)):
+            raise ValueError(f"{name}: no configuration of width {width} has fewer than "
+                             f"{config.max_structured_params} structured parameters")
+    for lr in config.subset_lrs:
+        if not math.isfinite(float(lr)) or float(lr) <= 0:
+            raise ValueError(f"{name}.subset_lrs must be positive and finite, got "
+                             f"{tuple(config.subset_lrs)}")
+    if int(config.max_phase_two_runs) < 1:
+        raise ValueError(f"{name}.max_phase_two_runs must be >= 1, got "
+                         f"{config.max_phase_two_runs}")
+    del lrs, names
+
+
 def _row(row) -> dict | None:
     if row is None:
         return None
@@ -103,13 +142,8 @@ def run(config, workdir, progress=None) -> dict:
       the summary (also stored as the note "summary"): status, phase_one, targets.
     """
     workdir = pathlib.Path(workdir)
+    check(config)  # everything that can be refused is refused before the first byte is written
     targets = tuple(float(t) for t in config.targets)
-    if not targets:
-        raise ValueError("config.targets is empty")
-    if config.phase_two_config is not None:
-        masking.check_config(config.phase_two_config, config.width)
-    elif not config.phase_one:
-        raise ValueError("phase_one=False needs phase_two_config")
     recorded = config.to_dict()
     for name in ("task_index", "num_tasks"):
         recorded.pop(name)
@@ -209,23 +243,19 @@ def _print_summary(summary: dict) -> None:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    del argv  # positional arguments are refused by the flags parser
     config = flags.FLAGS.config
     for name in ("task_index", "num_tasks"):
         if getattr(flags.FLAGS, name) is not None:
             config[name] = getattr(flags.FLAGS, name)
-    workdir = flags.FLAGS.workdir or f"./workdirs/search_{config.preset}"
-    try:
-        run(config, workdir)
-    except ValueError as e:  # our input errors are one line; no traceback for them
-        sys.exit(f"search: error: {e}")
+    run(config, flags.FLAGS.workdir or f"./workdirs/search_{config.preset}")
 
 
 if __name__ == "__main__":
-    config_flags.DEFINE_config_file("config", f"{pathlib.Path(__file__).parent}/configs/"
+    import _cli  # noqa: E402 - beside this script
+    _cli.define_config("search", "config", f"{pathlib.Path(__file__).parent}/configs/"
                                     "search.py:quick", "preset")
     flags.DEFINE_string("workdir", None, "records directory (default ./workdirs/search_<preset>)")
     flags.DEFINE_integer("task_index", None, "this task of a job array (default: the config's)")
     flags.DEFINE_integer("num_tasks", None, "tasks in the job array (default: the config's)")
-    app.run(main)
+    _cli.run("search", main)  # user errors: one line on stderr, exit status 2

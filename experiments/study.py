@@ -45,11 +45,10 @@ and trains nothing. Both live in experiments/study_plan.py. A dry run's estimate
 cost model (``study_plan.ASSUMED``) by a rate measured here on a small calibration population
 (seconds); ``--config.estimate=assumed`` skips the measurement. Bad input (unknown preset,
 task_index outside [0, num_tasks), a workdir of another config) is one line on stderr and
-exit status 1.
+exit status 2 (experiments/_cli.py).
 """
 
 import json
-import math
 import pathlib
 import sys
 import time
@@ -62,8 +61,7 @@ import logging  # noqa: E402
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from absl import app, flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from experiments import prune as prune_binary  # noqa: E402
 from experiments import search as search_binary  # noqa: E402
@@ -71,10 +69,8 @@ from experiments import study_plan  # noqa: E402
 from experiments.configs import study as study_config  # noqa: E402
 from spiralprune import (  # noqa: E402
     grids,
-    masking,
     models,
     recording,
-    schedules,
     search,
     training,
 )
@@ -144,27 +140,9 @@ def check(config) -> None:
     if config.estimate not in ("assumed", "measured"):
         raise ValueError(f"estimate must be 'assumed' or 'measured', got {config.estimate!r}")
     for name in (n for n in SEARCHES if n in active):  # what search.run would refuse later
-        sub = config[name]
-        if sub.init not in search.INITS:
-            raise ValueError(f"{name}.init {sub.init!r} is not one of {search.INITS}")
-        if sub.phase_two_config is not None:
-            masking.check_config(sub.phase_two_config, sub.width)
-        if not sub.phase_one and sub.phase_two_config is None:
-            raise ValueError(f"{name}: phase_one=False needs phase_two_config")
-        search.configurations(int(sub.width), sub.max_structured_params)
-        training.Spec(widths=(int(sub.width),) * 3, epochs=int(sub.epochs),
-                      milestones=tuple(sub.milestones), cosine_t_max=int(sub.cosine_t_max))
-        lrs = [float(lr) for lr in sub.lrs]
-        if not lrs or not all(math.isfinite(lr) and lr > 0 for lr in lrs):
-            raise ValueError(f"{name}.lrs must be positive and finite, got {tuple(sub.lrs)}")
-        if not sub.schedules:
-            raise ValueError(f"{name}.schedules is empty")
-        for sched in sub.schedules:
-            schedules.index(sched)
-        if search_binary.chunk_size(sub) < 1:
-            raise ValueError(f"{name}.chunk_size must be >= 1, got {sub.chunk_size}")
+        search_binary.check(study_plan.sub_config(config, name), name)
     if "prune" in active:
-        prune_binary.plan(study_plan.sub_config(config, "prune"))
+        prune_binary.check(study_plan.sub_config(config, "prune"))
 
 
 def _check_workdir(workdir: pathlib.Path, config) -> None:
@@ -523,49 +501,34 @@ def merge(sources, workdir) -> recording.Store:
     return dst
 
 
-def _parse_flags(argv):
-    """absl flag parsing with one-line errors (config_flags embeds a traceback)."""
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as e:
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        last = lines[-1] if lines else "bad flags"
-        for prefix in ("ValueError: ", "KeyError: ", "AttributeError: "):
-            last = last.removeprefix(prefix)
-        sys.exit(f"study: error: {last}")
-
-
 def main(argv):
-    if len(argv) > 1:
-        sys.exit(f"study: error: unexpected arguments {' '.join(argv[1:])}")
+    del argv  # positional arguments are refused by the flags parser
     f = flags.FLAGS
-    try:
-        if f.distributed:
-            jax.distributed.initialize()  # before anything touches a device
-        config = f.config
-        if f.merge:
-            if f.dry_run or f.task_index is not None or f.num_tasks is not None:
-                raise ValueError("--merge takes --workdir and --sources only")
-            if not f.workdir:
-                raise ValueError("--merge needs --workdir (the destination)")
-            merge(f.sources, f.workdir)
-            return
-        with config.unlocked():
-            tasks = (jax.process_index(), jax.process_count()) if f.distributed else None
-            for i, name in enumerate(_TASK_FIELDS):
-                value = getattr(f, name)
-                if tasks and value is not None and value != tasks[i]:
-                    raise ValueError(f"--{name}={value} conflicts with jax.distributed "
-                                     f"({name} {tasks[i]}); leave it out")
-                config[name] = value if value is not None else (
-                    tasks[i] if tasks else config[name])
-        run(config, f.workdir or f"./workdirs/study_{config.preset}", dry_run=f.dry_run)
-    except ValueError as e:  # our input errors are one line; no traceback for them
-        sys.exit(f"study: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    if f.distributed:
+        jax.distributed.initialize()  # before anything touches a device
+    config = f.config
+    if f.merge:
+        if f.dry_run or f.task_index is not None or f.num_tasks is not None:
+            raise ValueError("--merge takes --workdir and --sources only")
+        if not f.workdir:
+            raise ValueError("--merge needs --workdir (the destination)")
+        merge(f.sources, f.workdir)
+        return
+    with config.unlocked():
+        tasks = (jax.process_index(), jax.process_count()) if f.distributed else None
+        for i, name in enumerate(_TASK_FIELDS):
+            value = getattr(f, name)
+            if tasks and value is not None and value != tasks[i]:
+                raise ValueError(f"--{name}={value} conflicts with jax.distributed "
+                                 f"({name} {tasks[i]}); leave it out")
+            config[name] = value if value is not None else (
+                tasks[i] if tasks else config[name])
+    run(config, f.workdir or f"./workdirs/study_{config.preset}", dry_run=f.dry_run)
 
 
 if __name__ == "__main__":
-    config_flags.DEFINE_config_file("config", f"{pathlib.Path(__file__).parent}/configs/"
+    from experiments import _cli  # noqa: E402
+    _cli.define_config("study", "config", f"{pathlib.Path(__file__).parent}/configs/"
                                     "study.py:quick",
                                     "preset: experiments/configs/study.py:<quick|paper|smoke>")
     flags.DEFINE_string("workdir", None, "the study workdir (default ./workdirs/study_<preset>)")
@@ -576,4 +539,4 @@ if __name__ == "__main__":
     flags.DEFINE_list("sources", None, "task workdirs to merge (with --merge)")
     flags.DEFINE_bool("distributed", False, "call jax.distributed.initialize() first; each "
                       "host is then task jax.process_index() of jax.process_count()")
-    app.run(main, flags_parser=_parse_flags)
+    _cli.run("study", main)  # user errors: one line on stderr, exit status 2

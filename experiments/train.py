@@ -9,8 +9,7 @@ import time
 
 import numpy as np
 import pandas as pd
-from absl import app, flags
-from ml_collections import config_flags
+from absl import flags
 
 from spiralprune import datasets, grids, masking, models, populations, training
 
@@ -61,6 +60,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    config_flags.DEFINE_config_file("config", f"{pathlib.Path(__file__).parent}/configs/"
+    import _cli  # noqa: E402 - beside this script
+    _cli.define_config("train", "config", f"{pathlib.Path(__file__).parent}/configs/"
                                     "train.py:quick", "preset")
-    app.run(main)
+    _cli.run("train", main)  # user errors: one line on stderr, exit status 2

@@ -58,7 +58,8 @@ def make_variants(*, masks, lr, schedule, seed, budget=None, params=None) -> tra
     if p < 1:
         raise ValueError("a population needs at least one run")
     if not np.all(np.isfinite(lr)) or np.any(lr <= 0):
-        raise ValueError(f"learning rates must be positive and finite, got {lr[lr <= 0][:3]}")
+        bad = lr[~np.isfinite(lr) | (lr <= 0)]
+        raise ValueError(f"learning rates must be positive and finite, got {bad[:3].tolist()}")
     sched = np.asarray(schedule).reshape(-1)
     if sched.dtype.kind == "O":   # e.g. a pandas string column
         sched = sched.astype(str) if all(isinstance(s, str) for s in sched) else sched.astype(int)
@@ -68,6 +69,8 @@ def make_variants(*, masks, lr, schedule, seed, budget=None, params=None) -> tra
     if np.any((sched < 0) | (sched >= len(schedules.SCHEDULES))):
         raise ValueError(f"schedule indices must be in [0, {len(schedules.SCHEDULES)})")
     seed = np.asarray(seed).reshape(-1)
+    if seed.dtype.kind not in "iu":
+        raise ValueError(f"seeds must be integers, got {seed.dtype} values {seed[:3].tolist()}")
     if np.any(seed < 0):
         raise ValueError("seeds must be non-negative")
     seed = seed.astype(np.uint32)
@@ -218,6 +221,7 @@ def run(variants: training.Variant, data, *, spec: training.Spec, train_fn: Call
     Returns:
       the train_fn's result dict with NumPy leaves and leading axis P.
     """
+    check_data(data)
     devices = tuple(devices or jax.local_devices())
     kind = engine(spec, devices, train_fn)
     train_fn = train_fn or train_fn_for(spec)
@@ -272,6 +276,26 @@ def _pad(a: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([a, np.repeat(a[:1], n - a.shape[0], axis=0)])
 
 
+def check_data(data) -> None:
+    """One-line ValueError unless ``data`` is (x (N, 2) finite, y (N,) labels 0/1), N >= 1."""
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise ValueError("data must be a pair (x (N, 2), y (N,))")
+    x, y = np.asarray(data[0]), np.asarray(data[1])
+    if x.ndim != 2 or x.shape[1] != 2 or x.dtype.kind not in "biuf":
+        raise ValueError(f"data x must be numeric of shape (N, 2), got {x.dtype} {x.shape}")
+    if y.ndim != 1 or y.dtype.kind not in "biuf":
+        raise ValueError(f"data y must be numeric of shape (N,), got {y.dtype} {y.shape}")
+    if len(x) != len(y):
+        raise ValueError(f"data x and y have unequal lengths {len(x)} and {len(y)}")
+    if not len(y):
+        raise ValueError("data is empty (N = 0)")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("data x has non-finite values")
+    bad = np.unique(y[(y != 0) & (y != 1)])
+    if len(bad):
+        raise ValueError(f"labels must be 0 or 1, got {bad[:5].tolist()}")
+
+
 def check_shapes(variants: training.Variant, spec: training.Spec) -> None:
     """One-line ValueError if the variants' masks/params do not fit spec.widths."""
     masks0 = jax.tree.map(lambda a: np.zeros(np.shape(a)[1:], bool), variants.masks)
@@ -308,3 +332,18 @@ def _fmt(seconds: float) -> str:
     m, s = divmod(int(seconds), 60)
     h, m = divmod(m, 60)
     return f"{h:d}:{m:02d}:{s:02d}"
+
+
+def check_memory(spec: training.Spec, devices=None, what: str = "a run") -> None:
+    """One-line ValueError if one run of ``spec`` cannot fit the memory planned per device.
+
+    Args:
+      spec: the runs' static description (``bytes_per_run`` estimates their memory).
+      devices: the devices to train on (default: all local devices).
+      what: how the message names the run, e.g. "grid 'random', width 300".
+    """
+    device = tuple(devices or jax.local_devices())[0]
+    need, have = bytes_per_run(spec), device_memory(device)
+    if need > have:
+        raise ValueError(f"{what} (widths {tuple(spec.widths)}) needs about {need:,} bytes of "
+                         f"device memory; {device.device_kind} has {have:,} to plan with")

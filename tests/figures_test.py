@@ -194,12 +194,12 @@ def test_bad_input_is_a_one_line_error(tmp_path, case):
         figures.run([], str(tmp_path / "out"))
 
 
-def test_binary_exits_1_with_one_line(tmp_path):
+def test_binary_exits_2_with_one_line(tmp_path):
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "figures.py"),
                            f"--workdirs={tmp_path / 'nowhere'}", f"--out={tmp_path / 'out'}"],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert lines == [f"figures: error: workdir {tmp_path / 'nowhere'} does not exist"]
 

@@ -82,13 +82,13 @@ def test_another_config_in_the_same_workdir_fails_with_one_line(reference):
     with pytest.raises(ValueError, match="different config") as e:
         search_binary.run(config, workdir)
     assert "\n" not in str(e.value)
-    # The binary turns it into a one-line message and exit status 1, without training.
+    # The binary turns it into a one-line message and exit status 2, without training.
     proc = subprocess.run(
         [sys.executable, "experiments/search.py",
          "--config=experiments/configs/search.py:smoke", "--config.epochs=2",
          f"--workdir={workdir}"], cwd=ROOT, capture_output=True, text=True, timeout=120,
         env={**os.environ, "JAX_PLATFORMS": "cpu"})
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("search: error: workdir")
     assert "different config" in proc.stderr and "Traceback" not in proc.stderr
 

@@ -150,7 +150,7 @@ def test_a_workdir_of_another_config_is_refused_before_training(smoke):
         study_config.get_config("fast")
 
 
-def test_cli_bad_input_is_one_line_with_exit_status_1(smoke, tmp_path):
+def test_cli_bad_input_is_one_line_with_exit_status_2(smoke, tmp_path):
     script = ["experiments/study.py"]
     cases = [
         ([f"--config={ROOT}/experiments/configs/study.py:nope", f"--workdir={tmp_path / 'a'}"],
@@ -166,7 +166,7 @@ def test_cli_bad_input_is_one_line_with_exit_status_1(smoke, tmp_path):
     for proc, (_, match) in zip(procs, cases):
         out, err = proc.communicate(timeout=120)
         lines = [ln for ln in err.splitlines() if not re.match(r"[IWE]\d{4} ", ln)]
-        assert proc.returncode == 1, err
+        assert proc.returncode == 2, err
         assert lines == [lines[-1]] and lines[-1].startswith("study: error: "), err
         assert match in lines[-1] and "Traceback" not in err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -27,6 +27,7 @@ Method args (``Spec.method_args``; unknown names are a one-line ValueError at tr
 from collections.abc import Callable
 
 import jax.numpy as jnp
+import numpy as np
 
 from spiralprune import masking, models, training
 from spiralprune.pruning import api, at_init, during_training, lottery, prospr, scores
@@ -139,13 +140,37 @@ def train_fn(method: str) -> Callable:
     return api.get(method).train_fn
 
 
+# Built-in method args that count something (>= 1) and that are fractions (in [0, 1]).
+_COUNT_ARGS = ("gmp_steps", "rigl_delta", "lth_rounds", "rounds", "synflow_iterations",
+               "iter_steps", "prospr_steps")
+_FRACTION_ARGS = ("rigl_alpha", "rigl_end", "prospr_momentum")
+
+
 def check_method_args(method: str, method_args) -> None:
-    """One-line ValueError if ``method_args`` (pairs or dict) has names ``method`` ignores."""
+    """One-line ValueError if ``method_args`` (pairs or dict) has names ``method`` ignores,
+    or a value of the wrong type (the default's) or range (counts >= 1, fractions in [0, 1])."""
     valid = api.get(method).args
-    unknown = sorted(set(dict(method_args)) - set(valid))
+    given = dict(method_args)
+    unknown = sorted(set(given) - set(valid))
     if unknown:
         raise ValueError(f"unknown method_args {unknown} for method {method!r}; valid: "
                          f"{sorted(valid)}")
+    for name, value in given.items():
+        default, where = valid[name], f"method_args.{method}.{name}={value!r}"
+        if isinstance(default, bool) and not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"{where}: need True or False")
+        if isinstance(default, int) and not isinstance(default, bool) and (
+                isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+            raise ValueError(f"{where}: need an integer")
+        if isinstance(default, float) and (isinstance(value, bool) or not isinstance(
+                value, (int, float, np.number)) or not np.isfinite(float(value))):
+            raise ValueError(f"{where}: need a finite number")
+        if isinstance(default, str) and not isinstance(value, str):
+            raise ValueError(f"{where}: need a string")
+        if name in _COUNT_ARGS and int(value) < 1:
+            raise ValueError(f"{where}: must be >= 1")
+        if name in _FRACTION_ARGS and not 0 <= float(value) <= 1:
+            raise ValueError(f"{where}: must be in [0, 1]")
 
 
 def check_budget(widths, budget) -> int:
