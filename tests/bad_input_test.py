@@ -1,0 +1,349 @@
+"""Malformed inputs across the binaries and the API: each is refused with a one-line message
+before any compute, and a refused run leaves its workdir untouched (so the corrected command
+works in the same workdir). A few cases go through the real binaries (exit status 2, one line
+on stderr, no traceback); the rest call the same code in-process."""
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments import prune, search, study, train
+from experiments.configs import prune as prune_config
+from experiments.configs import search as search_config
+from experiments.configs import study as study_config
+from experiments.configs import train as train_config
+from spiralprune import datasets, masking, models, populations, recording, training
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def no_compute(monkeypatch, request):
+    """Any training reached by a bad input fails the test: refusals come before compute."""
+    if "trains" in request.node.name:
+        return
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("training started for a bad input")
+    monkeypatch.setattr(populations, "_compiled", refuse)
+
+
+def _search(**fields):
+    c = search_config.get_config("smoke")
+    for k, v in fields.items():
+        c[k] = v
+    return c
+
+
+def _prune(edit):
+    c = prune_config.get_config("smoke")
+    edit(c)
+    return c
+
+
+def _set(path, value):
+    def edit(c):
+        *head, last = path.split(".")
+        node = c
+        for h in head:
+            node = node[h]
+        node[last] = value
+    return edit
+
+
+SEARCH_CASES = [
+    (dict(lrs=(-1.0,)), "learning rates must be positive"),
+    (dict(lrs=(float("nan"),)), "learning rates must be positive"),
+    (dict(lrs=(float("inf"),)), "learning rates must be positive"),
+    (dict(lrs=()), "empty grid"),
+    (dict(epochs=0), "epochs and chunk_size must be >= 1"),
+    (dict(chunk_size=0), "epochs and chunk_size must be >= 1"),
+    (dict(schedules=("cosin",)), "cosin"),
+    (dict(schedules=()), "empty grid"),
+    (dict(targets=(1.5,)), "target accuracy must be in"),
+    (dict(targets=(0.0,)), "target accuracy must be in"),
+    (dict(targets=()), "targets is empty"),
+    (dict(init="xavier2"), "unknown init"),
+    (dict(width=0), "width must be >= 1"),
+    (dict(width=10000), "bytes of device memory"),
+    (dict(phase_two_config=(5, 1, 1)), "wider than the model width"),
+    (dict(phase_two_config=None, phase_one=False), "phase_one=False needs phase_two_config"),
+    (dict(task_index=2, num_tasks=2), "task_index"),
+    (dict(num_tasks=0), "task_index must be in"),
+    (dict(cosine_t_max=0), "cosine_t_max must be >= 1"),
+    (dict(subset_lrs=(0.0,)), "subset_lrs must be positive"),
+    (dict(max_phase_two_runs=0), "max_phase_two_runs must be >= 1"),
+    (dict(max_structured_params=1), "no configuration"),
+]
+
+
+@pytest.mark.parametrize("fields,match", SEARCH_CASES,
+                         ids=[next(iter(f)) + str(i) for i, (f, _) in enumerate(SEARCH_CASES)])
+def test_search_refuses_before_writing(tmp_path, fields, match):
+    workdir = tmp_path / "wd"
+    with pytest.raises(ValueError, match=re.escape(match)) as e:
+        search.run(_search(**fields), workdir)
+    assert "\n" not in str(e.value)
+    assert not workdir.exists()
+
+
+PRUNE_CASES = [
+    (_set("method_args.gmp.gmp_steps", -3), "must be >= 1"),
+    (_set("method_args", {"gmp": {"gmp_steps": 2.5}}), "need an integer"),
+    (_set("method_args.gmp.reference_counts", 1), "need True or False"),
+    (_set("method_args", {"gmp": {"gmp_step": 4}}), "unknown method_args"),
+    (_set("method_args", {"rigl": {"rigl_alpha": 2.0}}), "must be in [0, 1]"),
+    (_set("grids.random.widths", (10000,)), "bytes of device memory"),
+    (_set("grids.random.lrs", (-1.0,)), "learning rates must be > 0"),
+    (_set("grids.random.lrs", (float("nan"),)), "learning rates must be > 0"),
+    (_set("grids.random.schedules", ("cosin",)), "cosin"),
+    (_set("grids.random.methods", ("snipp",)), "snipp"),
+    (_set("grids.random.init", "nope"), "nope"),
+    (_set("grids.random.repeats", 0), "repeats must be >= 1"),
+    (_set("grids.random.budgets", (0,)), "budget"),
+    (_set("grids", {}), "no runs"),
+    (_set("chunk_size", 0), "chunk_size must be >= 1"),
+    (_set("num_points", -5), "num_points must be in"),
+    (_set("num_points", 10**7), "num_points must be in"),
+    (_set("precision", "hihgest"), "precision"),
+    (_set("epochs", 0), ">= 1"),
+    (_set("batch_size", 0), ">= 1"),
+    (_set("task_index", 3), "task_index"),
+]
+
+
+def test_prune_grid_without_runs_is_an_error(tmp_path):
+    def edit(c):
+        c.grids = {"random": c.grids.random}
+        c.grids.random.budgets = (10**6, 10**7)   # every budget >= N_w
+    with pytest.raises(ValueError, match="no runs"):
+        prune.run(_prune(edit), tmp_path / "wd")
+    assert not (tmp_path / "wd").exists()
+
+
+@pytest.mark.parametrize("edit,match", PRUNE_CASES, ids=[str(i) for i in range(len(PRUNE_CASES))])
+def test_prune_refuses_before_writing(tmp_path, edit, match):
+    workdir = tmp_path / "wd"
+    with pytest.raises(ValueError, match=re.escape(match)) as e:
+        prune.run(_prune(edit), workdir)
+    assert "\n" not in str(e.value)
+    assert not workdir.exists()
+
+
+def _study(edit):
+    c = study_config.get_config("smoke")
+    c.figures = False
+    edit(c)
+    return c
+
+
+STUDY_CASES = [
+    (_set("targets", (1.5, 0.9)), "targets must be"),
+    (_set("search.lrs", (-1.0,)), "learning rates must be positive"),
+    (_set("search.width", 10000), "bytes of device memory"),
+    (_set("prune.method_args.gmp.gmp_steps", -3), "must be >= 1"),
+    (_set("fixed_inits", "mine"), "fixed_inits"),
+    (_set("task_index", 5), "task_index"),
+]
+
+
+@pytest.mark.parametrize("edit,match", STUDY_CASES, ids=[str(i) for i in range(len(STUDY_CASES))])
+def test_study_refuses_before_writing(tmp_path, edit, match):
+    with pytest.raises(ValueError, match=re.escape(match)) as e:
+        study.run(_study(edit), tmp_path / "wd")
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "wd").exists()
+
+
+TRAIN_CASES = [
+    (dict(width=-1), "widths"),
+    (dict(keep=(0.0,)), "keep fractions"),
+    (dict(keep=(1.5,)), "keep fractions"),
+    (dict(lrs=(-0.1,)), "learning rates must be positive"),
+    (dict(lrs=(float("nan"),)), "learning rates must be positive"),
+    (dict(epochs=0), ">= 1"),
+]
+
+
+@pytest.mark.parametrize("fields,match", TRAIN_CASES, ids=[str(i) for i in range(len(TRAIN_CASES))])
+def test_train_refuses_before_compute(fields, match):
+    config = train_config.get_config("smoke")
+    for k, v in fields.items():
+        config[k] = v
+    with pytest.raises(ValueError, match=re.escape(match)) as e:
+        train.run(config)
+    assert "\n" not in str(e.value)
+
+
+def _variants(p=2, **kw):
+    masks = masking.ones_like(models.init(__import__("jax").random.key(0), (3, 3, 3)))
+    args = dict(masks=masks, lr=np.full(p, 0.1), schedule=["constant"] * p,
+                seed=np.arange(p)) | kw
+    return populations.make_variants(**args)
+
+
+VARIANT_CASES = [
+    (dict(lr=[0.1, float("nan")]), r"got \[nan\]"),
+    (dict(lr=[0.1, float("inf")]), r"got \[inf\]"),
+    (dict(lr=[0.1, -1.0]), r"got \[-1.0\]"),
+    (dict(lr=[]), "at least one run"),
+    (dict(seed=[0.5, 1.0]), "seeds must be integers"),
+    (dict(seed=[0, -1]), "non-negative"),
+    (dict(schedule=["constant", "cosin"]), "cosin"),
+    (dict(seed=[0, 1, 2]), "leading size"),
+]
+
+
+@pytest.mark.parametrize("kw,match", VARIANT_CASES, ids=[str(i) for i in range(len(VARIANT_CASES))])
+def test_make_variants_refuses(kw, match):
+    with pytest.raises(ValueError, match=match) as e:
+        _variants(**kw)
+    assert "\n" not in str(e.value)
+
+
+x, y = datasets.cubist_spiral()
+DATA_CASES = [
+    ((x[:, :1], y), "shape (N, 2)"),
+    ((x.reshape(-1), y), "shape (N, 2)"),
+    ((x, y[:-1]), "unequal lengths"),
+    ((x[:0], y[:0]), "empty"),
+    ((x, y * 2), "labels must be 0 or 1, got [2"),
+    ((x, y - 1), "labels must be 0 or 1, got [-1"),
+    ((x, y.reshape(-1, 1)), "shape (N,)"),
+    ((np.where(np.arange(len(y))[:, None] == 0, np.nan, x), y), "non-finite"),
+    ((x,), "pair"),
+]
+
+
+@pytest.mark.parametrize("data,match", DATA_CASES, ids=[str(i) for i in range(len(DATA_CASES))])
+def test_population_run_refuses_bad_data(data, match):
+    spec = training.Spec(widths=(3, 3, 3), epochs=1)
+    with pytest.raises(ValueError, match=re.escape(match)) as e:
+        populations.run(_variants(), data, spec=spec)
+    assert "\n" not in str(e.value)
+
+
+def test_workdir_that_is_a_file_and_records_without_config(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(ValueError, match="is not a directory"):
+        recording.Store(afile, {"a": 1}, kind="search")
+    wd = tmp_path / "wd"
+    recording.Store(wd, {"seed": 0}, kind="prune").write("s", 0, {"a": np.arange(2)})
+    (wd / "config.json").unlink()
+    before = sorted(p.name for p in wd.rglob("*"))
+    with pytest.raises(ValueError, match="has records but no config.json"):
+        recording.Store(wd, {"seed": 7}, kind="prune")
+    assert sorted(p.name for p in wd.rglob("*")) == before
+
+
+def test_disk_full_is_one_line_naming_the_file(tmp_path, monkeypatch):
+    store = recording.Store(tmp_path / "wd", {"a": 1}, kind="search")
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(np, "savez", full)
+    with pytest.raises(OSError, match="no space left while writing .*000000.npz; the workdir "
+                                      "is intact, rerun to resume"):
+        store.write("s", 0, {"a": np.arange(2)})
+    assert not list((tmp_path / "wd" / "shards").rglob("*.npz"))
+    assert not list((tmp_path / "wd" / "shards").rglob("*.tmp"))
+
+
+def test_foreign_shard_is_refused_naming_the_file(tmp_path):
+    mine = recording.Store(tmp_path / "mine", {"seed": 0}, kind="prune")
+    mine.write("s", 0, {"a": np.arange(2)})
+    other = recording.Store(tmp_path / "other", {"seed": 7}, kind="prune")
+    other.write("s", 1, {"a": np.arange(3)})
+    foreign = tmp_path / "mine" / "shards" / "s" / "000001.npz"
+    foreign.write_bytes((tmp_path / "other" / "shards" / "s" / "000001.npz").read_bytes())
+    for load in (lambda: recording.Store.open(tmp_path / "mine").load(),
+                 lambda: recording.Store(tmp_path / "mine", {"seed": 0}, kind="prune").done("s"),
+                 lambda: recording.load_runs([tmp_path / "mine", tmp_path / "other"])):
+        with pytest.raises(ValueError, match="000001.npz was recorded under another config") as e:
+            load()
+        assert "\n" not in str(e.value)
+    assert foreign.exists()  # refused, never moved aside as corrupt nor recomputed over
+    foreign.unlink()
+    df = recording.load_runs([tmp_path / "mine", tmp_path / "other"])
+    assert list(df.columns[:2]) == ["workdir", "config_hash"]
+    assert df.groupby("workdir")["config_hash"].nunique().eq(1).all()
+    assert df["config_hash"].nunique() == 2
+
+
+def _one_line(proc, prog):
+    out, err = proc.communicate(timeout=180)
+    lines = [ln for ln in err.splitlines() if not re.match(r"[IWE]\d{4} ", ln)]
+    assert proc.returncode == 2, err
+    assert len(lines) == 1 and lines[0].startswith(f"{prog}: error: "), err
+    assert "Traceback" not in err and "USAGE" not in err.upper()
+    return lines[0]
+
+
+def test_binaries_print_one_line_and_exit_2(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    configs = ROOT / "experiments" / "configs"
+    cases = [
+        ("search", [f"--config={configs}/search.py:nope", f"--workdir={tmp_path}/a"],
+         "unknown search preset 'nope'; choose from"),
+        ("prune", [f"--config={configs}/prune.py:smoke", "--config.lr=0.1",
+                   f"--workdir={tmp_path}/b"], "'lr'"),
+        ("train", [f"--config={configs}/nofile.py:smoke"], "does not exist"),
+        ("prune", [f"--config={configs}/prune.py:smoke", f"--workdir={tmp_path}/c", "stray"],
+         "unexpected arguments: stray"),
+        ("search", [f"--config={configs}/search.py:smoke", f"--workdir={afile}"],
+         "is not a directory"),
+        ("prune", [f"--config={configs}/prune.py:smoke", f"--workdir={tmp_path}/d",
+                   "--config.method_args.gmp.gmp_steps=-3"], "must be >= 1"),
+    ]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    procs = [subprocess.Popen([sys.executable, f"experiments/{prog}.py", *args], cwd=ROOT,
+                              text=True, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for prog, args, _ in cases]
+    for proc, (prog, _, match) in zip(procs, cases):
+        assert match in _one_line(proc, prog)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def _table(workdir):
+    cols = ["stage", "chunk", "row", "seed", "accuracy", "nnz"]
+    return (recording.Store.open(workdir).load()[cols]
+            .sort_values(["stage", "chunk", "row"]).reset_index(drop=True))
+
+
+def test_two_writers_share_a_search_and_a_killed_one_resumes_trains(tmp_path):
+    """Two processes on one workdir finish the smoke search with the table of a search that
+    was killed after its first shard and resumed (its dead claim taken over at once)."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    cmd = [sys.executable, "experiments/search.py",
+           "--config=experiments/configs/search.py:smoke", "--config.chunk_size=2"]
+    shared, killed = tmp_path / "shared", tmp_path / "killed"
+    writers = [subprocess.Popen(cmd + [f"--workdir={shared}"], cwd=ROOT, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+               for _ in range(2)]
+    victim = subprocess.Popen(cmd + [f"--workdir={killed}"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not list(killed.glob("shards/*/*.npz")) and time.monotonic() < deadline:
+        assert victim.poll() is None
+        time.sleep(0.05)
+    victim.kill()
+    victim.wait()
+    outs = [w.communicate(timeout=300) for w in writers]
+    assert all(w.returncode == 0 for w in writers), outs
+    summaries = [out.split("== search")[-1] for out, _ in outs]
+    assert summaries[0] == summaries[1] and "complete" in summaries[0]
+    config = search_config.get_config("smoke")
+    config.chunk_size = 2
+    search.run(config, killed)
+    pd.testing.assert_frame_equal(_table(shared), _table(killed))
+    for wd in (shared, killed):
+        assert not list(wd.glob("shards/*/.*.claim"))
