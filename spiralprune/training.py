@@ -1,4 +1,4 @@
-"""The study's training recipe for ONE model (SPEC section 3); populations vmap it.
+"""The study's training recipe for ONE model (docs/recipe.md); populations vmap it.
 
 SGD with momentum 0.9 (no dampening, no Nesterov) and weight decay 5e-4 added to the gradient,
 batch 128 reshuffled every epoch with the last partial batch dropped (390 steps per epoch),
