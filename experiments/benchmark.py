@@ -141,18 +141,21 @@ def _fmt_row(r: dict) -> str:
 def _append(config, rows) -> None:
     stamp = datetime.date.today().isoformat()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    if config.epoch_split:
+        split = ("`epoch s`: seconds per training epoch of all P models (difference of a "
+                 f"{config.epochs}- and a {2 * config.epochs}-epoch run); `fixed s`: the "
+                 "once-per-run rest (final evaluation on all points, init, copies) for all P; ")
+    else:
+        split = "`epoch s`, `fixed s`: not split (one run per cell); "
     lines = [
         "", f"### benchmark `{config.preset}` on {device_name()}, {stamp}", "",
         f"Command: `python {' '.join(sys.argv)}`; CPU: {cpu_model()}; load average at the end "
         f"{load}; matmul precision `{config.precision}`, "
-        f"{int(config.sparsity * 100)}% of weights masked, jax {jax.__version__}. "
-        "`epoch s`: seconds per training epoch of all P models (difference of a "
-        f"{config.epochs}- and a {2 * config.epochs}-epoch run); `fixed s`: the once-per-run "
-        "rest (final evaluation on all points, init, copies) for all P; `compile s`: the first "
-        f"call's excess over a warm one; `with eval`: model-epochs/s of the whole warm "
-        f"{config.epochs}-epoch run, evaluation included; fastest of {config.repeats} "
-        "interleaved repeats; loop rows are per model, trained one "
-        "after another.", "", *_HEADER] + [_fmt_row(r) for r in rows]
+        f"{int(config.sparsity * 100)}% of weights masked, jax {jax.__version__}. " + split
+        + "`compile s`: the first call's excess over a warm one; `with eval`: model-epochs/s "
+        f"of the whole warm {config.epochs}-epoch run, evaluation included; fastest of "
+        f"{config.repeats} interleaved repeats; loop rows are per model, trained one after "
+        "another.", "", *_HEADER] + [_fmt_row(r) for r in rows]
     with open(config.output, "a") as f:
         f.write("\n".join(lines) + "\n")
 

@@ -34,8 +34,10 @@ _CPU_BUDGET = 2 << 30
 # at width 8 (152 weights: ~75 against ~140 model-epochs per CPU-second at P = 256). See
 # BENCHMARKS.md ("Engines side by side").
 LANES_AUTO_MAX_WEIGHTS = 64
-# Runs per device per compiled call for the lanes engine on a CPU: its (batch, P) activations
-# must stay in cache; the measured best P at (3,3,3) and (3,2,2) (BENCHMARKS.md).
+# Runs per device per compiled call for the lanes engine on a CPU, where its (batch, P)
+# activations should stay in cache: the best P at (3,2,2) (783 model-epochs/s against 557 at
+# P = 1024) and the best per CPU-second at (3,3,3) under load, though (3,3,3) reached its best
+# wall rate at P = 1024 on a quieter machine (BENCHMARKS.md).
 LANES_CPU_CHUNK = 256
 
 
