@@ -32,7 +32,7 @@ _CPU_BUDGET = 2 << 30
 # "auto" picks the lanes engine up to this many weights (models.num_weights): on the 2-core
 # Xeon it beat vmap at every compacted shape of the search ((7,3,3) has 47 weights) and lost
 # at width 8 (152 weights: ~75 against ~140 model-epochs per CPU-second at P = 256). See
-# BENCHMARKS.md ("Engines side by side").
+# BENCHMARKS.md ("the two engines side by side").
 LANES_AUTO_MAX_WEIGHTS = 64
 # Runs per device per compiled call for the lanes engine on a CPU, where its (batch, P)
 # activations should stay in cache: the best P at (3,2,2) (783 model-epochs/s against 557 at
