@@ -5,18 +5,19 @@
 #
 # PRESET is gpu (default) or tiny (a CPU smoke run). If ml_collections cannot be imported, the
 # carried wheel in third_party/wheels is installed (no network, no dependencies: absl-py and
-# PyYAML must be there) into $DEVICE_CHECK_SITE (default /tmp/device_check_site) on PYTHONPATH;
+# PyYAML must be there) into $DEVICE_CHECK_SITE (default: a new temporary folder) on PYTHONPATH;
 # --target rather than --user, since the machine's python3 may be a virtualenv. The repository
 # root goes on PYTHONPATH (no install). The report, its JSON and the log land in
-# $OUT/device_check/ (report.md, report.json, log.txt); the report is also printed.
+# $OUT/device_check/ (report.md, report.json, log.txt; OUT defaults to ./workdirs/device_check_out);
+# the report is also printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 PRESET=${1:-gpu}
 [[ $# -gt 0 ]] && shift
-OUT=${OUT:-/tmp/device_check_out}
+OUT=${OUT:-./workdirs/device_check_out}
 if ! "$PY" -c "import ml_collections" 2>/dev/null; then
-  SITE=${DEVICE_CHECK_SITE:-/tmp/device_check_site}
+  SITE=${DEVICE_CHECK_SITE:-$(mktemp -d)}
   echo "[device_check.sh] installing the carried ml-collections wheel into $SITE"
   "$PY" -m pip install -q --no-index --no-deps --no-compile --disable-pip-version-check \
     --target "$SITE" third_party/wheels/ml_collections-*.whl
