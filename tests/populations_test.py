@@ -118,15 +118,18 @@ def test_sharded_over_8_host_devices_equals_unsharded(tmp_path):
         v = populations.make_variants(masks=masking.from_kernels(kernels),
                                       lr=np.full(p, 0.1), schedule=np.arange(p) % 3,
                                       seed=np.arange(p))
-        spec = training.Spec(widths=4, epochs=1)
-        a = populations.run(v, data, spec=spec)
-        b = populations.run(v, data, spec=spec, devices=jax.devices()[:1])
-        for u, w in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-            np.testing.assert_allclose(u, w, rtol=1e-5, atol=1e-6)
-        print("SHARDED_OK", populations.auto_chunk(spec, p, jax.devices()))
+        for engine in ("vmap", "lanes"):   # both layouts shard the population axis
+            spec = training.Spec(widths=4, epochs=1, engine=engine)
+            a = populations.run(v, data, spec=spec)
+            b = populations.run(v, data, spec=spec, devices=jax.devices()[:1])
+            for u, w in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+                np.testing.assert_allclose(u, w, rtol=1e-5, atol=1e-6)
+            assert len(set(np.round(a["loss"], 6))) == p   # no run is a copy of another
+            print("SHARDED_OK", engine, populations.auto_chunk(spec, p, jax.devices()))
     """)
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
                JAX_PLATFORMS="cpu")
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                          text=True, timeout=600)
-    assert "SHARDED_OK 16" in out.stdout, out.stderr[-2000:]
+    assert "SHARDED_OK vmap 16" in out.stdout, out.stderr[-2000:]
+    assert "SHARDED_OK lanes 16" in out.stdout, out.stderr[-2000:]
