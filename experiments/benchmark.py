@@ -7,16 +7,21 @@ See experiments/configs/benchmark.py for presets and what each cell measures.
 """
 
 import datetime
+import logging
 import os
+import pathlib
 import sys
 import time
 
 import jax
 import numpy as np
-from absl import app, flags
-from ml_collections import config_flags
+from absl import flags
 
 from spiralprune import datasets, masking, models, populations, training
+
+# jax probes for a TPU at start-up and logs its absence at INFO on every CPU or GPU machine.
+logging.getLogger("jax._src.xla_bridge").addFilter(
+    lambda record: "Unable to initialize backend" not in record.getMessage())
 
 
 def flops_per_model_epoch(widths, n: int = datasets.NUM_POINTS, batch: int = 128) -> float:
@@ -177,6 +182,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    config_flags.DEFINE_config_file("config", "experiments/configs/benchmark.py:quick",
-                                    "benchmark preset")
-    app.run(main)
+    import _cli  # noqa: E402 - beside this script
+    _cli.define_config("benchmark", "config", f"{pathlib.Path(__file__).parent}/configs/"
+                       "benchmark.py:quick", "benchmark preset")
+    _cli.run("benchmark", main)  # user errors: one line on stderr, exit status 2
