@@ -417,7 +417,8 @@ def run(config, workdir, *, dry_run: bool = False) -> dict:
     store = recording.Store(workdir, recorded_config(config), kind=KIND)
     active = study_config.stages(config)
     todo = {name: sum(p.todo for p in parts if p.stage == name) for name in active}
-    progress = study_plan.StudyProgress(parts)
+    progress = study_plan.StudyProgress(
+        parts, figures_s=study_plan.FIGURES_S if config.figures else 0.0)
     stages, t0 = {}, time.perf_counter()
     for name in active:
         sub = study_plan.sub_config(config, name)
@@ -465,6 +466,7 @@ def run(config, workdir, *, dry_run: bool = False) -> dict:
     print(verdict, flush=True)
     if config.figures:
         result["figures"] = _figures(workdir, config.figure_args.to_dict())
+        progress.figures_done()
     else:
         print("[study] figures skipped (config.figures is False)", flush=True)
     return result

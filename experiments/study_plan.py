@@ -46,6 +46,12 @@ ASSUMED = {"cpu": dict(a=3e-3, b=3.5e-5, step_s=0.0, compile_s=5.0),
            "gpu": dict(a=3e-5, b=1e-8, step_s=1e-4, compile_s=20.0)}
 
 
+# The figure stage of a study drawn from scratch on 2 CPU cores (the Quick start's: 8 s, plus
+# compiling the no-path Monte Carlo): in the ETA until the figures are drawn. Parts whose records
+# did not change are cached and take well under a second.
+FIGURES_S = 30.0
+
+
 def format_seconds(seconds: float) -> str:
     """A duration for people: "42 s", "4 min 12 s", "3 h 05 min", "11.6 days" ("?" if unknown).
 
@@ -333,6 +339,9 @@ def print_plan(config, workdir, parts: list[Part], source: str) -> None:
     print(format_plan(parts), flush=True)
     print(f"estimate: {source}; phase two's size is known once phase one has picked its "
           "configuration", flush=True)
+    if config.get("figures", False):
+        print(f"then the figures: about {format_seconds(FIGURES_S)} (in the ETA; parts whose "
+              "records did not change are skipped)", flush=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -345,7 +354,8 @@ class StudyProgress:
     of width-3 phase-two runs) and scales it by how fast the work done so far actually went.
     """
 
-    def __init__(self, parts: list[Part], every_s: float = 5.0, printer=None):
+    def __init__(self, parts: list[Part], every_s: float = 5.0, printer=None,
+                 figures_s: float = 0.0):
         """Starts the clock.
 
         Args:
@@ -354,7 +364,10 @@ class StudyProgress:
             A reported count replaces the planned one (phase two is sized by phase one).
           every_s: seconds between lines (a stage's last chunk always prints).
           printer: line printer (default: print, flushed).
+          figures_s: estimated seconds of the figure stage after training (in the ETA until
+            ``figures_done``).
         """
+        self.figures_s = float(figures_s)
         self.stages = {name: [] for name in dict.fromkeys(p.stage for p in parts)}
         for p in parts:
             rows = self.stages[p.stage]
@@ -402,14 +415,20 @@ class StudyProgress:
         for row in self.stages.setdefault(stage, []):
             row["secs"], row["runs"] = self._per_run(stage, row) * row["done"], row["done"]
 
+    def figures_done(self) -> None:
+        """The figure stage is over: the ETA no longer counts it."""
+        self.figures_s = 0.0
+
     def eta(self) -> float:
-        """Seconds left: planned cost left, scaled by actual over planned cost so far."""
+        """Seconds left: planned training cost left, scaled by actual over planned cost so far,
+        plus the figure stage's estimate."""
         rows = [r for rs in self.stages.values() for r in rs]
         cost = [(r["secs"] / r["runs"] if r["runs"] else 0.0, r) for r in rows]
         done = sum(c * r["done"] for c, r in cost)
         left = sum(c * (r["runs"] - r["done"]) for c, r in cost)
         elapsed = time.perf_counter() - self._t0
-        return left * (min(max(elapsed / done, 0.25), 4.0) if done > 0 else 1.0)
+        scale = min(max(elapsed / done, 0.25), 4.0) if done > 0 else 1.0
+        return left * scale + self.figures_s
 
     def _show(self, stage: str, label: str, force: bool) -> None:
         now = time.perf_counter()

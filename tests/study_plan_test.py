@@ -37,3 +37,16 @@ def test_cost_model_measures_only_in_a_dry_run():
     assert rates == study_plan.ASSUMED[kind] and line.startswith("assumed rates for")
     config.estimate = "assumed"
     assert study_plan.cost_model(config, measure=True)[1].startswith("assumed rates")
+
+
+def test_eta_counts_the_figure_stage_until_it_is_drawn():
+    parts = [study_plan.Part("search", "phase1", 10, 10, 10, 1, 10.0, 100.0)]
+    lines = []
+    progress = study_plan.StudyProgress(parts, every_s=0.0, printer=lines.append, figures_s=30.0)
+    assert progress.eta() == pytest.approx(130.0)   # nothing trained: the plan, then figures
+    tick = progress.factory("search")("phase1")
+    tick(10, 10)
+    assert progress.eta() == pytest.approx(30.0)    # training over, figures still to draw
+    assert lines and lines[-1].endswith("ETA 30 s")
+    progress.figures_done()
+    assert progress.eta() == 0.0
