@@ -647,7 +647,7 @@ def _flops_section(out: _Out) -> tuple[list[str], list[str]]:
     ax.set_xscale("log")
     positive = np.concatenate([df["train"], df["prune"]]).astype(float)
     ax.set_xlim(left=max(positive[positive > 0].min() / 3, 1.0))
-    ax.set_xlabel("floating-point operations (log scale)")
+    ax.set_xlabel("floating-point operations, forward pass, nonzero parameters (log scale)")
     ax.set_title(f"Cost to prune and train one model (width {width}, budget {budget})")
     ax.grid(alpha=0.3, axis="x")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2,
