@@ -18,7 +18,6 @@ The unrolled code grows with the number of weights (compile time and instruction
 engine is for small widths only (``MAX_WEIGHTS``); ``populations`` chooses it by measurement.
 """
 
-import math
 
 import jax
 import jax.numpy as jnp
@@ -190,14 +189,9 @@ def evaluate(params, data, spec: training.Spec):
     Returns:
       (accuracy (P,), loss (P,)) float32.
     """
-    x, y = data
-    n = x.shape[0]
-    chunk = min(spec.eval_chunk, n)
-    num = math.ceil(n / chunk)
-    pad = num * chunk - n
-    xs = jnp.pad(x, ((0, pad), (0, 0))).reshape(num, chunk, 2)
-    ys = jnp.pad(y, (0, pad)).reshape(num, chunk, 1)
-    ws = jnp.pad(jnp.ones(n, jnp.float32), (0, pad)).reshape(num, chunk, 1)
+    n = data[0].shape[0]
+    xs, ys, ws = training.eval_chunks(data, spec)
+    ys, ws = ys[..., None], ws[..., None]   # broadcast over the lanes
     lanes = params["layer3"]["bias"].shape[-1]
 
     def body(carry, xyw):

@@ -191,11 +191,12 @@ def train_epochs(params, opt_state, masks, data, data_key, lr, schedule, spec: S
     return params, opt_state, losses[-1]
 
 
-def evaluate(params, data, spec: Spec):
-    """Accuracy and mean BCE on all of ``data``, walking it in chunks of ``spec.eval_chunk``.
+def eval_chunks(data, spec: Spec):
+    """``data`` cut into chunks of ``spec.eval_chunk`` points for evaluation (both engines).
 
     Returns:
-      (accuracy, loss) float32 scalars. A diverged model (NaN logits) predicts class 0.
+      (xs (C, chunk, 2), ys (C, chunk), ws (C, chunk)): the last chunk is zero-padded and its
+      padding has weight 0 in ``ws``.
     """
     x, y = data
     n = x.shape[0]
@@ -205,6 +206,17 @@ def evaluate(params, data, spec: Spec):
     xs = jnp.pad(x, ((0, pad), (0, 0))).reshape(num, chunk, 2)
     ys = jnp.pad(y, (0, pad)).reshape(num, chunk)
     ws = jnp.pad(jnp.ones(n, jnp.float32), (0, pad)).reshape(num, chunk)
+    return xs, ys, ws
+
+
+def evaluate(params, data, spec: Spec):
+    """Accuracy and mean BCE on all of ``data``, walking it in chunks of ``spec.eval_chunk``.
+
+    Returns:
+      (accuracy, loss) float32 scalars. A diverged model (NaN logits) predicts class 0.
+    """
+    n = data[0].shape[0]
+    xs, ys, ws = eval_chunks(data, spec)
 
     def body(carry, xyw):
         xc, yc, wc = xyw
