@@ -549,6 +549,7 @@ def compute_chunks(store: Store, stage: str, chunk_ids, compute, poll_s: float =
         waiting = []
         for cid in pending:
             if store.is_done(stage, cid):
+                _drop_stale_claim(store, stage, cid)
                 continue
             claim = store.claim(stage, cid)
             if claim is None:
@@ -562,6 +563,16 @@ def compute_chunks(store: Store, stage: str, chunk_ids, compute, poll_s: float =
         if pending:
             time.sleep(poll_s)
     return computed
+
+
+def _drop_stale_claim(store: Store, stage: str, chunk_id) -> None:
+    """Removes the claim of a finished chunk left by a writer killed between writing the
+    shard and releasing its claim (a live writer's claim is left alone)."""
+    shard = store._shard_path(stage, chunk_id)
+    path = shard.with_name(f".{shard.stem}.claim")
+    if path.exists() and _stale(path):
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def _has_records(workdir: pathlib.Path) -> bool:

@@ -4,6 +4,10 @@ import json
 import logging
 import os
 import pathlib
+import socket
+import subprocess
+import sys
+import threading
 import zipfile
 
 import ml_collections
@@ -326,3 +330,37 @@ def test_load_runs_and_merge(tmp_path):
     with pytest.raises(ValueError, match="no spiralprune records"):
         recording.load_runs([a, tmp_path / "missing"])
     assert os.path.isdir(a)
+
+
+def _dead_pid() -> int:
+    """A pid of this host that no process has (a finished child's)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_claims_a_live_writer_holds_are_respected_and_a_killed_writers_are_cleared(tmp_path):
+    store = recording.Store(tmp_path, CONFIG, kind="search")
+    store.write("phase1", "000000", _rows(0, 4))
+    claims = tmp_path / "shards" / "phase1"
+    # A writer killed after writing chunk 0 but before releasing its claim: the claim goes.
+    dead = {"host": socket.gethostname(), "pid": _dead_pid(), "time": 0}
+    (claims / ".000000.claim").write_text(json.dumps(dead))
+    # Chunk 1 is claimed by a live writer (this process): nobody else may take it.
+    live = store.claim("phase1", 1)
+    assert live is not None and store.claim("phase1", 1) is None
+    computed = []
+
+    def compute(cid):
+        computed.append(cid)
+        store.write("phase1", cid, _rows(0, 4))
+
+    def finish_live():   # the live writer finishes its chunk a moment later
+        store.write("phase1", "000001", _rows(0, 4))
+        live.release()
+
+    threading.Timer(0.3, finish_live).start()
+    assert recording.compute_chunks(store, "phase1", [0, 1, 2], compute, poll_s=0.05) == 1
+    assert computed == ["000002"] or computed == [2]
+    assert sorted(p.name for p in claims.glob(".*.claim")) == []
+    assert os.path.exists(claims / "000001.npz")
