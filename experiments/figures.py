@@ -554,6 +554,41 @@ def _reach_section(prune: pd.DataFrame, records, targets) -> list[str]:
     return lines
 
 
+def _repeats_section(prune: pd.DataFrame, records, targets, out: _Out) -> list[str]:
+    """The spread over repeats of each method's fewest nonzeros (grids with several repeats)."""
+    lines = ["## Spread over repeats", "",
+             "Per method, the fewest nonzero parameters reaching each target *within one "
+             "repeat* (over every width, budget, learning rate and schedule of the grid; "
+             "`analysis.repeat_spread`), then best, median and worst over the repeats, and how "
+             "many repeats reach the target at all; the search's sparsest model of the same "
+             "init is the black line."]
+    for setting, df in prune.groupby("setting", sort=True):
+        df = df[df["method"] != "dense"]
+        if df.empty or df.groupby("method")["repeat"].nunique().max() < 2:
+            continue
+        spread = analysis.repeat_spread(df, targets=tuple(targets))
+        srch = search_rows(records, setting)
+        table = pd.DataFrame({
+            "method": spread["method"], "target": [_pct(t) for t in spread["target"]],
+            "repeats reaching it": [f"{a}/{b}" for a, b in zip(spread["reached"],
+                                                                spread["repeats"])],
+            **{c: ["-" if np.isnan(v) else f"{int(v)}" for v in spread[c]]
+               for c in ("best", "median", "worst")},
+            "per repeat": [", ".join("-" if np.isnan(v) else f"{int(v)}" for v in per)
+                           for per in spread["per_repeat"]]})
+        lines += ["", f"### {setting} init", "", md_table(table)]
+        for t in targets:
+            if not (np.isclose(spread["target"], t) & (spread["reached"] > 0)).any():
+                continue
+            hit = srch[srch["accuracy"] >= t] if len(srch) else srch
+            best = int(hit["nnz"].min()) if len(hit) else None
+            ax = plotting.repeat_spread(spread, target=t, search_nnz=best)
+            ax.set_title(f"{setting} init: fewest nonzeros reaching {_pct(t)}, per repeat")
+            name = out.save(ax.figure, f"repeats_{setting}_{_pct(t).rstrip('%')}.png")
+            lines += ["", f"![spread over repeats at {_pct(t)}]({name})"]
+    return lines
+
+
 def _disconnected_section(prune_recs, records, targets, out: _Out) -> list[str]:
     eff = [with_effective(rec.store, rec.rows).assign(
         setting=[setting_of(i) for i in rec.rows["init"]]) for rec in prune_recs]
@@ -754,6 +789,10 @@ def run(workdirs: list[str], out_dir: str, *, targets=None, grid: int = 512,
                            for r in prunes], ignore_index=True)
         parts.append(("fronts", (prune, search_inputs, targets),
                       no_notes(lambda: _fronts_section(prune, records, targets, out))))
+        if ("repeat" in prune and (prune[prune["method"] != "dense"]
+                                   .groupby(["setting", "method"])["repeat"].nunique() > 1).any()):
+            parts.append(("spread over repeats", (prune, search_inputs, targets),
+                          no_notes(lambda: _repeats_section(prune, records, targets, out))))
     else:
         notes.append("no prune records: fronts, fewest-nonzeros tables per method skipped")
     if prunes or any(r.rows["stage"].str.startswith("phase2").any() for r in searches):

@@ -291,6 +291,41 @@ def fewest_reaching(df: pd.DataFrame, targets=(0.95, 0.995), by=("method",), x: 
     return pd.DataFrame(rows, columns=list(by) + ["target", x, y])
 
 
+def repeat_spread(df: pd.DataFrame, targets=(0.95, 0.995), by=("method",), x: str = "nnz",
+                  y: str = "accuracy", repeat: str = "repeat") -> pd.DataFrame:
+    """Per group and target, the fewest ``x`` reaching it within each repeat, and its spread.
+
+    A repeat is one draw of everything a run's seed decides (its data order, and its init
+    where the init is random); within a repeat the fewest is taken over every other grid axis
+    (widths, budgets, learning rates, schedules). The spread over repeats says how much of a
+    method's best result is luck.
+
+    Args:
+      df: run records with the columns ``by``, ``x``, ``y`` and ``repeat``.
+      targets: accuracy levels.
+
+    Returns:
+      DataFrame with columns by..., target, repeats (how many repeats the group ran), reached
+      (how many of them reach the target), best, median, worst (over the repeats that reach
+      it; NaN if none does) and per_repeat (a tuple in repeat order, NaN where a repeat never
+      reaches the target).
+    """
+    by = tuple(by)
+    check_records(df, by + (x, y, repeat))
+    rows = []
+    for key, g in _groups(df, by):
+        reps = sorted(g[repeat].unique())
+        for t in targets:
+            hit = g[g[y] >= t].groupby(repeat)[x].min()
+            per = tuple(float(hit[r]) if r in hit.index else np.nan for r in reps)
+            got = np.array([v for v in per if not np.isnan(v)])
+            stats = ((got.min(), float(np.median(got)), got.max()) if len(got)
+                     else (np.nan, np.nan, np.nan))
+            rows.append(key + (t, len(reps), len(got)) + stats + (per,))
+    return pd.DataFrame(rows, columns=list(by) + ["target", "repeats", "reached", "best",
+                                                  "median", "worst", "per_repeat"])
+
+
 # --- FLOPs to prune and train one model (the study's Table 1; docs/pruners.md, "FLOPs"). ---
 
 FLOPS_METHODS = ("dense", "random", "snip", "grasp", "synflow", "iter_snip", "force", "prospr",

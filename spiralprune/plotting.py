@@ -208,6 +208,66 @@ def accuracy_vs_nonzeros(df: pd.DataFrame, *, by: str = "method", search=None,
     return ax
 
 
+def repeat_spread(spread: pd.DataFrame, *, target: float, search_nnz=None, by: str = "method",
+                  ax=None) -> matplotlib.axes.Axes:
+    """Per method, the fewest nonzeros reaching ``target`` in each repeat, on one line each.
+
+    Each repeat is a dot; a bar spans best to worst; a method whose repeats do not all reach
+    the target says so ("k/n repeats reach it"); the search's sparsest model is a black
+    vertical line. Methods are sorted by their best (never-reaching ones last).
+
+    Args:
+      spread: ``analysis.repeat_spread`` rows (columns ``by``, target, repeats, reached, best,
+        worst, per_repeat).
+      target: the accuracy level to draw (rows of other targets are ignored).
+      search_nnz: the search's fewest nonzeros reaching ``target`` (None: no line).
+      by: the method column.
+      ax: Axes to draw into (new if None).
+
+    Returns:
+      the Axes.
+    """
+    analysis.check_records(spread, (by, "target", "repeats", "reached", "best", "worst",
+                                    "per_repeat"))
+    rows = spread[np.isclose(spread["target"], target)]
+    if rows.empty:
+        raise ValueError(f"no spread rows for target {target:g}")
+    rows = rows.assign(_never=rows["best"].isna()).sort_values(
+        ["_never", "best", "worst", by], kind="stable").iloc[::-1]
+    ax = _new_axes(ax, figsize=(8.5, 0.45 * len(rows) + 1.6))
+    names = [str(n) for n in rows[by]]
+    reached = rows["best"].dropna()
+    right = max([float(rows["worst"].max()) if len(reached) else 0.0]
+                + ([float(search_nnz)] if search_nnz is not None else []) + [1.0])
+    left = min([float(reached.min())] if len(reached) else [right])
+    for i, r in enumerate(rows.itertuples(index=False)):
+        name = str(getattr(r, by))
+        colour, marker = method_style(name, names)
+        got = np.array([v for v in r.per_repeat if not np.isnan(v)])
+        if len(got):
+            ax.plot([r.best, r.worst], [i, i], color=colour, lw=2, alpha=0.5)
+            # Repeats landing on the same count are spread vertically, so each one shows.
+            counts = {}
+            for v in got:
+                k = counts[v] = counts.get(v, -1) + 1
+                ax.scatter(v, i + 0.12 * k - 0.06 * (list(got).count(v) - 1), s=30,
+                           color=colour, marker=marker, edgecolors="none",
+                           zorder=SEARCH_ZORDER + 1)   # a tie with the search stays visible
+        if r.reached < r.repeats:
+            ax.text(right + 0.5, i, f"{r.reached}/{r.repeats} repeats reach it",
+                    va="center", fontsize=8, color="#555555")
+    if search_nnz is not None:
+        ax.axvline(float(search_nnz), color=SEARCH_COLOUR, lw=2, zorder=SEARCH_ZORDER,
+                   label=f"search: {int(search_nnz)}")
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_yticks(range(len(rows)), names)
+    ax.set_xlim(left - 2, right + (8 if (rows["reached"] < rows["repeats"]).any() else 2))
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_xlabel(f"fewest nonzero parameters reaching {target:.1%} accuracy, per repeat")
+    ax.grid(alpha=0.3, axis="x")
+    return ax
+
+
 _front = frontier  # the name ``frontier`` is a flag inside accuracy_vs_nonzeros
 
 

@@ -220,6 +220,29 @@ def test_fewest_reaching_hand_table():
     np.testing.assert_array_equal(out["accuracy"], [0.97, np.nan, 0.995, 0.995])
 
 
+def test_repeat_spread_hand_table():
+    # a: repeat 0 reaches 95% at 45 (its 30 stops at 93%), repeat 1 at 50, repeat 2 at 40
+    # (its only run over 95% has 40), so best 40, median 45, worst 50; 99.5% never.
+    # b: only repeat 1 reaches 95% (at 30); repeat 0 runs but never reaches it.
+    df = pd.DataFrame({
+        "method": ["a"] * 7 + ["b"] * 3,
+        "repeat": [0, 0, 1, 1, 2, 2, 0, 0, 0, 1],
+        "nnz": [30, 45, 50, 60, 30, 40, 70, 20, 25, 30],
+        "accuracy": [0.93, 0.96, 0.955, 0.99, 0.94, 0.951, 0.99, 0.5, 0.94, 0.995],
+    })
+    out = analysis.repeat_spread(df, targets=(0.95, 0.995))
+    assert out[["method", "target", "repeats", "reached"]].values.tolist() == [
+        ["a", 0.95, 3, 3], ["a", 0.995, 3, 0], ["b", 0.95, 2, 1], ["b", 0.995, 2, 1]]
+    np.testing.assert_array_equal(out["best"], [40, np.nan, 30, 30])
+    np.testing.assert_array_equal(out["median"], [45, np.nan, 30, 30])
+    np.testing.assert_array_equal(out["worst"], [50, np.nan, 30, 30])
+    assert out["per_repeat"][0] == (45, 50, 40)
+    assert np.isnan(out["per_repeat"][2][0]) and out["per_repeat"][2][1] == 30
+    # The best over repeats is the plain fewest over all runs.
+    few = analysis.fewest_reaching(df, targets=(0.95, 0.995))
+    np.testing.assert_array_equal(few["nnz"], out["best"])
+
+
 def test_record_errors():
     with pytest.raises(ValueError, match="^records lack column 'nnz'$"):
         analysis.pareto_front(RECORDS.drop(columns="nnz"))

@@ -113,6 +113,26 @@ def test_fewest_nonzeros_tables_match_the_records(study):
         summary, "## Fewest nonzeros reaching the targets", "### random init")))
 
 
+def test_spread_over_repeats_matches_the_records(study):
+    # The smoke's bench95 grid runs two repeats: its spread table, recomputed per repeat.
+    summary, prune = study["result"]["summary"], study["prune"]
+    rows = first_table(section(summary, "## Spread over repeats", "### bench95 init"))
+    df = prune[(prune["init"] == "bench95") & (prune["method"] != "dense")]
+    assert {r["method"] for r in rows} == set(df["method"])
+    assert len(rows) == df["method"].nunique() * 4   # targets 50%, 55%, 95%, 99.5%
+    for r in rows:
+        t = float(r["target"].rstrip("%")) / 100
+        g = df[df["method"] == r["method"]]
+        per = []
+        for rep in sorted(g["repeat"].unique()):
+            hit = g[(g["repeat"] == rep) & (g["accuracy"] >= t)]
+            per.append(str(int(hit["nnz"].min())) if len(hit) else "-")
+        assert r["per repeat"] == ", ".join(per), r
+        assert r["repeats reaching it"] == f"{sum(v != '-' for v in per)}/{len(per)}"
+    # The random init's smoke grid has one repeat: no spread section for it.
+    assert "### random init" not in section(summary, "## Spread over repeats").split("\n## ")[0]
+
+
 def test_sparsest_models_table_matches_phase_two(study):
     rows = first_table(section(study["result"]["summary"], "### Sparsest models of `search`"))
     df2 = study["search"][study["search"]["stage"].str.startswith("phase2")]
