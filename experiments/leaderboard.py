@@ -73,11 +73,15 @@ def builtin_runs(config) -> tuple[pd.DataFrame, str]:
     choice = str(config.builtins)
     if choice == "none":
         return pd.DataFrame(), "none"
-    if choice == "auto":
-        choice = str(QUICK_PRUNE_WORKDIR) if QUICK_PRUNE_WORKDIR.is_dir() else "shipped"
+    if choice == "auto":   # the Quick start's records where they hold this init
+        quick = recording.load_runs(str(QUICK_PRUNE_WORKDIR)) if QUICK_PRUNE_WORKDIR.is_dir() \
+            else pd.DataFrame()
+        held = "init" in quick and (quick["init"] == config.init).any()
+        choice = str(QUICK_PRUNE_WORKDIR) if held else "shipped"
     if choice == "shipped":
-        df = frontier.pruner_runs()
-        p = frontier.pruner_provenance()
+        path = frontier.pruner_file(config.init)
+        df = frontier.pruner_runs(path)
+        p = frontier.pruner_provenance(path)
         source = (f"shipped records ({p['runs']} runs: {p['grid']}; commit {p['commit'][:7]}, "
                   f"{p['date']})")
     else:
@@ -160,7 +164,7 @@ def format_table(df: pd.DataFrame, config) -> str:
     """The table as Markdown, one section per target; "-" where the method never reaches it."""
     out = []
     for t, g in df.groupby("target", sort=True):
-        out += [f"### {t:.1%} accuracy ({config.init})", "",
+        out += [f"### {t:.1%} accuracy ({frontier.setting(config.init)} init)", "",
                 "| method | nnz | accuracy | at | gap to search | ratio | disconnected | FLOPs "
                 "| best acc | runs |", "|---|---|---|---|---|---|---|---|---|---|"]
         for r in g.itertuples():
@@ -182,14 +186,16 @@ def format_table(df: pd.DataFrame, config) -> str:
     return "\n".join(out)
 
 
-def figure(runs: pd.DataFrame, search_pts: pd.DataFrame, config, path) -> None:
+def figure(runs: pd.DataFrame, search_pts: pd.DataFrame, config, path, search_label="search"):
     """Accuracy against nonzeros per method (dense left out), the search's front on top."""
     shown = runs[runs["method"] != "dense"].assign(
         method=lambda d: d["method"].map(api.short_name))
     ax = plotting.accuracy_vs_nonzeros(shown, by="method", search=search_pts,
-                                       targets=tuple(config.targets))
+                                       targets=tuple(config.targets), search_label=search_label)
     widths = ", ".join(str(w) for w in config.widths)
-    ax.set_title(f"Leaderboard: {config.init} init, widths {widths}, {config.epochs} epochs")
+    init = {"torch": "random (PyTorch default)"}.get(str(config.init), str(config.init))
+    ax.set_title(f"Leaderboard: {init} init, width{'s' if len(config.widths) > 1 else ''} "
+                 f"{widths}, {config.epochs} epochs")
     ax.figure.savefig(path, dpi=120)
 
 
@@ -210,7 +216,7 @@ def run(config, workdir) -> dict:
     cached, source = builtin_runs(config)
     trained = []
     for m in names:
-        if m in BUILTINS and len(cached[cached["method"] == m]) and str(config.builtins) != "none":
+        if m in BUILTINS and str(config.builtins) != "none" and (cached["method"] == m).any():
             continue   # a built-in the cache holds is not retrained
         df = prune.run(prune_config(config, m), workdir / "prune" / api.stage_name(m),
                        targets=tuple(config.targets))
@@ -233,7 +239,9 @@ def run(config, workdir) -> dict:
     tab.to_csv(files[1], index=False)
     if config.figure:
         files.append(workdir / "leaderboard.png")
-        figure(runs, search_pts, config, files[-1])
+        sources = {b.get("source") for b in search_best.values()}
+        figure(runs, search_pts, config, files[-1],
+               "search (the paper's points)" if sources == {"paper"} else "search")
     seconds = time.perf_counter() - t0
     print(header + md, flush=True)
     print(f"[leaderboard] {len(names)} pruner(s) in {seconds:.1f} s; wrote "
@@ -251,6 +259,6 @@ if __name__ == "__main__":
     import _cli  # noqa: E402 - beside this script
     _cli.define_config("leaderboard", "config", f"{pathlib.Path(__file__).parent}/configs/"
                                     "leaderboard.py:bench95",
-                                    "preset: experiments/configs/leaderboard.py:<bench95|smoke>")
+                                    "preset: experiments/configs/leaderboard.py:<bench95|random16|smoke>")
     flags.DEFINE_string("workdir", "./workdirs/leaderboard", "records, table and figure")
     _cli.run("leaderboard", main)  # user errors: one line on stderr, exit status 2

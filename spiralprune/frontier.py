@@ -13,7 +13,8 @@ commit, runs). Sources:
 
 ``data/pruners_bench95.json`` holds the records of the nine pruners (and dense and random) on
 the Quick start's BENCH-95 grid (widths 3 and 16, budgets 15..26, lr 0.1, cosine, one repeat),
-so a leaderboard trains only the pruners it is given.
+so a leaderboard trains only the pruners it is given; ``data/pruners_torch16.json`` the same
+on the random-init grid at width 16 (the study's budgets, lr 0.1, cosine, three repeats).
 
 Comparisons read these instead of rerunning the search; ``from_workdir`` rebuilds a frontier
 from a search workdir (``experiments/leaderboard.py --config.search_workdir=DIR``), and
@@ -33,6 +34,8 @@ from spiralprune import recording
 DATA = pathlib.Path(__file__).resolve().parent / "data"
 FRONTIER_FILE = DATA / "frontier.json"
 PRUNERS_FILE = DATA / "pruners_bench95.json"
+# The shipped built-in records per init (the leaderboard presets' grids).
+PRUNERS_FILES = {"bench95": PRUNERS_FILE, "torch": DATA / "pruners_torch16.json"}
 FORMAT = "spiralprune-frontier/1"
 PRUNERS_FORMAT = "spiralprune-pruner-runs/1"
 SOURCES = ("measured", "paper")
@@ -190,8 +193,21 @@ def build_file(measured: list[dict], path=FRONTIER_FILE) -> dict:
 # --- Cached pruner runs (the leaderboard's built-ins). ---
 
 
+def pruner_file(init: str) -> pathlib.Path:
+    """The shipped built-in records for ``init``.
+
+    Raises:
+      ValueError: no records are shipped for that init (one line, naming those that are).
+    """
+    if init not in PRUNERS_FILES:
+        raise ValueError(f"no built-in pruner records are shipped for init {init!r} (shipped: "
+                         f"{', '.join(sorted(PRUNERS_FILES))}); train them with "
+                         "--config.builtins=none and their names in --config.methods")
+    return PRUNERS_FILES[init]
+
+
 def pruner_runs(path=PRUNERS_FILE) -> pd.DataFrame:
-    """The shipped records of the built-in pruners on the BENCH-95 leaderboard grid."""
+    """The shipped records of the built-in pruners on a leaderboard grid (``pruner_file``)."""
     data = _read(str(path))
     if data.get("format") != PRUNERS_FORMAT:
         raise ValueError(f"{path} is not a {PRUNERS_FORMAT} file")

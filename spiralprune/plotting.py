@@ -163,7 +163,8 @@ def phase_one_scatter(df: pd.DataFrame, *, targets=(0.95, 0.995), winners=None, 
 
 def accuracy_vs_nonzeros(df: pd.DataFrame, *, by: str = "method", search=None,
                          targets=(0.95, 0.995), frontier: bool = True, logx: bool = False,
-                         x: str = "nnz", y: str = "accuracy", ax=None) -> matplotlib.axes.Axes:
+                         x: str = "nnz", y: str = "accuracy", ax=None,
+                         search_label: str = "search") -> matplotlib.axes.Axes:
     """Accuracy against nonzero parameters per method, with each method's frontier.
 
     Args:
@@ -176,6 +177,7 @@ def accuracy_vs_nonzeros(df: pd.DataFrame, *, by: str = "method", search=None,
       logx: logarithmic x axis.
       x, y: column names of the nonzero count and the accuracy.
       ax: Axes to draw into (new if None).
+      search_label: the search's legend entry (e.g. saying whose points they are).
 
     Returns:
       the Axes.
@@ -194,7 +196,7 @@ def accuracy_vs_nonzeros(df: pd.DataFrame, *, by: str = "method", search=None,
         front = _front(search, x, y)
         _step(ax, front, x, y, color=SEARCH_COLOUR, lw=2.6, zorder=SEARCH_ZORDER - 1)
         ax.scatter(front[x], front[y], s=28, color=SEARCH_COLOUR, zorder=SEARCH_ZORDER,
-                   marker=METHOD_STYLES["search"][1], label="search")
+                   marker=METHOD_STYLES["search"][1], label=search_label)
     _target_lines(ax, targets)
     if logx:
         _log_x(ax)

@@ -31,6 +31,33 @@ def test_shipped_ground_truth():
                                    "force", "prospr", "rigl"}
 
 
+def test_shipped_random_init_records_cover_the_random16_preset():
+    c = leaderboard_config.get_config("random16")
+    runs = frontier.pruner_runs(frontier.pruner_file(c.init))
+    assert set(runs["init"]) == {"torch"} and set(runs["width"]) == {16}
+    prov = frontier.pruner_provenance(frontier.pruner_file(c.init))
+    assert "random16" in prov["command"] and prov["runs"] == len(runs)
+    for m in leaderboard.BUILTINS:
+        g = runs[runs["method"] == m]
+        if m == "dense":
+            assert len(g) == c.repeats
+            continue
+        assert sorted(set(g["budget"])) == sorted(c.budgets), m
+        assert len(g) == len(c.budgets) * c.repeats, m
+        kept = g["mask_nnz_weights"] - g["budget"]   # the study's counts: f, or f-1, f-2
+        assert kept.between(-2, 0).all(), m
+    assert frontier.sparsest(c.init, 0.95)["source"] == "paper"
+
+
+def test_unshipped_init_is_a_one_line_error(tmp_path):
+    c = leaderboard_config.get_config("smoke")
+    c.init = "bench995"
+    c.builtins = "shipped"
+    with pytest.raises(ValueError, match="no built-in pruner records are shipped for init "
+                                         "'bench995'"):
+        leaderboard.run(c, tmp_path / "lb")
+
+
 def test_smoke_leaderboard_with_a_user_file(tmp_path):
     path = tmp_path / "mine.py"
     path.write_text(MINE)
@@ -46,6 +73,17 @@ def test_smoke_leaderboard_with_a_user_file(tmp_path):
     assert "magnitude (new)" in out["markdown"]
     again = leaderboard.run(c, tmp_path / "lb")   # recorded: nothing retrains
     assert len(again["runs"]) == len(out["runs"])
+
+
+def test_builtins_none_trains_a_named_builtin_as_new(tmp_path):
+    c = leaderboard_config.get_config("smoke")
+    c.methods = "snip"
+    c.builtins = "none"
+    c.budgets = (20,)
+    out = leaderboard.run(c, tmp_path / "lb")
+    new = out["table"][out["table"]["new"]]
+    assert list(new["method"]) == ["snip"] and int(new["runs"].iloc[0]) == 1
+    assert set(out["runs"]["method"]) == {"snip"}   # nothing read from a cache
 
 
 def test_bad_pruner_fails_before_training(tmp_path):
