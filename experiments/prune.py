@@ -194,7 +194,23 @@ def table(df: pd.DataFrame, targets=TARGETS) -> pd.DataFrame:
     for target in targets:
         reach = df[df["accuracy"] >= target].groupby(["init", "method"])["nnz"].min()
         out[f"nnz@{target:.1%}"] = reach.reindex(out.index).astype("Int64")
+    if "repeat" in df and df.groupby(["init", "method"])["repeat"].nunique().max() > 1:
+        # The spread over repeats: within each repeat the fewest reaching the target.
+        spread = analysis.repeat_spread(df, targets=tuple(targets), by=("init", "method"))
+        for target in targets:
+            rows = spread[np.isclose(spread["target"], target)].set_index(["init", "method"])
+            out[f"repeats@{target:.1%}"] = [
+                _spread_cell(rows.loc[key]) for key in out.index]
     return out
+
+
+def _spread_cell(r) -> str:
+    """Best-worst over the repeats reaching a target, and how many do: "26-33 (5/5)"."""
+    counts = f"({int(r['reached'])}/{int(r['repeats'])})"
+    if not r["reached"]:
+        return f"- {counts}"
+    best, worst = int(r["best"]), int(r["worst"])
+    return (f"{best}" if best == worst else f"{best}-{worst}") + f" {counts}"
 
 
 def format_table(summary: pd.DataFrame) -> str:
@@ -202,7 +218,8 @@ def format_table(summary: pd.DataFrame) -> str:
     shown = summary.copy()
     shown["best_acc"] = shown["best_acc"].map(lambda v: f"{v:.4f}")
     for col in shown.columns[2:]:
-        shown[col] = shown[col].map(lambda v: "-" if pd.isna(v) else str(int(v)))
+        if col.startswith("nnz@"):
+            shown[col] = shown[col].map(lambda v: "-" if pd.isna(v) else str(int(v)))
     return shown.to_string()
 
 

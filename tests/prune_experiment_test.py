@@ -50,8 +50,27 @@ def test_smoke_records_every_run_with_exact_budgets(smoke, capsys):
         assert row["effective_nnz"] + row["disconnected"] == row["nnz"]
         assert params["layer1/kernel"].shape == (3, 3)
     summary = prune.table(df)
-    assert list(summary.columns) == ["runs", "best_acc", "nnz@95.0%", "nnz@99.5%"]
+    # The smoke's BENCH-95 grid runs two repeats: the spread columns follow the counts.
+    assert list(summary.columns) == ["runs", "best_acc", "nnz@95.0%", "nnz@99.5%",
+                                     "repeats@95.0%", "repeats@99.5%"]
     assert summary["runs"].sum() == 10
+
+
+def test_table_shows_the_spread_over_repeats_when_a_grid_repeats():
+    # gmp: repeat 0 reaches 95% at 30, repeat 1 at 26, repeat 2 never; lth one repeat only.
+    df = pd.DataFrame({"init": ["bench95"] * 6 + ["torch"],
+                       "method": ["gmp"] * 6 + ["lth"],
+                       "repeat": [0, 0, 1, 1, 2, 2, 0],
+                       "nnz": [30, 40, 26, 31, 28, 40, 50],
+                       "accuracy": [0.96, 0.99, 0.951, 0.97, 0.94, 0.949, 0.97]})
+    summary = prune.table(df, targets=(0.95,))
+    assert list(summary.columns) == ["runs", "best_acc", "nnz@95.0%", "repeats@95.0%"]
+    assert summary.loc[("bench95", "gmp"), "repeats@95.0%"] == "26-30 (2/3)"
+    assert summary.loc[("random", "lth"), "repeats@95.0%"] == "50 (1/1)"
+    text = prune.format_table(summary)
+    assert "26-30 (2/3)" in text and "26 " in text
+    # One repeat everywhere: no spread column.
+    assert "repeats@95.0%" not in prune.table(df[df["repeat"] == 0], targets=(0.95,))
 
 
 def test_resume_recomputes_only_missing_chunks_and_gives_the_same_rows(smoke, capsys):
