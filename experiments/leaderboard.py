@@ -259,6 +259,7 @@ if __name__ == "__main__":
     import _cli  # noqa: E402 - beside this script
     _cli.define_config("leaderboard", "config", f"{pathlib.Path(__file__).parent}/configs/"
                                     "leaderboard.py:bench95",
-                                    "preset: experiments/configs/leaderboard.py:<bench95|random16|smoke>")
+                                    "preset: experiments/configs/leaderboard.py:"
+                                    "<bench95|random16|smoke>")
     flags.DEFINE_string("workdir", "./workdirs/leaderboard", "records, table and figure")
     _cli.run("leaderboard", main)  # user errors: one line on stderr, exit status 2
