@@ -265,6 +265,7 @@ def repeat_spread(spread: pd.DataFrame, *, target: float, search_nnz=None, by: s
     ax.set_yticks(range(len(rows)), names)
     ax.set_xlim(left - 2, right + (8 if (rows["reached"] < rows["repeats"]).any() else 2))
     ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel(f"fewest nonzero parameters reaching {target:.1%} accuracy, per repeat")
     ax.grid(alpha=0.3, axis="x")
     return ax
