@@ -16,7 +16,8 @@ Runbook (from the repository root):
       --config.methods=my_pkg.my_module:my_pruner
     The study's random init (PyTorch's default, a fresh draw per repeat) at width 16: the
     study's 23 budgets 15..65, lr 0.1, cosine, three repeats, 50 epochs, targets 95% and 99.5%
-    (69 runs per pruner, LTH 5 x 50 epochs; 42 s for a pruner at init on 2 busy CPU cores).
+    (69 runs per pruner, LTH 5 x 50 epochs; 40-70 s for a pruner at init, about 3 min for
+    LTH, on 2 busy CPU cores).
     The built-ins are read from the records shipped in the package; the search is the
     paper's published points (30 nonzeros at 96.04%, 45 at 99.59%), labelled as the paper's,
     until a run of the random-init search exists.
