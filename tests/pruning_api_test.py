@@ -80,10 +80,8 @@ def my_snip(key, params, masks, batch):
 
 
 @pytest.fixture(scope="module")
-def data():
-    x, y = datasets.cubist_spiral()
-    sub = np.random.default_rng(1).choice(len(y), 640, replace=False)
-    return jnp.asarray(x[sub]), jnp.asarray(y[sub])
+def data(spiral_640):
+    return spiral_640
 
 
 def _start_masks():

@@ -8,11 +8,10 @@ masks, member i equal to the same run alone, and validation errors before any co
 """
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from spiralprune import datasets, masking, models, populations, training
+from spiralprune import masking, models, populations, training
 from spiralprune.pruning import registry
 
 WIDTH = 4
@@ -23,10 +22,8 @@ ARGS = {"rigl": (("rigl_delta", 3),), "lth": (("lth_rounds", 3),),
 
 
 @pytest.fixture(scope="module")
-def data():
-    x, y = datasets.cubist_spiral()
-    sub = np.random.default_rng(1).choice(len(y), 640, replace=False)
-    return jnp.asarray(x[sub]), jnp.asarray(y[sub])
+def data(spiral_640):
+    return spiral_640
 
 
 def _variants():

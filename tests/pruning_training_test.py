@@ -12,15 +12,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from spiralprune import datasets, masking, models, schedules, training
+from spiralprune import masking, models, schedules, training
 from spiralprune.pruning import during_training, lottery, selection
 
 
 @pytest.fixture(scope="module")
-def data():
-    x, y = datasets.cubist_spiral()
-    sub = np.random.default_rng(1).choice(len(y), 640, replace=False)
-    return jnp.asarray(x[sub]), jnp.asarray(y[sub])
+def data(spiral_640):
+    return spiral_640
 
 
 def _spec(width=4, epochs=1, **kw):
