@@ -9,7 +9,8 @@ Each path is searched recursively for workdirs (a directory with ``config.json``
 ``bench95_search/`` and ``bench995_search/``. Nothing is trained: every figure is drawn from the
 records (and the stored final parameters) by the library's analysis, plotting and playground
 functions. Written to ``--out``: PNGs, the playground HTML pages and ``summary.md`` (every table,
-with links to the figures). A part whose records are missing (no prune workdir, no phase two)
+with links to the figures); a prune grid with several repeats also gets its spread over repeats
+(a table and ``repeats_<init>_<target>.png``). A part whose records are missing (no prune workdir, no phase two)
 is skipped with a note in summary.md; an empty or missing workdir, or records without the
 columns a figure needs, is a one-line error (exit status 2).
 

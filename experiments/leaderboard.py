@@ -73,10 +73,11 @@ def builtin_runs(config) -> tuple[pd.DataFrame, str]:
     choice = str(config.builtins)
     if choice == "none":
         return pd.DataFrame(), "none"
+    df = pd.DataFrame()
     if choice == "auto":   # the Quick start's records where they hold this init
-        quick = recording.load_runs(str(QUICK_PRUNE_WORKDIR)) if QUICK_PRUNE_WORKDIR.is_dir() \
-            else pd.DataFrame()
-        held = "init" in quick and (quick["init"] == config.init).any()
+        if QUICK_PRUNE_WORKDIR.is_dir():
+            df = recording.load_runs(str(QUICK_PRUNE_WORKDIR))
+        held = "init" in df and (df["init"] == config.init).any()
         choice = str(QUICK_PRUNE_WORKDIR) if held else "shipped"
     if choice == "shipped":
         path = frontier.pruner_file(config.init)
@@ -85,7 +86,8 @@ def builtin_runs(config) -> tuple[pd.DataFrame, str]:
         source = (f"shipped records ({p['runs']} runs: {p['grid']}; commit {p['commit'][:7]}, "
                   f"{p['date']})")
     else:
-        df = recording.load_runs(choice)
+        if df.empty:   # not read above
+            df = recording.load_runs(choice)
         source = f"records in {choice}"
     df = df[(df["init"] == config.init) & df["method"].isin(BUILTINS)]
     return df.reset_index(drop=True), source
@@ -193,8 +195,8 @@ def figure(runs: pd.DataFrame, search_pts: pd.DataFrame, config, path, search_la
     ax = plotting.accuracy_vs_nonzeros(shown, by="method", search=search_pts,
                                        targets=tuple(config.targets), search_label=search_label)
     widths = ", ".join(str(w) for w in config.widths)
-    init = {"torch": "random (PyTorch default)"}.get(str(config.init), str(config.init))
-    ax.set_title(f"Leaderboard: {init} init, width{'s' if len(config.widths) > 1 else ''} "
+    plural = "s" if len(config.widths) > 1 else ""
+    ax.set_title(f"Leaderboard: {frontier.setting(str(config.init))} init, width{plural} "
                  f"{widths}, {config.epochs} epochs")
     ax.figure.savefig(path, dpi=120)
 
