@@ -10,9 +10,9 @@ Each path is searched recursively for workdirs (a directory with ``config.json``
 records (and the stored final parameters) by the library's analysis, plotting and playground
 functions. Written to ``--out``: PNGs, the playground HTML pages and ``summary.md`` (every table,
 with links to the figures); a prune grid with several repeats also gets its spread over repeats
-(a table and ``repeats_<init>_<target>.png``). A part whose records are missing (no prune workdir, no phase two)
-is skipped with a note in summary.md; an empty or missing workdir, or records without the
-columns a figure needs, is a one-line error (exit status 2).
+(a table and ``repeats_<init>_<target>.png``). A part whose records are missing (no prune
+workdir, no phase two) is skipped with a note in summary.md; an empty or missing workdir, or
+records without the columns a figure needs, is a one-line error (exit status 2).
 
 Figures are cached: each part (a search's figures, the fronts, the disconnected paths, the
 FLOPs, the no-path curve) is redrawn only when its inputs changed: a hash of the records it
