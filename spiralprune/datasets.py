@@ -132,16 +132,24 @@ def _domain(n: int) -> tuple[int, int]:
     return a, -(-n // a)
 
 
-def _feistel(v: jax.Array, round_keys: jax.Array, a: int, b: int) -> jax.Array:
+def _feistel(v: jax.Array, round_keys, a: int, b: int) -> jax.Array:
     # A Feistel network on Z_a x Z_b with modular addition: each round maps (L, R) in
     # Z_a x Z_b to (R, (L + F(R)) mod a) in Z_b x Z_a, a bijection; an even number of rounds
     # returns to Z_a x Z_b. Domains that are not powers of two need no cycle walking this way.
+    # L < m and F(R) mod m < m, so the outer "mod m" is one conditional subtraction; with
+    # lax.rem on unsigned ints this is the cheapest form of the same map on a CPU (measured).
     left, right = v // jnp.uint32(b), v % jnp.uint32(b)
     mods = (a, b)
     for r in range(_FEISTEL_ROUNDS):
         m = jnp.uint32(mods[r % 2])
-        left, right = right, (left + _hash(right, round_keys[r]) % m) % m
+        s = left + jax.lax.rem(_hash(right, round_keys[r]), m)
+        left, right = right, jnp.where(s >= m, s - m, s)
     return left * jnp.uint32(b) + right
+
+
+def round_keys(key: jax.Array) -> jax.Array:
+    """The Feistel round keys of the permutation ``key`` names: uint32 (rounds,)."""
+    return jax.random.bits(key, (_FEISTEL_ROUNDS,), jnp.uint32)
 
 
 def permute(key: jax.Array, index: jax.Array, n: int) -> jax.Array:
@@ -155,15 +163,36 @@ def permute(key: jax.Array, index: jax.Array, n: int) -> jax.Array:
     Returns:
       int32 array like ``index``: the permuted positions, all distinct for distinct inputs.
     """
+    return permute_with_round_keys(round_keys(key), index, n)
+
+
+def permute_with_round_keys(keys: jax.Array, index: jax.Array, n: int) -> jax.Array:
+    """``permute`` from precomputed round keys, which may carry their own batch axes.
+
+    Args:
+      keys: uint32 (rounds, ...): ``round_keys`` of one permutation, or of many stacked on
+        trailing axes that broadcast against ``index`` (e.g. (rounds, 1, P) against (B, 1)
+        gives each of P runs its own permutation, evaluated at B positions, as (B, P)).
+      index: int array of positions in [0, n).
+      n: static size of the permuted range.
+
+    Returns:
+      int32 array of the broadcast shape of ``index`` and ``keys[0]``.
+    """
     a, b = _domain(n)
-    round_keys = jax.random.bits(key, (_FEISTEL_ROUNDS,), jnp.uint32)
-    v = _feistel(index.astype(jnp.uint32), round_keys, a, b)
+    index = index.astype(jnp.uint32)
+    v = _feistel(index, keys, a, b)
     if a * b > n:
         # Cycle walking for sizes without a balanced factorisation (e.g. primes): re-apply the
         # bijection of [0, a*b) until the value lands in [0, n); a*b - n < a keeps it rare.
         v = jax.lax.while_loop(lambda v: jnp.any(v >= n),
-                               lambda v: jnp.where(v >= n, _feistel(v, round_keys, a, b), v), v)
+                               lambda v: jnp.where(v >= n, _feistel(v, keys, a, b), v), v)
     return v.astype(jnp.int32)
+
+
+def epoch_round_keys(data_key: jax.Array, epoch: jax.Array) -> jax.Array:
+    """Round keys of epoch ``epoch``'s permutation for a run with data key ``data_key``."""
+    return round_keys(jax.random.fold_in(data_key, epoch))
 
 
 def batch_indices(data_key: jax.Array, epoch: jax.Array, step: jax.Array, n: int,
@@ -176,4 +205,4 @@ def batch_indices(data_key: jax.Array, epoch: jax.Array, step: jax.Array, n: int
       int32 (batch_size,).
     """
     positions = step * batch_size + jnp.arange(batch_size)
-    return permute(jax.random.fold_in(data_key, epoch), positions, n)
+    return permute_with_round_keys(epoch_round_keys(data_key, epoch), positions, n)

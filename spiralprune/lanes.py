@@ -29,6 +29,14 @@ from spiralprune import base, datasets, masking, models, training
 # Lanes already loses to vmap's batched dots at width 8 (see BENCHMARKS.md).
 MAX_WEIGHTS = 160
 
+# XLA:CPU compile options for the lanes program (``populations`` passes them when compiling for
+# a CPU and the installed XLA knows them). Library (YNNPACK) fusions off: the ~30 per-weight
+# batch reductions of a step then run as XLA's own loops, which was faster at every compacted
+# shape; 512-bit vectors where the CPU has them (a CPU without AVX-512 keeps 256). Measured on
+# the 2-core Xeon, (3,2,2), P = 256, training steps: ~1.3x together (BENCHMARKS.md).
+CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "",
+                        "xla_cpu_prefer_vector_width": 512}
+
 
 def to_lanes(tree: base.PyTree) -> base.PyTree:
     """Moves the leading population axis of every leaf to the end: (P, ...) -> (..., P)."""
@@ -150,8 +158,12 @@ def batch(data, data_keys, epoch, step, spec: training.Spec):
       (inputs, y): the two input features, each (B, P), and labels (B, P).
     """
     x, y = data
-    idx = jax.vmap(datasets.batch_indices, in_axes=(0, None, None, None, None))(
-        data_keys, epoch, step, x.shape[0], spec.batch_size).T
+    # The same indices as ``datasets.batch_indices`` per run, computed directly in the (B, P)
+    # layout: round keys (rounds, 1, P) against positions (B, 1). Evaluating it per run and
+    # transposing, as vmap would, was ~20% slower per step at (3,2,2) on a CPU.
+    keys = jax.vmap(datasets.epoch_round_keys, in_axes=(0, None), out_axes=1)(data_keys, epoch)
+    positions = step * spec.batch_size + jnp.arange(spec.batch_size)
+    idx = datasets.permute_with_round_keys(keys[:, None, :], positions[:, None], x.shape[0])
     return [x[:, 0][idx], x[:, 1][idx]], y[idx]
 
 

@@ -35,10 +35,10 @@ _CPU_BUDGET = 2 << 30
 # BENCHMARKS.md ("the two engines side by side").
 LANES_AUTO_MAX_WEIGHTS = 64
 # Runs per device per compiled call for the lanes engine on a CPU, where its (batch, P)
-# activations should stay in cache: the best P at (3,2,2) (783 model-epochs/s against 557 at
-# P = 1024) and the best per CPU-second at (3,3,3) under load, though (3,3,3) reached its best
-# wall rate at P = 1024 on a quieter machine (BENCHMARKS.md).
-LANES_CPU_CHUNK = 256
+# activations should stay in cache: the best P at (3,2,2) and (3,3,3) on the 2-core Xeon
+# (1,265 and 993 model-epochs/s with evaluation, against 1,161 and 954 at 256 and 1,148 and
+# 843 at 1024; BENCHMARKS.md).
+LANES_CPU_CHUNK = 512
 
 
 def make_variants(*, masks, lr, schedule, seed, budget=None, params=None) -> training.Variant:
@@ -184,6 +184,29 @@ def engine(spec: training.Spec, devices=None, train_fn: Callable | None = None) 
     return "lanes" if refusal is None and small else "vmap"
 
 
+@functools.lru_cache(maxsize=8)
+def _known_options(options: tuple) -> dict:
+    """``options`` (sorted (name, value) pairs) if this XLA compiles with them, else {}."""
+    try:
+        jax.jit(lambda a: a + 1, compiler_options=dict(options)).lower(
+            jnp.zeros(2)).compile()
+    except Exception:  # noqa: BLE001 - an XLA without these options: compile without them
+        return {}
+    return dict(options)
+
+
+def compiler_options(kind: str, devices) -> dict:
+    """XLA compile options for the ``kind`` engine's program on ``devices`` ({} for none).
+
+    The lanes engine on a CPU gets ``lanes.CPU_COMPILER_OPTIONS`` where the installed XLA
+    knows them. They change how XLA sums a step's batch reductions, so lanes results differ
+    from before at float32 rounding (and from vmap's, as they already did).
+    """
+    if kind == "lanes" and devices[0].platform == "cpu":
+        return _known_options(tuple(sorted(lanes.CPU_COMPILER_OPTIONS.items())))
+    return {}
+
+
 @functools.lru_cache(maxsize=64)
 def _compiled(train_fn: Callable, spec: training.Spec, devices: tuple, kind: str):
     if kind == "lanes":
@@ -193,7 +216,9 @@ def _compiled(train_fn: Callable, spec: training.Spec, devices: tuple, kind: str
     mesh = jax.sharding.Mesh(np.asarray(devices), ("p",))
     shard = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("p"))
     repl = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    return jax.jit(fn, in_shardings=(shard, repl), out_shardings=shard), shard, repl
+    options = compiler_options(kind, devices)
+    extra = {"compiler_options": options} if options else {}
+    return jax.jit(fn, in_shardings=(shard, repl), out_shardings=shard, **extra), shard, repl
 
 
 def train_fn_for(spec: training.Spec) -> Callable:

@@ -59,6 +59,24 @@ def test_engines_agree(trained):
     assert np.max(acc_l) > 0.55 and len(set(np.round(out["lanes"]["loss"], 6))) == P
 
 
+@pytest.mark.parametrize("n", [8192, 997])   # 997 is prime: cycle walking
+def test_lanes_minibatches_are_each_runs_own_data_order(n):
+    # lanes builds all runs' indices at once in the (B, P) layout; every column must be the
+    # run's own ``datasets.batch_indices`` (the vmap engine's data order), at any epoch/step.
+    x = jnp.arange(2 * n, dtype=jnp.float32).reshape(n, 2)
+    y = jnp.asarray(np.arange(n) % 2, jnp.float32)
+    seeds = [0, 5, 77, 4095]
+    keys = jax.vmap(lambda s: training.run_keys(s)["data"])(jnp.array(seeds))
+    for epoch, step in [(0, 0), (3, 2), (49, datasets.steps_per_epoch(n, 128) - 1)]:
+        (x0, x1), yb = jax.jit(lanes.batch, static_argnums=4)((x, y), keys, epoch, step, SPEC)
+        for p, seed in enumerate(seeds):
+            key = training.run_keys(seed)["data"]
+            idx = np.asarray(datasets.batch_indices(key, epoch, step, n, 128))
+            np.testing.assert_array_equal(np.asarray(x0[:, p]), 2 * idx)
+            np.testing.assert_array_equal(np.asarray(x1[:, p]), 2 * idx + 1)
+            np.testing.assert_array_equal(np.asarray(yb[:, p]), idx % 2)
+
+
 def test_masked_weights_are_exactly_zero(trained):
     _, v, out = trained
     params = out["lanes"]["params"]
@@ -135,3 +153,14 @@ def test_engine_choice_and_refusals():
         chunk = populations.auto_chunk(training.Spec(widths=3), 10**6, devs)
         assert chunk == populations.LANES_CPU_CHUNK * len(devs)
         assert populations.auto_chunk(training.Spec(widths=3, engine="vmap"), 10**6, devs) > chunk
+
+
+def test_cpu_compile_options_go_to_lanes_only_and_only_when_xla_knows_them():
+    cpu = jax.local_devices(backend="cpu")
+    options = populations.compiler_options("lanes", cpu)
+    assert options in ({}, lanes.CPU_COMPILER_OPTIONS)   # {} only on an XLA without them
+    assert populations.compiler_options("vmap", cpu) == {}
+    # An option this XLA does not know is dropped, not a compile error for the user.
+    assert populations._known_options((("xla_cpu_no_such_option_here", 1),)) == {}
+    assert populations._known_options(tuple(sorted(lanes.CPU_COMPILER_OPTIONS.items()))) == \
+        options
