@@ -185,11 +185,12 @@ def engine(spec: training.Spec, devices=None, train_fn: Callable | None = None) 
 
 
 @functools.lru_cache(maxsize=8)
-def _known_options(options: tuple) -> dict:
-    """``options`` (sorted (name, value) pairs) if this XLA compiles with them, else {}."""
+def _known_options(options: tuple, device) -> dict:
+    """``options`` (sorted (name, value) pairs) if XLA compiles with them for ``device``'s
+    backend (a tiny program placed on that device), else {}."""
     try:
         jax.jit(lambda a: a + 1, compiler_options=dict(options)).lower(
-            jnp.zeros(2)).compile()
+            jax.device_put(np.zeros(2, np.float32), device)).compile()
     except Exception:  # noqa: BLE001 - an XLA without these options: compile without them
         return {}
     return dict(options)
@@ -203,7 +204,7 @@ def compiler_options(kind: str, devices) -> dict:
     from before at float32 rounding (and from vmap's, as they already did).
     """
     if kind == "lanes" and devices[0].platform == "cpu":
-        return _known_options(tuple(sorted(lanes.CPU_COMPILER_OPTIONS.items())))
+        return _known_options(tuple(sorted(lanes.CPU_COMPILER_OPTIONS.items())), devices[0])
     return {}
 
 

@@ -161,6 +161,6 @@ def test_cpu_compile_options_go_to_lanes_only_and_only_when_xla_knows_them():
     assert options in ({}, lanes.CPU_COMPILER_OPTIONS)   # {} only on an XLA without them
     assert populations.compiler_options("vmap", cpu) == {}
     # An option this XLA does not know is dropped, not a compile error for the user.
-    assert populations._known_options((("xla_cpu_no_such_option_here", 1),)) == {}
-    assert populations._known_options(tuple(sorted(lanes.CPU_COMPILER_OPTIONS.items()))) == \
-        options
+    assert populations._known_options((("xla_cpu_no_such_option_here", 1),), cpu[0]) == {}
+    assert populations._known_options(tuple(sorted(lanes.CPU_COMPILER_OPTIONS.items())),
+                                      cpu[0]) == options
