@@ -108,12 +108,14 @@ def test_hand_written_gradients_equal_autodiff():
 
     @jax.jit
     def both(params):
-        return lanes.loss_and_grads(params, inputs, y), jax.value_and_grad(total)(params)
+        return (lanes.loss_and_grads(params, inputs, y), jax.value_and_grad(total)(params),
+                lanes.loss_and_grads(params, inputs, y, with_loss=False)[1])
 
-    (loss, grads), (ref_loss, ref_grads) = both(params)
+    (loss, grads), (ref_loss, ref_grads), grads_no_loss = both(params)
     np.testing.assert_allclose(jnp.sum(loss), ref_loss, rtol=1e-6)
-    for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
+    for a, b, c in zip(*map(jax.tree.leaves, (grads, ref_grads, grads_no_loss))):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(c, b, rtol=1e-5, atol=1e-7)   # skipping the loss
 
 
 def test_evaluation_matches_the_one_model_evaluation():
