@@ -221,21 +221,29 @@ def _search_parts(config, name: str, workdir: pathlib.Path, rates: dict) -> list
     lrs, names, epochs = tuple(sub.lrs), tuple(sub.schedules), int(sub.epochs)
     parts = []
 
-    def part(stage, widths, runs, note):
+    def part(stage, widths, runs, note, share=None):
+        # widths: one shape, or several with ``share`` the fraction of runs at each.
         done = store.done(stage) if store else set()
         mine, todo, calls = _share(runs, chunk, task, tasks, done)
-        secs = _cost(rates, widths, todo, epochs, _STEPS, calls, dense=True)
-        secs += rates["compile_s"] if todo else 0.0
+        shapes = [widths] if share is None else widths
+        share = [1.0] if share is None else share
+        secs = sum(_cost(rates, w, todo * f, epochs, _STEPS, calls, dense=True)
+                   for w, f in zip(shapes, share))
+        secs += rates["compile_s"] * len(shapes) if todo else 0.0
         parts.append(Part(name, stage, runs, mine, todo, 1, todo * epochs, secs, note))
 
     if sub.phase_one:
         configs = search.configurations(int(sub.width), sub.max_structured_params)
-        shape = search.phase_one_shape(int(sub.width), sub.init, sub.max_structured_params)
-        part(search.PHASE_ONE, shape, len(configs) * len(lrs) * len(names),
+        shapes, bucket = search.phase_one_shapes(int(sub.width), sub.init, configs,
+                                                 len(lrs) * len(names), epochs)
+        share = np.bincount(bucket, minlength=len(shapes)) / max(len(configs), 1)
+        part(search.PHASE_ONE, shapes, len(configs) * len(lrs) * len(names),
              f"{len(configs):,} configurations x {len(lrs)} lr x {len(names)} schedules, "
              f"width {sub.width}"
-             + (f" trained as {shape}" if shape != (int(sub.width),) * 3 else "")
-             + f", {sub.init} init")
+             + (f" trained as {len(shapes)} shapes up to {tuple(np.max(shapes, 0).tolist())}"
+                if len(shapes) > 1 else
+                f" trained as {shapes[0]}" if shapes[0] != (int(sub.width),) * 3 else "")
+             + f", {sub.init} init", share)
     winners = (store.get_json("phase1_winners") if store else None) or {}
     seen = set()
     for i, target in enumerate(float(t) for t in sub.targets):

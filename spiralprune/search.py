@@ -70,31 +70,100 @@ def configurations(width: int, max_structured_params: int | None = None) -> np.n
     return configs.astype(np.int64)
 
 
-def phase_one_shape(width: int, init: str = "random",
-                    max_structured_params: int | None = None) -> tuple[int, int, int]:
-    """The widths phase one trains: (D, D, D), or for a fixed init the smallest that fits.
+def phase_one_shapes(width: int, init: str, configs, runs_per_config: int,
+                     epochs: int) -> tuple[list[tuple[int, int, int]], np.ndarray]:
+    """The shapes phase one trains, and each configuration's (index into them).
 
-    A fixed init trains the block-masked model compacted to the smallest shape holding every
-    configuration: the top-left blocks of the (D, D, D) model under its block masks are the
-    same model (the rows and columns cut away are masked to zero and never feed an active
-    unit), so each run computes the same numbers with fewer zeros. BENCH-95's configurations
-    (fewer than 37 structured parameters) fit in (7, 10, 10), 2.7x fewer weights than
-    (16, 16, 16). A random init keeps (D, D, D): its draw depends on the shape.
+    A random init trains every configuration as the (D, D, D) model under block masks: its
+    draw depends on the shape. A fixed init trains each configuration compacted to a smaller
+    shape holding it: the top-left blocks of the (D, D, D) model under its block masks are
+    the same model (the rows and columns cut away are masked to zero and never feed an active
+    unit), so each run computes the same numbers with fewer zeros (up to float summation
+    order). The shapes are ``phase_one_buckets``: for BENCH-95's 93 configurations (fewer than
+    37 structured parameters, at most 26 weights each) four shapes of 38-59 weights, trained
+    by the lanes engine, instead of (7, 10, 10) (194 weights) or (16, 16, 16) (560).
 
     Args:
       width: the maximum width D.
       init: "random", "bench95" or "bench995".
-      max_structured_params: phase one's strict bound on structured parameters, if any.
+      configs: (C, 3) phase one's configurations.
+      runs_per_config: runs of each configuration (lrs x schedules).
+      epochs: training epochs.
 
     Returns:
-      (w1, w2, w3).
+      (shapes [(w1, w2, w3), ...], assignment (C,) int64 index into shapes).
     """
-    if init == "random":
-        return (int(width),) * 3
-    configs = configurations(width, max_structured_params)
-    if not len(configs):
-        return (int(width),) * 3
-    return tuple(int(v) for v in configs.max(0))
+    if init == "random" or not len(configs):
+        return [(int(width),) * 3], np.zeros(len(configs), np.int64)
+    shapes, bucket = phase_one_buckets(configs, runs_per_config, epochs)
+    return [tuple(int(v) for v in shape) for shape in shapes], bucket
+
+
+# The cost model that groups phase one's configurations into buckets (``phase_one_buckets``):
+# one compilation of a bucket's program, and training one weight of one run for one epoch on
+# the lanes engine ((3,2,2), ~1,400 model-epochs/s over 22 weights), both on 2 CPU cores.
+BUCKET_COMPILE_S = 4.0
+BUCKET_WEIGHT_EPOCH_S = 1.0 / (1400 * 22)
+
+
+def phase_one_buckets(configs, runs_per_config: int,
+                      epochs: int) -> tuple[np.ndarray, np.ndarray]:
+    """The shapes a fixed init's phase one trains its configurations at, and which is whose.
+
+    Each configuration trains compacted to a bucket shape holding it (its top-left block of
+    the bucket's model under its block masks, which is the same model, as in
+    ``phase_one_shape``). One shape for all of them, (7, 10, 10) for BENCH-95, is 194 weights
+    for configurations of at most 26; one shape each would compile 93 programs. Starting from
+    one bucket per configuration, the pair of buckets whose merge (their elementwise largest
+    shape) saves the most estimated seconds is merged, until no merge saves any: a bucket
+    costs ``BUCKET_COMPILE_S`` plus its runs x weights x epochs x ``BUCKET_WEIGHT_EPOCH_S``.
+    Merges stay within the lanes engine's automatic range (``populations.LANES_AUTO_MAX_WEIGHTS``
+    weights) unless both buckets are already beyond it. Deterministic: the buckets depend only
+    on the configurations, runs per configuration and epochs (ties go to the first pair in
+    order), so a run's bucket, and so its numbers, never depend on how the grid is chunked.
+
+    Args:
+      configs: (C, 3) configurations.
+      runs_per_config: runs of each configuration (lrs x schedules).
+      epochs: training epochs.
+
+    Returns:
+      (shapes (K, 3) int64, assignment (C,) int64 index into shapes).
+    """
+    configs = np.asarray(configs, np.int64).reshape(-1, 3)
+    shapes, inverse = np.unique(configs, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    counts = np.bincount(inverse).astype(np.float64) * int(runs_per_config)
+    run_s = int(epochs) * BUCKET_WEIGHT_EPOCH_S
+    limit = populations.LANES_AUTO_MAX_WEIGHTS
+
+    def weights(s):
+        return 2 * s[..., 0] + s[..., 0] * s[..., 1] + s[..., 1] * s[..., 2] + s[..., 2]
+
+    owner = np.arange(len(shapes))
+    alive = np.ones(len(shapes), bool)
+    while alive.sum() > 1:
+        idx = np.flatnonzero(alive)
+        s, n = shapes[idx], counts[idx]
+        w = weights(s)
+        merged = np.maximum(s[:, None], s[None, :])
+        mw = weights(merged)
+        cost = BUCKET_COMPILE_S + n * w * run_s
+        gain = cost[:, None] + cost[None, :] - (BUCKET_COMPILE_S
+                                                 + (n[:, None] + n[None, :]) * mw * run_s)
+        ok = (mw <= limit) | ((w[:, None] > limit) & (w[None, :] > limit))
+        ok &= np.triu(np.ones(ok.shape, bool), 1)
+        gain = np.where(ok, gain, 0.0)
+        i, j = np.unravel_index(np.argmax(gain), gain.shape)
+        if gain[i, j] <= 0:
+            break
+        a, b = idx[i], idx[j]
+        shapes[a], counts[a], alive[b] = merged[i, j], counts[a] + counts[b], False
+        owner[owner == b] = a
+    keep = np.flatnonzero(alive)
+    label = np.full(len(shapes), -1)
+    label[keep] = np.arange(len(keep))
+    return shapes[keep].astype(np.int64), label[owner[inverse]].astype(np.int64)
 
 
 def _check_common(width, lrs, schedule_names, targets, init, epochs, chunk_size, task_index,
@@ -142,7 +211,10 @@ def _run_stage(store, stage, total, chunk_size, task_index, num_tasks, build,
     """Trains and records this task's chunks of a flat grid that are not done yet.
 
     Args:
-      build: ``(flat run indices (R,)) -> (variants, spec, rows dict, keep_params bool)``.
+      build: ``(flat run indices (R,)) -> (parts, rows dict, keep_params bool)``; ``parts`` is
+        a list of (positions into the chunk, variants, spec): populations trained separately
+        (e.g. at different shapes) whose results are put back in the chunk's order.
+        ``keep_params`` needs a single part.
       progress: optional callback (runs done, runs to do) over all of this task's chunks.
 
     Returns:
@@ -159,24 +231,35 @@ def _run_stage(store, stage, total, chunk_size, task_index, num_tasks, build,
     def compute(i):
         nonlocal finished
         start, stop = ranges[i]
-        variants, spec, rows, keep_params = build(np.arange(start, stop, dtype=np.int64))
-        # One compiled shape per stage: every chunk is padded to the same compute chunk.
+        parts, rows, keep_params = build(np.arange(start, stop, dtype=np.int64))
+        if keep_params and len(parts) != 1:
+            raise ValueError("keep_params needs one population per chunk")
+        # One compiled shape per stage where it can: chunks are padded to the same compute
+        # chunk (a part smaller than it is cut into equal chunks of its own).
         size = ranges[0][1]
-        pop_chunk = min(size, populations.auto_chunk(spec, size, jax.local_devices()))
+        cols = {}
+        for pos, variants, spec in parts:
+            pop_chunk = min(size, populations.auto_chunk(spec, size, jax.local_devices()))
 
-        def tick(d, _, base=finished):
-            if progress:
-                progress(base + d, to_run)
-        out = populations.run(variants, data, spec=spec, chunk_size=pop_chunk, progress=tick)
-        rows |= {"accuracy": out["accuracy"], "loss": out["loss"], "diverged": out["diverged"],
-                 "nnz_weights": out["nnz_weights"], "nnz": out["nnz"],
-                 **analysis.record_columns(out["params"])}
+            def tick(d, _, base=finished):
+                if progress:
+                    progress(base + d, to_run)
+            out = populations.run(variants, data, spec=spec, chunk_size=pop_chunk, progress=tick)
+            got = {"accuracy": out["accuracy"], "loss": out["loss"],
+                   "diverged": out["diverged"], "nnz_weights": out["nnz_weights"],
+                   "nnz": out["nnz"], **analysis.record_columns(out["params"])}
+            for key, value in got.items():
+                value = np.asarray(value)
+                if key not in cols:
+                    cols[key] = np.zeros((stop - start,) + value.shape[1:], value.dtype)
+                cols[key][pos] = value
+            finished += len(pos)
+        rows |= cols
         params = None
         if keep_params:
             params = {f"{layer}/{leaf}": out["params"][layer][leaf]
                       for layer in models.LAYERS for leaf in ("kernel", "bias")}
         store.write(stage, f"{i:06d}", rows, params)
-        finished += stop - start
     # Writers sharing the workdir claim chunks, so each is computed once (recording.Claim).
     recording.compute_chunks(store, stage, [i for i, _, _ in todo], compute)
     df = store.load(stage)
@@ -222,7 +305,8 @@ def phase_one(store: recording.Store, *, width: int, lrs, schedules: tuple = sch
 
     Args:
       store: the experiment's records; stage "phase1"; done chunks are skipped.
-      width: the maximum width D; every run trains the (D, D, D) model under block masks.
+      width: the maximum width D; every run trains the (D, D, D) model under block masks
+        (from a fixed init, compacted to a smaller shape: ``phase_one_shapes``).
       lrs: (L,) base learning rates.
       schedules: (S,) schedule names.
       targets: accuracies in (0, 1] to validate and, once the phase is complete, to select
@@ -252,25 +336,30 @@ def phase_one(store: recording.Store, *, width: int, lrs, schedules: tuple = sch
     if total == 0:
         raise ValueError(f"empty grid: no configuration of width {width} has fewer than "
                          f"{max_structured_params} structured parameters")
-    shape = phase_one_shape(width, init, max_structured_params)
-    spec = _spec(shape, epochs, init, recipe)  # validates the recipe before training
+    shapes, bucket = phase_one_shapes(width, init, configs, len(lrs) * len(names), epochs)
+    specs = [_spec(shape, epochs, init, recipe) for shape in shapes]  # validates the recipe
     _claim_stage(store, PHASE_ONE, dict(width=width, lrs=lrs, schedules=names, init=init,
                                         max_structured_params=max_structured_params,
                                         epochs=int(epochs), recipe=dict(recipe or {}),
-                                        base_seed=int(base_seed), chunk_size=int(chunk_size)))
-    given = None if init == "random" else models.bench_init(init, shape)
+                                        base_seed=int(base_seed), chunk_size=int(chunk_size),
+                                        shapes=shapes))
+    givens = [None if init == "random" else models.bench_init(init, shape) for shape in shapes]
 
     def build(flat):
         c, li, si = _split(flat, len(lrs), len(names))
         cfg, lr, sched = configs[c], np.asarray(lrs)[li], np.asarray(names)[si]
         seed = grids.run_seeds(base_seed, PHASE_ONE, cfg[:, 0], cfg[:, 1], cfg[:, 2], lr, sched)
-        variants = populations.make_variants(
-            masks=masking.from_kernels(_block_kernels(cfg, shape)), lr=lr, schedule=sched,
-            seed=seed, params=given)
+        parts = []
+        for k in np.unique(bucket[c]):   # one population per bucket shape in this chunk
+            pos = np.flatnonzero(bucket[c] == k)
+            variants = populations.make_variants(
+                masks=masking.from_kernels(_block_kernels(cfg[pos], shapes[k])), lr=lr[pos],
+                schedule=sched[pos], seed=seed[pos], params=givens[k])
+            parts.append((pos, variants, specs[k]))
         rows = {"d1": cfg[:, 0], "d2": cfg[:, 1], "d3": cfg[:, 2], "lr": lr, "schedule": sched,
                 "seed": seed, "init": np.full(len(flat), init),
                 "structured_params": np.array([structured_params(x) for x in cfg])}
-        return variants, spec, rows, False
+        return parts, rows, False
 
     df = _run_stage(store, PHASE_ONE, total, chunk_size, task_index, num_tasks, build, progress)
     if df.attrs["complete"] and len(targets):
@@ -377,7 +466,7 @@ def phase_two(store: recording.Store, *, config, width: int, lrs,
                 "init": np.full(k, init), "d1": np.full(k, config[0]),
                 "d2": np.full(k, config[1]), "d3": np.full(k, config[2]),
                 "mask_nnz": space.param_counts(idx)}
-        return variants, spec, rows, True
+        return [(np.arange(k), variants, spec)], rows, True
 
     return _run_stage(store, stage, total, chunk_size, task_index, num_tasks, build, progress)
 

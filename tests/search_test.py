@@ -161,6 +161,67 @@ def test_phase_one_from_a_fixed_init_trains_compacted_like_width_d(tmp_path):
     assert np.abs(df["accuracy"].to_numpy() - ref["accuracy"]).max() < 1e-3
 
 
+def _bucket_cost(shapes, bucket, runs_per_config, epochs):
+    n = np.bincount(bucket, minlength=len(shapes)) * runs_per_config
+    w = np.array([models.num_weights(tuple(s)) for s in shapes])
+    return len(shapes) * search.BUCKET_COMPILE_S + float(
+        np.sum(n * w) * epochs * search.BUCKET_WEIGHT_EPOCH_S)
+
+
+def test_phase_one_buckets_hold_their_configurations_and_save_time():
+    configs = search.configurations(16, 37)   # BENCH-95's phase one: 93 configurations
+    shapes, bucket = search.phase_one_buckets(configs, 6, 50)
+    assert len(bucket) == len(configs) and 1 < len(shapes) < len(configs)
+    assert np.all(configs <= shapes[bucket])   # every configuration fits in its bucket
+    for k, shape in enumerate(shapes):         # each shape is the least holding its members
+        np.testing.assert_array_equal(shape, configs[bucket == k].max(0))
+        assert models.num_weights(tuple(shape)) <= populations.LANES_AUTO_MAX_WEIGHTS
+    # Cheaper by the cost model than one shape for all and than one shape each.
+    cost = _bucket_cost(shapes, bucket, 6, 50)
+    assert cost < _bucket_cost(configs.max(0)[None], np.zeros(len(configs), int), 6, 50)
+    assert cost < _bucket_cost(configs, np.arange(len(configs)), 6, 50)
+    # Deterministic and independent of the configurations' order.
+    perm = np.random.default_rng(0).permutation(len(configs))
+    shapes2, bucket2 = search.phase_one_buckets(configs[perm], 6, 50)
+    np.testing.assert_array_equal(shapes2, shapes)
+    np.testing.assert_array_equal(bucket2, bucket[perm])
+
+
+def test_phase_one_buckets_by_hand(monkeypatch):
+    configs = np.array([(1, 1, 1), (1, 1, 2), (1, 1, 2)])
+    # (1,1,1): 5 weights x 1 run; (1,1,2): 7 weights x 2 runs. Merged: 7 x 3 = 21 weight-runs
+    # and one compilation, against 5 + 14 = 19 weight-runs and two compilations.
+    monkeypatch.setattr(search, "BUCKET_WEIGHT_EPOCH_S", 1.0)
+    monkeypatch.setattr(search, "BUCKET_COMPILE_S", 2.5)   # a compilation costs more than 2
+    shapes, bucket = search.phase_one_buckets(configs, 1, 1)
+    assert shapes.tolist() == [[1, 1, 2]] and bucket.tolist() == [0, 0, 0]
+    monkeypatch.setattr(search, "BUCKET_COMPILE_S", 1.5)   # ... or less: kept apart
+    shapes, bucket = search.phase_one_buckets(configs, 1, 1)
+    assert shapes.tolist() == [[1, 1, 1], [1, 1, 2]] and bucket.tolist() == [0, 1, 1]
+
+
+def test_phase_one_in_several_buckets_equals_width_d_in_chunk_order(tmp_path, monkeypatch):
+    # Compilation free: every configuration trains at its own shape, several per chunk.
+    monkeypatch.setattr(search, "BUCKET_COMPILE_S", 0.0)
+    kwargs = dict(width=2, lrs=(0.1,), schedules=("cosine",), epochs=1, chunk_size=3,
+                  init="bench95", max_structured_params=14)
+    configs = search.configurations(2, 14)
+    shapes, bucket = search.phase_one_shapes(2, "bench95", configs, 1, 1)
+    assert len(shapes) == len(configs) >= 4
+    df = search.phase_one(_store(tmp_path), **kwargs)
+    np.testing.assert_array_equal(df[["d1", "d2", "d3"]].to_numpy(), configs)
+    masks = masking.from_kernels(search._block_kernels(configs, 2))
+    variants = populations.make_variants(
+        masks=masks, lr=np.full(len(configs), 0.1), schedule=["cosine"] * len(configs),
+        seed=df["seed"].to_numpy(), params=models.bench_init("bench95", 2))
+    ref = populations.run(variants, datasets.cubist_spiral(),
+                          spec=training.Spec(widths=(2, 2, 2), epochs=1, init="given"))
+    np.testing.assert_array_equal(df["nnz"].to_numpy(), ref["nnz"])
+    np.testing.assert_allclose(df["loss"].to_numpy(), ref["loss"], rtol=1e-4, atol=1e-5)
+    assert np.abs(df["accuracy"].to_numpy() - ref["accuracy"]).max() < 1e-3
+    assert len(set(np.round(df["loss"], 5))) == len(configs)   # rows are not all alike
+
+
 @pytest.mark.parametrize("phase, change, match", [
     ("two", dict(width=0), "width"),
     ("two", dict(config=(3, 1, 1)), "wider"),
