@@ -230,7 +230,7 @@ def _search_parts(config, name: str, workdir: pathlib.Path, rates: dict) -> list
         secs = sum(_cost(rates, w, todo * f, epochs, _STEPS, calls, dense=True)
                    for w, f in zip(shapes, share))
         secs += rates["compile_s"] * len(shapes) if todo else 0.0
-        parts.append(Part(name, stage, runs, mine, todo, 1, todo * epochs, secs, note))
+        parts.append(Part(name, stage, runs, mine, todo, len(shapes), todo * epochs, secs, note))
 
     if sub.phase_one:
         configs = search.configurations(int(sub.width), sub.max_structured_params)

@@ -8,7 +8,7 @@ Runbook (from the repository root):
     50 epochs on all 49,982 points: 24 runs per pruner). Only the given pruners train; the nine
     built-ins (and dense, random) are read from ./workdirs/study_quick/prune when the Quick
     start has run, else from the records shipped in the package, and the search from the
-    shipped frontier (26 nonzeros at 96.40% in this project's run; the paper: 26 at 96.47%).
+    shipped frontier (26 nonzeros at 96.36% in this project's run; the paper: 26 at 96.47%).
     Writes leaderboard.md / .csv / .png into --workdir (default ./workdirs/leaderboard); every
     pruner gets its own records folder there, so adding one later trains only that one.
     Measured on 2 busy CPU cores for the worked example (``connected``): see README.md.
