@@ -342,7 +342,9 @@ def phase_one(store: recording.Store, *, width: int, lrs, schedules: tuple = sch
                                         max_structured_params=max_structured_params,
                                         epochs=int(epochs), recipe=dict(recipe or {}),
                                         base_seed=int(base_seed), chunk_size=int(chunk_size),
-                                        shapes=shapes))
+                                        # a fixed init's shapes decide its numbers (float32
+                                        # rounding); records made at other shapes are refused
+                                        **({} if init == "random" else {"shapes": shapes})))
     givens = [None if init == "random" else models.bench_init(init, shape) for shape in shapes]
 
     def build(flat):

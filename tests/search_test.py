@@ -222,6 +222,22 @@ def test_phase_one_in_several_buckets_equals_width_d_in_chunk_order(tmp_path, mo
     assert len(set(np.round(df["loss"], 5))) == len(configs)   # rows are not all alike
 
 
+def test_phase_one_refuses_fixed_init_records_made_at_other_shapes(tmp_path):
+    kwargs = dict(width=2, lrs=(0.1,), schedules=("cosine",), epochs=1, chunk_size=8)
+    # The grid a phase one recorded before its shapes were part of it (one shape for all).
+    grid = dict(width=2, lrs=[0.1], schedules=["cosine"], max_structured_params=None,
+                epochs=1, recipe={}, base_seed=0, chunk_size=8)
+    fixed = _store(tmp_path, "fixed")
+    fixed.put_json("grid_phase1", {**grid, "init": "bench95"})
+    with pytest.raises(ValueError, match="shapes") as e:
+        search.phase_one(fixed, init="bench95", **kwargs)
+    _one_line(e)
+    # A random init always trains (D, D, D): such records stay valid and resume.
+    rand = _store(tmp_path, "random")
+    rand.put_json("grid_phase1", {**grid, "init": "random"})
+    assert len(search.phase_one(rand, init="random", **kwargs)) == 8
+
+
 @pytest.mark.parametrize("phase, change, match", [
     ("two", dict(width=0), "width"),
     ("two", dict(config=(3, 1, 1)), "wider"),
