@@ -453,7 +453,7 @@ class Store:
                 continue
             with os.fdopen(fd, "w") as f:
                 json.dump({"host": socket.gethostname(), "pid": os.getpid(),
-                           "time": time.time()}, f)
+                           "start": _process_start(os.getpid()), "time": time.time()}, f)
             return Claim(path)
         return None
 
@@ -481,6 +481,21 @@ def claim_stale_s() -> float:
     return float(os.environ.get("SPIRALPRUNE_CLAIM_STALE_S", "120"))
 
 
+def _process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, Linux ``/proc``), or None.
+
+    A claim records its owner's start, so a dead owner whose pid the system has since given to
+    another process (pids wrap around, quickly where many threads come and go) is still seen
+    as dead.
+    """
+    try:
+        with open(f"/proc/{int(pid)}/stat") as f:
+            stat = f.read()
+        return int(stat[stat.rindex(")") + 2:].split()[19])   # field 22, after "pid (comm)"
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _stale(path: pathlib.Path) -> bool:
     """Whether the claim at `path` is abandoned: old heartbeat or a dead owner on this host."""
     try:
@@ -499,6 +514,11 @@ def _stale(path: pathlib.Path) -> bool:
             return True
         except OSError:
             pass
+        else:
+            start = owner.get("start")
+            now = _process_start(owner["pid"])
+            if isinstance(start, int) and now is not None and now != start:
+                return True   # the pid now belongs to another process: the owner is dead
     return False
 
 

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 
 import ml_collections
@@ -337,6 +338,24 @@ def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return proc.pid
+
+
+@pytest.mark.skipif(recording._process_start(os.getpid()) is None, reason="needs /proc")
+def test_a_claim_whose_pid_went_to_another_process_is_stale(tmp_path):
+    # Pids wrap around: a dead writer's pid may belong to a live process by the time another
+    # writer looks. The claim records its owner's start, which tells them apart.
+    path = tmp_path / ".000000.claim"
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
+    start = recording._process_start(os.getpid())
+    path.write_text(json.dumps({**me, "start": start}))
+    assert not recording._stale(path)                     # the owner itself: alive
+    path.write_text(json.dumps({**me, "start": start - 1}))
+    assert recording._stale(path)                         # same pid, another process: dead
+    path.write_text(json.dumps(me))
+    assert not recording._stale(path)                     # no start recorded: the pid decides
+    store = recording.Store(tmp_path / "w", CONFIG, kind="search")
+    with store.claim("phase1", 0) as claim:               # new claims record it
+        assert json.loads(claim.path.read_text())["start"] == start
 
 
 def test_claims_a_live_writer_holds_are_respected_and_a_killed_writers_are_cleared(tmp_path):
