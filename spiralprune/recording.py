@@ -31,9 +31,10 @@ vouches for them. ``load_runs`` of several workdirs gives each row its ``config_
 
 Cooperating writers. Processes sharing a workdir claim a chunk before computing it
 (``Store.claim``): an exclusive ``.<chunk_id>.claim`` file beside the shards holding the
-owner's host, pid and time, its mtime refreshed by a heartbeat thread. A claim whose
-heartbeat is older than ``claim_stale_s()`` (env ``SPIRALPRUNE_CLAIM_STALE_S``, default 120 s),
-or whose owner is a dead process on this host, is taken over. ``compute_chunks`` runs the
+owner's host, pid, process start (Linux) and time, its mtime refreshed by a heartbeat thread.
+A claim whose heartbeat is older than ``claim_stale_s()`` (env ``SPIRALPRUNE_CLAIM_STALE_S``,
+default 120 s), or whose owner is a dead process on this host (no such pid, or the pid now
+belongs to a process that started at another time), is taken over. ``compute_chunks`` runs the
 unclaimed chunks and then waits for the others' claims, so every writer returns with the whole
 stage. Claims only avoid repeated work: shards are still written atomically, so a chunk
 computed twice (e.g. two writers taking over one stale claim at once) is recorded once.

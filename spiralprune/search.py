@@ -99,11 +99,14 @@ def phase_one_shapes(width: int, init: str, configs, runs_per_config: int,
     return [tuple(int(v) for v in shape) for shape in shapes], bucket
 
 
-# The cost model that groups phase one's configurations into buckets (``phase_one_buckets``):
-# one compilation of a bucket's program, and training one weight of one run for one epoch on
-# the lanes engine ((3,2,2), ~1,400 model-epochs/s over 22 weights), both on 2 CPU cores.
+# The cost model that groups phase one's configurations into buckets (``phase_one_buckets``),
+# in seconds on 2 CPU cores: one compilation of a bucket's lanes program (3.6-5.3 s measured),
+# and training one weight of one run for one epoch (~32 us, a round figure a little under the
+# lanes engine's measured 35-40 us per weight at (3,2,2) to (7,3,3), BENCHMARKS.md). It only
+# weighs compilation against training. The shapes it picks decide phase one's numbers at
+# float32 rounding, so these constants are part of the grid: changing them moves results.
 BUCKET_COMPILE_S = 4.0
-BUCKET_WEIGHT_EPOCH_S = 1.0 / (1400 * 22)
+BUCKET_WEIGHT_EPOCH_S = 1.0 / 30_800
 
 
 def phase_one_buckets(configs, runs_per_config: int,
@@ -112,7 +115,7 @@ def phase_one_buckets(configs, runs_per_config: int,
 
     Each configuration trains compacted to a bucket shape holding it (its top-left block of
     the bucket's model under its block masks, which is the same model, as in
-    ``phase_one_shape``). One shape for all of them, (7, 10, 10) for BENCH-95, is 194 weights
+    ``phase_one_shapes``). One shape for all of them, (7, 10, 10) for BENCH-95, is 194 weights
     for configurations of at most 26; one shape each would compile 93 programs. Starting from
     one bucket per configuration, the pair of buckets whose merge (their elementwise largest
     shape) saves the most estimated seconds is merged, until no merge saves any: a bucket

@@ -25,8 +25,9 @@ Presets:
     the first 3 W2 masks per nonzero count, lr 0.05 only: 63,208 masks x 3 = 189,624 runs).
     Another winner gets its full product unless that exceeds max_phase_two_runs, then the
     same subset rule (it says so).
-    Runtime: about 2-3 days on 2 CPU cores (measured ~40 width-16 and ~80-110 width-3/7
-    model-epochs/s; 18.5 M model-epochs in all); on one H100 an estimated 15-30 minutes
+    Runtime: an estimated 10 hours on 2 CPU cores, not run end to end (18.5 M model-epochs:
+    phase one's 1.2 M at ~140 width-16 model-epochs/s on the vmap engine, phase two's at
+    ~1,000 (3,3,3) and ~520 (7,3,3) on the lanes engine); on one H100 an estimated 15-30 minutes
     (from ~25,000 width-16 model-epochs/s of an earlier prototype; not measured with this binary).
     Expected (ref): phase one picks (3,3,3) for 95% and (7,3,3) for 99.5%; the sparsest model
     over 95% has 30 nonzeros (96.04%), over 99.5% 45 nonzeros (99.59%). Seeds differ from
@@ -34,7 +35,8 @@ Presets:
   bench95 / bench995: the fixed-init grids (docs/search.md): phase one restricted to fewer
     structured parameters than (3,3,3) / (7,3,3); phase two over all (3,2,2) masks / the
     (6,3,2) subset (w1 + w2 + w3 < 31, first 6 W2 masks per count). Expected (ref): 26
-    nonzeros at 96.47% / 38 at 99.70%. Hours on a CPU, minutes on a GPU.
+    nonzeros at 96.47% / 38 at 99.70%. On 2 CPU cores BENCH-95 (3,054 runs) takes about
+    2 min 20 s; BENCH-995 (2,034 + 70,584 runs) an estimated 1.5-2 hours. Minutes on a GPU.
   quick: a faithful miniature, about 2 minutes on 2 CPU cores. Reduced: D = 4 (64
     configurations, 192 phase-one runs), 10 epochs (step milestones 3 and 6, cosine T_max
     10), lr 0.05 only, targets 70% and 75%, and phase two searches (3,2,2) exhaustively
