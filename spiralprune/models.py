@@ -41,7 +41,13 @@ def layer_shapes(widths) -> tuple[tuple[int, int], ...]:
 
 def num_weights(widths) -> int:
     """Number of kernel entries N_w (560 at width 16)."""
-    return sum(a * b for a, b in layer_shapes(widths))
+    return int(weights_of_shapes(np.asarray(check_widths(widths))))
+
+
+def weights_of_shapes(shapes: np.ndarray) -> np.ndarray:
+    """``num_weights`` of many shapes at once: int array (..., 3) of (d1, d2, d3) -> (...)."""
+    d1, d2, d3 = shapes[..., 0], shapes[..., 1], shapes[..., 2]
+    return 2 * d1 + d1 * d2 + d2 * d3 + d3
 
 
 def num_params(widths) -> int:

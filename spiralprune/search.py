@@ -140,17 +140,14 @@ def phase_one_buckets(configs, runs_per_config: int,
     run_s = int(epochs) * BUCKET_WEIGHT_EPOCH_S
     limit = populations.LANES_AUTO_MAX_WEIGHTS
 
-    def weights(s):
-        return 2 * s[..., 0] + s[..., 0] * s[..., 1] + s[..., 1] * s[..., 2] + s[..., 2]
-
     owner = np.arange(len(shapes))
     alive = np.ones(len(shapes), bool)
     while alive.sum() > 1:
         idx = np.flatnonzero(alive)
         s, n = shapes[idx], counts[idx]
-        w = weights(s)
+        w = models.weights_of_shapes(s)
         merged = np.maximum(s[:, None], s[None, :])
-        mw = weights(merged)
+        mw = models.weights_of_shapes(merged)
         cost = BUCKET_COMPILE_S + n * w * run_s
         gain = cost[:, None] + cost[None, :] - (BUCKET_COMPILE_S
                                                  + (n[:, None] + n[None, :]) * mw * run_s)

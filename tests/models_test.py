@@ -12,6 +12,12 @@ def test_shapes_and_counts():
     assert models.num_params(16) == 609
     assert [models.num_weights(w) for w in (3, 4, 256)] == [27, 44, 131840]
     assert models.num_weights((7, 3, 3)) == 14 + 21 + 9 + 3
+    # Many shapes at once, as phase one's buckets count them: each the sum over its layers.
+    shapes = np.array([[[3, 2, 2], [7, 1, 10]], [[16, 16, 16], [1, 1, 1]]])
+    expect = [[sum(a * b for a, b in models.layer_shapes(tuple(s))) for s in row]
+              for row in shapes]
+    np.testing.assert_array_equal(models.weights_of_shapes(shapes), expect)
+    assert expect == [[18, 41], [560, 5]]
 
 
 @pytest.mark.parametrize("bad", [0, (3, 0, 2), (1, 2), -4])
