@@ -94,6 +94,33 @@ def test_member_equals_the_same_run_alone(trained):
             np.testing.assert_allclose(a[0], b[i], rtol=1e-6, atol=1e-7)
 
 
+def test_reporting_loss_equals_the_stable_bce():
+    # lanes reports its losses with log1p(e) in Kahan's form; it must be the same function as
+    # models.bce_with_logits to float32 rounding over the whole range of logits, both labels,
+    # and propagate NaN and infinities the same way (a diverged run is found by its loss).
+    z = np.concatenate([np.linspace(-120, 120, 4801), [0.0, 1e-8, -1e-8, 1e-3, -1e-3, 16.6,
+                                                        17.4, -16.6, -17.4, 88.7, -88.7]])
+    z = np.concatenate([z, -z]).astype(np.float32)
+    for label in (0.0, 1.0):
+        y = np.full_like(z, label)
+        got = np.asarray(jax.jit(lanes.bce_with_logits)(z, y), np.float64)
+        z64 = z.astype(np.float64)
+        ref = np.logaddexp(0.0, z64 if label == 0 else -z64)   # float64 softplus(+-z)
+        np.testing.assert_allclose(got, ref, rtol=2e-6, atol=1e-37)
+        old = np.asarray(jax.jit(models.bce_with_logits)(z, y), np.float64)
+        np.testing.assert_allclose(got, old, rtol=1e-6, atol=1e-37)
+        # Not vacuous: the small-loss tail (log1p(e) ~ e) is resolved, not rounded to 0.
+        tail = (ref > 1e-30) & (ref < 1e-6)
+        assert tail.sum() > 100 and np.all(got[tail] > 0)
+    special = np.array([np.nan, np.inf, -np.inf], np.float32)
+    for label in (0.0, 1.0):
+        y = np.full_like(special, label)
+        got = np.asarray(lanes.bce_with_logits(special, y))
+        old = np.asarray(models.bce_with_logits(special, y))
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(old))
+        np.testing.assert_array_equal(got[~np.isnan(got)], old[~np.isnan(old)])
+
+
 def test_hand_written_gradients_equal_autodiff():
     rng = np.random.default_rng(0)   # NumPy draws: eager JAX ops would each compile
     params = {name: {"kernel": jnp.asarray(rng.normal(size=(fi, fo, 5)), jnp.float32),
