@@ -168,13 +168,21 @@ def sgd_step(params, opt_state, masks, inputs, y, lr, spec: training.Spec, *,
     return masking.apply(params, masks), opt_state, loss
 
 
-def batch(data, data_keys, epoch, step, spec: training.Spec):
-    """Minibatch ``step`` of ``epoch`` of every lane, each from its own data order.
+def epoch_keys(data_keys: jax.Array, epoch) -> jax.Array:
+    """The round keys of every lane's data order in ``epoch``: uint32 (rounds, P).
+
+    Computed once per epoch (two threefry hashes per lane), not in every step.
+    """
+    return jax.vmap(datasets.epoch_round_keys, in_axes=(0, None), out_axes=1)(data_keys, epoch)
+
+
+def batch(data, round_keys: jax.Array, step, spec: training.Spec):
+    """Minibatch ``step`` of every lane in the epoch of ``round_keys``, each from its own order.
 
     Args:
       data: (x (N, 2), y (N,)) shared by every run.
-      data_keys: (P,) the runs' data keys.
-      epoch, step: int scalars.
+      round_keys: (rounds, P) from ``epoch_keys``.
+      step: int scalar.
       spec: static description.
 
     Returns:
@@ -184,10 +192,11 @@ def batch(data, data_keys, epoch, step, spec: training.Spec):
     # The same indices as ``datasets.batch_indices`` per run, computed directly in the (B, P)
     # layout: round keys (rounds, 1, P) against positions (B, 1). Evaluating it per run and
     # transposing, as vmap would, was ~20% slower per step at (3,2,2) on a CPU.
-    keys = jax.vmap(datasets.epoch_round_keys, in_axes=(0, None), out_axes=1)(data_keys, epoch)
     positions = step * spec.batch_size + jnp.arange(spec.batch_size)
-    idx = datasets.permute_with_round_keys(keys[:, None, :], positions[:, None], x.shape[0])
-    return [x[:, 0][idx], x[:, 1][idx]], y[idx]
+    idx = datasets.permute_with_round_keys(round_keys[:, None, :], positions[:, None], x.shape[0])
+    # A keyed bijection of [0, N) never leaves it, so the gathers skip their bounds handling.
+    take = lambda a: a.at[idx].get(mode="promise_in_bounds")  # noqa: E731
+    return [take(x[:, 0]), take(x[:, 1])], take(y)
 
 
 def train_epochs(params, opt_state, masks, data, data_keys, lr, schedule, spec: training.Spec):
@@ -204,10 +213,11 @@ def train_epochs(params, opt_state, masks, data, data_keys, lr, schedule, spec: 
 
     def run_epoch(carry, epoch, with_loss):
         lr_e = training.epoch_lr(lr, schedule, epoch, spec)
+        keys = epoch_keys(data_keys, epoch)
 
         def step_body(carry, step):
             params, opt_state = carry
-            inputs, yb = batch(data, data_keys, epoch, step, spec)
+            inputs, yb = batch(data, keys, step, spec)
             params, opt_state, loss = sgd_step(params, opt_state, masks, inputs, yb, lr_e, spec,
                                                with_loss=with_loss)
             return (params, opt_state), loss

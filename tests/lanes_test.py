@@ -68,7 +68,8 @@ def test_lanes_minibatches_are_each_runs_own_data_order(n):
     seeds = [0, 5, 77, 4095]
     keys = jax.vmap(lambda s: training.run_keys(s)["data"])(jnp.array(seeds))
     for epoch, step in [(0, 0), (3, 2), (49, datasets.steps_per_epoch(n, 128) - 1)]:
-        (x0, x1), yb = jax.jit(lanes.batch, static_argnums=4)((x, y), keys, epoch, step, SPEC)
+        round_keys = lanes.epoch_keys(keys, epoch)
+        (x0, x1), yb = jax.jit(lanes.batch, static_argnums=3)((x, y), round_keys, step, SPEC)
         for p, seed in enumerate(seeds):
             key = training.run_keys(seed)["data"]
             idx = np.asarray(datasets.batch_indices(key, epoch, step, n, 128))
