@@ -16,6 +16,8 @@ for run p, up to float summation order (tested against it).
 
 The unrolled code grows with the number of weights (compile time and instructions), so the
 engine is for small widths only (``MAX_WEIGHTS``); ``populations`` chooses it by measurement.
+On a single CPU device ``populations`` also has a chunk's lanes trained in independent groups
+of ~256 (``train_epochs(groups=...)``), which XLA:CPU overlaps across its threads.
 """
 
 
@@ -199,35 +201,69 @@ def batch(data, round_keys: jax.Array, step, spec: training.Spec):
     return [take(x[:, 0]), take(x[:, 1])], take(y)
 
 
-def train_epochs(params, opt_state, masks, data, data_keys, lr, schedule, spec: training.Spec):
+def num_groups(lanes: int, group_size: int | None) -> int:
+    """Independent groups the ``lanes`` of one program are trained in: ~``group_size`` each.
+
+    The largest G <= lanes // group_size that divides ``lanes`` (1 for ``None``).
+    """
+    if not group_size:
+        return 1
+    g = max(1, lanes // group_size)
+    while lanes % g:
+        g -= 1
+    return g
+
+
+def _group(tree, k: int, size: int):
+    """Lanes [k * size, (k + 1) * size) of every leaf of a lanes-layout tree."""
+    return jax.tree.map(lambda a: a[..., k * size:(k + 1) * size], tree)
+
+
+def train_epochs(params, opt_state, masks, data, data_keys, lr, schedule, spec: training.Spec,
+                 groups: int = 1):
     """Trains every lane for ``spec.epochs`` epochs with fixed masks.
 
     Only the last epoch's minibatch losses are reported, so only that epoch computes them: the
     loss's exp and log per point were ~12% of a (3,2,2) step on a CPU. The step is therefore
     compiled twice (without and with the loss); the gradients are the same code in both.
 
+    With ``groups`` > 1 the lanes are cut into that many equal groups, each stepped by its own
+    copy of the step's code inside one loop: the groups are independent, so XLA:CPU can run one
+    group's loops while another's wait on their threads (a lane computes the same values
+    either way; tested bit for bit).
+
     Returns:
       (params, opt_state, last_epoch_mean_loss (P,)).
     """
     steps = datasets.steps_per_epoch(data[0].shape[0], spec.batch_size)
+    size = lr.shape[0] // groups
+    if size * groups != lr.shape[0]:
+        raise ValueError(f"{lr.shape[0]} lanes do not split into {groups} equal groups")
+    masks = [_group(masks, k, size) for k in range(groups)]
 
     def run_epoch(carry, epoch, with_loss):
         lr_e = training.epoch_lr(lr, schedule, epoch, spec)
         keys = epoch_keys(data_keys, epoch)
 
         def step_body(carry, step):
-            params, opt_state = carry
-            inputs, yb = batch(data, keys, step, spec)
-            params, opt_state, loss = sgd_step(params, opt_state, masks, inputs, yb, lr_e, spec,
-                                               with_loss=with_loss)
-            return (params, opt_state), loss
+            out, losses = [], []
+            for k, (params, opt_state) in enumerate(carry):
+                inputs, yb = batch(data, _group(keys, k, size), step, spec)
+                params, opt_state, loss = sgd_step(params, opt_state, masks[k], inputs, yb,
+                                                   _group(lr_e, k, size), spec,
+                                                   with_loss=with_loss)
+                out.append((params, opt_state))
+                losses.append(loss)
+            return tuple(out), (jnp.concatenate(losses) if with_loss else None)
 
         carry, losses = jax.lax.scan(step_body, carry, jnp.arange(steps))
         return carry, (jnp.mean(losses, axis=0) if with_loss else None)
 
-    carry, _ = jax.lax.scan(lambda c, e: run_epoch(c, e, False), (params, opt_state),
+    carry = tuple((_group(params, k, size), _group(opt_state, k, size)) for k in range(groups))
+    carry, _ = jax.lax.scan(lambda c, e: run_epoch(c, e, False), carry,
                             jnp.arange(spec.epochs - 1))
-    (params, opt_state), last_loss = run_epoch(carry, spec.epochs - 1, True)
+    carry, last_loss = run_epoch(carry, spec.epochs - 1, True)
+    params, opt_state = jax.tree.map(lambda *parts: jnp.concatenate(parts, axis=-1), *carry)
     return params, opt_state, last_loss
 
 
@@ -257,7 +293,8 @@ def evaluate(params, data, spec: training.Spec):
     return correct / n, loss / n
 
 
-def train_population(variants: training.Variant, data, *, spec: training.Spec) -> dict:
+def train_population(variants: training.Variant, data, *, spec: training.Spec,
+                     group_size: int | None = None) -> dict:
     """Trains a population of dense runs with fixed masks, all lanes of one program.
 
     The lanes counterpart of ``jax.vmap(training.train_run)``: same inputs, same outputs.
@@ -266,6 +303,8 @@ def train_population(variants: training.Variant, data, *, spec: training.Spec) -
       variants: per-run numbers with leading axis P.
       data: (x (N, 2), y (N,)) shared by every run.
       spec: static description (``spec.method`` must be "dense").
+      group_size: lanes per independent group of the step (``train_epochs``); None: one
+        group. ``populations`` sets it on a single CPU device.
 
     Returns:
       ``training.result``'s dict for every run, leading axis P: params, masks, accuracy, loss,
@@ -277,7 +316,8 @@ def train_population(variants: training.Variant, data, *, spec: training.Spec) -
     params = masking.apply(to_lanes(params), masks)
     opt_state = training.optimizer(spec).init(params)
     params, _, train_loss = train_epochs(params, opt_state, masks, data, keys["data"],
-                                         variants.lr, variants.schedule, spec)
+                                         variants.lr, variants.schedule, spec,
+                                         groups=num_groups(variants.lr.shape[0], group_size))
     accuracy, loss = evaluate(params, data, spec)
     params = from_lanes(params)
     return {"params": params, "masks": variants.masks, "accuracy": accuracy, "loss": loss,

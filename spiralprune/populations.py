@@ -39,6 +39,11 @@ LANES_AUTO_MAX_WEIGHTS = 64
 # (1,265 and 993 model-epochs/s with evaluation, against 1,161 and 954 at 256 and 1,148 and
 # 843 at 1024; BENCHMARKS.md).
 LANES_CPU_CHUNK = 512
+# Lanes per independent group of a lanes step on a single CPU device (``lanes.train_epochs``):
+# XLA:CPU then overlaps the groups' loops. (3,2,2), training steps, 2 epochs, on the 2-core
+# Xeon: P = 512 in two groups of 256 1,703-1,739 model-epochs/s against 1,557-1,582 in one
+# group; groups of 128 or 512 were slower than 256 (BENCHMARKS.md). Results are the same bits.
+LANES_CPU_GROUP = 256
 
 
 def make_variants(*, masks, lr, schedule, seed, budget=None, params=None) -> training.Variant:
@@ -211,7 +216,10 @@ def compiler_options(kind: str, devices) -> dict:
 @functools.lru_cache(maxsize=64)
 def _compiled(train_fn: Callable, spec: training.Spec, devices: tuple, kind: str):
     if kind == "lanes":
-        fn = functools.partial(lanes.train_population, spec=spec)
+        # Groups slice the lanes axis, which must not cut across devices' shards: one device.
+        single_cpu = len(devices) == 1 and devices[0].platform == "cpu"
+        fn = functools.partial(lanes.train_population, spec=spec,
+                               group_size=LANES_CPU_GROUP if single_cpu else None)
     else:
         fn = jax.vmap(functools.partial(train_fn, spec=spec), in_axes=(0, None))
     mesh = jax.sharding.Mesh(np.asarray(devices), ("p",))
