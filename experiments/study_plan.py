@@ -181,9 +181,10 @@ def measure_rates(base: dict, widths=(16,), runs_per_device: int = 256,
 
 # What the lanes engine buys a search stage on a CPU in the plan's estimate; the cost model's
 # rates were fitted to the vmap layout. First measured end to end at 2.2x (BENCH-95 phase two,
-# 2,496 (3,2,2) runs, on a loaded 2-core machine); since re-tuned to 4.6x (BENCHMARKS.md), but
-# 2.2 keeps the Quick start's plan nearest its measured stages (phase one 45 s estimated for
-# 59 s measured, phase two 1 min 54 s for 82 s; compilations are counted apart).
+# 2,496 (3,2,2) runs, on a loaded 2-core machine); since re-tuned to 4.6x and more
+# (BENCHMARKS.md), but 2.2 keeps the Quick start's plan nearest its measured stages (phase one
+# 45 s estimated for 56 s measured, phase two 1 min 54 s for 77 s; compilations are counted
+# apart).
 LANES_SPEEDUP_CPU = 2.2
 
 

@@ -6,8 +6,9 @@ Runbook:
   python experiments/benchmark.py --config=experiments/configs/benchmark.py:engines
     The engines side by side at the search's compacted shapes (3,3,3), (7,3,3), (3,2,2),
     (6,3,2) and at width 8 and 16, P in {64, 256, 1024}: about 12-15 minutes on 2 CPU cores.
-    Expected on 2 cores: lanes ~7.5x vmap at (3,3,3), ~4.8x at (3,2,2), 3.5-4x at (7,3,3)
-    and (6,3,2), slower than vmap at width 8; lanes does not run width 16 (too many weights).
+    Expected on 2 cores: lanes ~8x vmap at (3,3,3), 5-5.5x at (3,2,2), (7,3,3) and (6,3,2)
+    (the vmap cells vary by ~5% from run to run), slower than vmap at width 8; lanes does not
+    run width 16 (too many weights).
   python experiments/benchmark.py --config=experiments/configs/benchmark.py:gpu
     One GPU: widths 3, 7, 16, 64, 256 and P = 1, 4, ..., 2^17 (cells stop growing P for a
     width once a cell takes longer than ``max_cell_s``); about 10-15 minutes on an H100.
