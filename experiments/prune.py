@@ -155,13 +155,17 @@ def _spec(config, group: Group) -> training.Spec:
                          method=group.method, method_args=args)
 
 
-def _train_chunk(group: Group, rows: pd.DataFrame, data, spec, pop_chunk: int):
+def _variants(group: Group, rows: pd.DataFrame, spec):
     like = models.init(jax.random.key(0), group.width)
     params = (models.bench_init(group.init, group.width) if spec.init == "given" else None)
-    variants = populations.make_variants(
+    return populations.make_variants(
         masks=masking.ones_like(like), lr=rows["lr"].to_numpy(),
         schedule=rows["schedule"].to_numpy(str), seed=rows["seed"].to_numpy(),
         budget=rows["budget"].to_numpy(), params=params)
+
+
+def _train_chunk(group: Group, rows: pd.DataFrame, data, spec, pop_chunk: int):
+    variants = _variants(group, rows, spec)
     out = populations.run(variants, data, spec=spec, chunk_size=pop_chunk)
     cols = {c: rows[c].to_numpy() for c in rows.columns}
     cols["schedule"] = cols["schedule"].astype(str)
@@ -174,6 +178,11 @@ def _train_chunk(group: Group, rows: pd.DataFrame, data, spec, pop_chunk: int):
     flat = {f"{layer}/{leaf}": np.asarray(out["params"][layer][leaf])
             for layer in models.LAYERS for leaf in ("kernel", "bias")}
     return cols, flat
+
+
+def _pop_chunk(config, group: Group) -> int:
+    """Runs per compiled call for a group: one shape per group."""
+    return min(int(config.chunk_size), len(group.rows))
 
 
 def setting(init: str) -> str:
@@ -256,10 +265,19 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
     progress = (progress or (lambda label: populations.Progress(
         label, printer=lambda s: print(s, flush=True))))("prune")
     finished, t0 = 0, time.perf_counter()
-    for grp in groups:
+    busy = [grp for grp in groups if any(g is grp for g, *_ in todo)]
+
+    def precompile(grp):
+        _, start, stop = min((i, a, b) for g, i, a, b in todo if g is grp)
+        populations.precompile(_variants(grp, grp.rows.iloc[start:stop], _spec(config, grp)),
+                               data, spec=_spec(config, grp), chunk_size=_pop_chunk(config, grp))
+
+    # Each group is its own program: the next one compiles on a second thread while one trains
+    # (XLA compiles on one core, and a group of a dozen runs does not fill two).
+    for grp in populations.compiled_ahead(busy, precompile):
         mine_here = {i: (start, stop) for g, i, start, stop in todo if g is grp}
         spec = _spec(config, grp)
-        pop_chunk = min(int(config.chunk_size), len(grp.rows))  # one shape per group
+        pop_chunk = _pop_chunk(config, grp)
 
         def compute(i, grp=grp, spec=spec, pop_chunk=pop_chunk, mine_here=mine_here):
             nonlocal finished

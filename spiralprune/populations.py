@@ -13,13 +13,18 @@ fixed masks only).
 
 A run's result depends only on its own Variant and the Spec, never on its batch-mates, chunk
 or device: its init, data order and pruning randomness derive from its own seed.
+
+``precompile`` compiles ``run``'s program without training, and ``compiled_ahead`` uses it
+to compile the next population's program on a second thread while one trains (for callers
+that train populations of different programs one after another).
 """
 
 import collections
+import concurrent.futures
 import dataclasses
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -257,16 +262,8 @@ def run(variants: training.Variant, data, *, spec: training.Spec, train_fn: Call
     Returns:
       the train_fn's result dict with NumPy leaves and leading axis P.
     """
-    check_data(data)
-    devices = tuple(devices or jax.local_devices())
-    kind = engine(spec, devices, train_fn)
-    train_fn = train_fn or train_fn_for(spec)
     p = size(variants)
-    if spec.init == "given" and not variants.params:
-        raise ValueError("Spec.init is 'given' but the variants carry no params")
-    check_shapes(variants, spec)
-    chunk = balanced_chunk(p, chunk_size or auto_chunk(spec, p, devices), len(devices))
-    fn, shard, repl = _compiled(train_fn, spec, devices, kind)
+    fn, shard, repl, chunk = _program(variants, data, spec, train_fn, chunk_size, devices)
     data = jax.device_put(tuple(jnp.asarray(a, jnp.float32) for a in data), repl)
     pending, outputs = collections.deque(), []
 
@@ -285,6 +282,64 @@ def run(variants: training.Variant, data, *, spec: training.Spec, train_fn: Call
     while pending:
         collect()
     return jax.tree.map(lambda *xs: np.concatenate(xs), *outputs)
+
+
+def _program(variants, data, spec, train_fn, chunk_size, devices):
+    """``run``'s checks, then its jitted program, shardings and chunk size for ``variants``."""
+    check_data(data)
+    devices = tuple(devices or jax.local_devices())
+    kind = engine(spec, devices, train_fn)
+    train_fn = train_fn or train_fn_for(spec)
+    p = size(variants)
+    if spec.init == "given" and not variants.params:
+        raise ValueError("Spec.init is 'given' but the variants carry no params")
+    check_shapes(variants, spec)
+    chunk = balanced_chunk(p, chunk_size or auto_chunk(spec, p, devices), len(devices))
+    fn, shard, repl = _compiled(train_fn, spec, devices, kind)
+    return fn, shard, repl, chunk
+
+
+def precompile(variants: training.Variant, data, *, spec: training.Spec,
+               train_fn: Callable | None = None, chunk_size: int | None = None,
+               devices=None) -> None:
+    """Compiles the program ``run`` would train ``variants`` with (same arguments); trains nothing.
+
+    A later ``run`` with the same arguments finds the program compiled. Safe to call from
+    another thread while a population trains: XLA compiles on one core, and a small
+    population leaves the other cores partly idle (the pruning binary compiles its next
+    group so; BENCHMARKS.md). Raises what ``run`` would raise for bad input.
+    """
+    fn, shard, repl, chunk = _program(variants, data, spec, train_fn, chunk_size, devices)
+    part = jax.tree.map(lambda a: jax.ShapeDtypeStruct((chunk,) + np.shape(a)[1:],
+                                                       np.asarray(a).dtype, sharding=shard),
+                        variants)
+    x, y = data
+    fn.lower(part, (jax.ShapeDtypeStruct(np.shape(x), jnp.float32, sharding=repl),
+                    jax.ShapeDtypeStruct(np.shape(y), jnp.float32, sharding=repl))).compile()
+
+
+def compiled_ahead(items: Sequence, compile_next: Callable) -> Iterator:
+    """Yields ``items`` in order while a second thread runs ``compile_next`` on the next one.
+
+    For populations of different programs trained one after another (the pruning binary's
+    groups, phase one's bucket shapes): ``compile_next(item)`` (e.g. a ``precompile``) runs
+    while the caller trains the item before it, and the caller gets an item only once its
+    compilation is over, so no program is compiled twice at once. Best effort: an error in
+    ``compile_next`` is dropped here, and the caller's own ``run`` raises it in turn.
+    """
+    def quietly(item):
+        try:
+            compile_next(item)
+        except Exception:  # noqa: BLE001 - the caller's run reports it
+            pass
+
+    with concurrent.futures.ThreadPoolExecutor(1) as compiler:
+        ahead = None
+        for k, item in enumerate(items):
+            if ahead is not None:
+                ahead.result()
+            ahead = compiler.submit(quietly, items[k + 1]) if k + 1 < len(items) else None
+            yield item
 
 
 def balanced_chunk(num_runs: int, max_chunk: int, num_devices: int = 1,

@@ -238,8 +238,17 @@ def _run_stage(store, stage, total, chunk_size, task_index, num_tasks, build,
         # chunk (a part smaller than it is cut into equal chunks of its own).
         size = ranges[0][1]
         cols = {}
-        for pos, variants, spec in parts:
-            pop_chunk = min(size, populations.auto_chunk(spec, size, jax.local_devices()))
+
+        def pop_chunk_of(spec):
+            return min(size, populations.auto_chunk(spec, size, jax.local_devices()))
+
+        def precompile(part):
+            _, variants, spec = part
+            populations.precompile(variants, data, spec=spec, chunk_size=pop_chunk_of(spec))
+
+        # Parts of other shapes are other programs: the next compiles while one trains.
+        for pos, variants, spec in populations.compiled_ahead(parts, precompile):
+            pop_chunk = pop_chunk_of(spec)
 
             def tick(d, _, base=finished):
                 if progress:

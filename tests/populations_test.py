@@ -56,6 +56,47 @@ def test_given_init_is_used():
         populations.run(_variants(2), data, spec=spec)
 
 
+@pytest.mark.parametrize("engine", ["vmap", "lanes"])
+def test_precompile_leaves_nothing_for_run_to_compile(engine):
+    # The pruning binary compiles the next group's program on a second thread while a group
+    # trains; that only pays if run() then finds it compiled. XLA reports each backend
+    # compilation to jax.monitoring listeners.
+    compiled = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, secs, **kw: compiled.append(event) if "backend_compile" in event else None)
+    data, v = _data(), _variants(p=3, width=3)
+    spec = training.Spec(widths=3, epochs=1, eval_chunk=321, engine=engine)  # a new program
+    populations.precompile(v, data, spec=spec, chunk_size=2)
+    n = len(compiled)
+    assert n >= 1
+    out = populations.run(v, data, spec=spec, chunk_size=2)
+    assert len(compiled) == n, "run compiled again"
+    assert out["accuracy"].shape == (3,) and np.all(np.isfinite(out["loss"]))
+    # Bad input is refused as run refuses it, before compiling anything.
+    with pytest.raises(ValueError, match="carry no params"):
+        populations.precompile(v, data, spec=training.Spec(widths=3, init="given"))
+
+
+def test_compiled_ahead_compiles_the_next_item_before_it_is_handed_out():
+    import threading
+    import time
+    done, seen, threads = set(), [], set()
+
+    def compile_next(item):
+        threads.add(threading.get_ident())
+        time.sleep(0.05)   # slower than the consumer: the generator must wait for it
+        if item == "c":
+            raise RuntimeError("the caller's run reports this one")
+        done.add(item)
+
+    for item in populations.compiled_ahead(["a", "b", "c", "d"], compile_next):
+        # Every item after the first was compiled (or failed) before it was handed out.
+        assert item == "a" or item in done or item == "c"
+        seen.append(item)
+    assert seen == ["a", "b", "c", "d"] and done == {"b", "d"}
+    assert threads and threading.get_ident() not in threads   # on another thread
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(lr=[0.1, -0.1]), "positive"),
     (dict(lr=[0.1, 0.1], schedule=["constant", "linear"]), "unknown lr schedule"),
