@@ -269,8 +269,9 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
 
     def precompile(grp):
         _, start, stop = min((i, a, b) for g, i, a, b in todo if g is grp)
-        populations.precompile(_variants(grp, grp.rows.iloc[start:stop], _spec(config, grp)),
-                               data, spec=_spec(config, grp), chunk_size=_pop_chunk(config, grp))
+        spec = _spec(config, grp)
+        populations.precompile(_variants(grp, grp.rows.iloc[start:stop], spec), data,
+                               spec=spec, chunk_size=_pop_chunk(config, grp))
 
     # Each group is its own program: the next one compiles on a second thread while one trains
     # (XLA compiles on one core, and a group of a dozen runs does not fill two).

@@ -245,14 +245,16 @@ def train_epochs(params, opt_state, masks, data, data_keys, lr, schedule, spec: 
     def run_epoch(carry, epoch, with_loss):
         lr_e = training.epoch_lr(lr, schedule, epoch, spec)
         keys = epoch_keys(data_keys, epoch)
+        # Each group's slices of this epoch's keys and lrs, taken once per epoch.
+        keys = [_group(keys, k, size) for k in range(groups)]
+        lr_e = [_group(lr_e, k, size) for k in range(groups)]
 
         def step_body(carry, step):
             out, losses = [], []
             for k, (params, opt_state) in enumerate(carry):
-                inputs, yb = batch(data, _group(keys, k, size), step, spec)
+                inputs, yb = batch(data, keys[k], step, spec)
                 params, opt_state, loss = sgd_step(params, opt_state, masks[k], inputs, yb,
-                                                   _group(lr_e, k, size), spec,
-                                                   with_loss=with_loss)
+                                                   lr_e[k], spec, with_loss=with_loss)
                 out.append((params, opt_state))
                 losses.append(loss)
             return tuple(out), (jnp.concatenate(losses) if with_loss else None)
