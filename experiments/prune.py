@@ -266,6 +266,8 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
         label, printer=lambda s: print(s, flush=True))))("prune")
     finished, t0 = 0, time.perf_counter()
     busy = [grp for grp in groups if any(g is grp for g, *_ in todo)]
+    for stage in sorted({grp.stage for grp in groups}):   # claims a killed writer left on done
+        recording.drop_stale_claims(store, stage)        # chunks (busy stages sweep again)
 
     def precompile(grp):
         _, start, stop = min((i, a, b) for g, i, a, b in todo if g is grp)

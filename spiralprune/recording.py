@@ -34,9 +34,10 @@ Cooperating writers. Processes sharing a workdir claim a chunk before computing 
 owner's host, pid, process start (Linux) and time, its mtime refreshed by a heartbeat thread.
 A claim whose heartbeat is older than ``claim_stale_s()`` (env ``SPIRALPRUNE_CLAIM_STALE_S``,
 default 120 s), or whose owner is a dead process on this host (no such pid, or the pid now
-belongs to a process that started at another time), is taken over. ``compute_chunks`` runs the
-unclaimed chunks and then waits for the others' claims, so every writer returns with the whole
-stage. Claims only avoid repeated work: shards are still written atomically, so a chunk
+belongs to a process that started at another time), is taken over. ``compute_chunks`` first
+removes the claims a killed writer left on chunks it had finished (``drop_stale_claims``), runs
+the unclaimed chunks and then waits for the others' claims, so every writer returns with the
+whole stage. Claims only avoid repeated work: shards are still written atomically, so a chunk
 computed twice (e.g. two writers taking over one stale claim at once) is recorded once.
 """
 
@@ -565,6 +566,9 @@ def compute_chunks(store: Store, stage: str, chunk_ids, compute, poll_s: float =
       the number of chunks this process computed. On return every chunk is done (by this
       process or another), or `compute` raised.
     """
+    # A writer killed between writing a shard and releasing its claim leaves the claim of a done
+    # chunk; callers skip done chunks before they get here, so sweep the whole stage.
+    drop_stale_claims(store, stage)
     pending, computed = list(chunk_ids), 0
     while pending:
         waiting = []
@@ -584,6 +588,26 @@ def compute_chunks(store: Store, stage: str, chunk_ids, compute, poll_s: float =
         if pending:
             time.sleep(poll_s)
     return computed
+
+
+def drop_stale_claims(store: Store, stage: str) -> int:
+    """Removes every claim of a finished chunk of `stage` whose writer is gone.
+
+    A writer killed between writing a shard and releasing its claim leaves the claim behind;
+    live writers' claims (and claims of chunks not yet done) are left alone.
+
+    Returns:
+      the number of claims removed.
+    """
+    folder = store.workdir / "shards" / _check_name(stage, "stage")
+    removed = 0
+    for path in sorted(folder.glob(".*.claim")):
+        chunk = path.name[1:-len(".claim")]
+        if _NAME.fullmatch(chunk) and store.is_done(stage, chunk) and _stale(path):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed += 1
+    return removed
 
 
 def _drop_stale_claim(store: Store, stage: str, chunk_id) -> None:

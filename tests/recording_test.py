@@ -333,11 +333,16 @@ def test_load_runs_and_merge(tmp_path):
     assert os.path.isdir(a)
 
 
-def _dead_pid() -> int:
-    """A pid of this host that no process has (a finished child's)."""
+def _dead_owner() -> dict:
+    """A claim's owner record of a finished child of this host.
+
+    Its start is read while the child is still unreaped, so the owner reads as dead even if
+    its pid goes to another process (or thread) before the claim is judged.
+    """
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    start = recording._process_start(proc.pid)
     proc.wait()
-    return proc.pid
+    return {"host": socket.gethostname(), "pid": proc.pid, "start": start, "time": 0}
 
 
 @pytest.mark.skipif(recording._process_start(os.getpid()) is None, reason="needs /proc")
@@ -363,7 +368,7 @@ def test_claims_a_live_writer_holds_are_respected_and_a_killed_writers_are_clear
     store.write("phase1", "000000", _rows(0, 4))
     claims = tmp_path / "shards" / "phase1"
     # A writer killed after writing chunk 0 but before releasing its claim: the claim goes.
-    dead = {"host": socket.gethostname(), "pid": _dead_pid(), "time": 0}
+    dead = _dead_owner()
     (claims / ".000000.claim").write_text(json.dumps(dead))
     # Chunk 1 is claimed by a live writer (this process): nobody else may take it.
     live = store.claim("phase1", 1)
@@ -383,3 +388,19 @@ def test_claims_a_live_writer_holds_are_respected_and_a_killed_writers_are_clear
     assert computed == ["000002"] or computed == [2]
     assert sorted(p.name for p in claims.glob(".*.claim")) == []
     assert os.path.exists(claims / "000001.npz")
+
+
+def test_claims_left_on_done_chunks_by_killed_writers_are_swept_even_when_none_is_pending(tmp_path):
+    # Callers skip done chunks before compute_chunks: the sweep must not depend on chunk_ids.
+    store = recording.Store(tmp_path, CONFIG, kind="search")
+    claims = tmp_path / "shards" / "phase1"
+    for cid in ("000000", "000001"):
+        store.write("phase1", cid, _rows(0, 4))
+    dead = _dead_owner()
+    (claims / ".000000.claim").write_text(json.dumps(dead))       # killed after its shard
+    (claims / ".000002.claim").write_text(json.dumps(dead))       # killed before: kept
+    live = store.claim("phase1", 1)                                # a live writer's: kept
+    assert recording.compute_chunks(store, "phase1", [], lambda cid: None) == 0
+    assert sorted(p.name for p in claims.glob(".*.claim")) == [".000001.claim", ".000002.claim"]
+    live.release()
+    assert recording.drop_stale_claims(store, "phase1") == 0      # nothing left to sweep
