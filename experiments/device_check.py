@@ -272,13 +272,15 @@ def stage_phase_two(cfg, clock: StageClock, check, name: str = "phase_two") -> N
                recorded_chunks=len(recorded), recorded_chunk=size, auto_chunk=auto,
                compute_chunk=min(size, auto), pieces=int(cfg.pieces), pieces_done=0)
     store = recording.Store(check.workdir / name, {"stage": name, **args}, kind="search")
-    progress = populations.Progress(name, every_s=10.0, printer=lambda s: print(s, flush=True))
     last = 0.0
     df = None
     for piece in range(int(cfg.pieces)):
         if clock.stop(estimate=last):
             break
         t0 = time.perf_counter()
+        # One printer per piece: its rate and ETA are the piece's (a piece counts its own runs).
+        progress = populations.Progress(f"{name} {piece + 1}/{cfg.pieces}", every_s=10.0,
+                                        printer=lambda s: print(s, flush=True))
         df = search.phase_two(store, **args, stage=name, progress=progress, task_index=piece,
                               num_tasks=int(cfg.pieces))
         last = time.perf_counter() - t0

@@ -37,13 +37,22 @@ from spiralprune import (
 
 _STEPS = 390   # steps per epoch of the study's recipe, the unit of the assumed rates
 # Assumed cost of one model-epoch (390 steps of batch 128 plus an evaluation): a + b * params
-# seconds; a latency floor of step_s per step of each population call; compile_s per compiled
-# group. cpu: fitted to ~40 width-16 and ~100 width-3/7 model-epochs/s on 2 cores
-# (configs/search.py); gpu: ~25,000 width-16 model-epochs/s at P = 32,768 on an H100
-# (an earlier prototype's measurement), the flop rate at large widths, and a guessed latency
-# and compile time.
-ASSUMED = {"cpu": dict(a=3e-3, b=3.5e-5, step_s=0.0, compile_s=5.0),
-           "gpu": dict(a=3e-5, b=1e-8, step_s=1e-4, compile_s=20.0)}
+# seconds on the vmap engine, divided by ``lanes`` where a search stage's shape trains on the
+# lanes engine; a latency floor of step_s per step of each population call; compile_s per
+# compiled group.
+# cpu: fitted to ~40 width-16 and ~100 width-3/7 model-epochs/s on 2 cores (configs/search.py).
+#   lanes: first measured end to end at 2.2x (BENCH-95 phase two, 2,496 (3,2,2) runs, on a
+#   loaded 2-core machine); since re-tuned to 4.6x and more (BENCHMARKS.md), but 2.2 keeps the
+#   Quick start's plan nearest its measured stages (phase one 45 s estimated for 56 s
+#   measured, phase two 1 min 54 s for 77 s; compilations are counted apart).
+# gpu: fitted to the device check on one H200 (BENCHMARKS.md): vmap 38,500 (3,3,3) and 27,500
+#   width-16 model-epochs/s at P = 16,384, 5,700-6,600 at width 64, 530-560 at width 256; lanes
+#   2.2-3.1x vmap at the compacted shapes (2.75 at (3,3,3), 2.25 at (7,3,3): 2.4 between);
+#   46 us a step for a pruning group of 207 width-16 runs; compiling 3.5-8 s a group at widths
+#   3-64 and ~16 s at width 256. With these the plan gives the (3,3,3) phase two 1 min 34 s and
+#   the (7,3,3) subset 1 min 54 s with compiling, measured at 75 s and 147 s.
+ASSUMED = {"cpu": dict(a=3e-3, b=3.5e-5, step_s=0.0, compile_s=5.0, lanes=2.2),
+           "gpu": dict(a=2.6e-5, b=1.4e-8, step_s=5e-5, compile_s=8.0, lanes=2.4)}
 
 
 # The figure stage of a study drawn from scratch on 2 CPU cores (the Quick start's: 8 s, plus
@@ -179,26 +188,16 @@ def measure_rates(base: dict, widths=(16,), runs_per_device: int = 256,
     return dict(base, a=max(c0 - b * n0, 1e-7), b=b, compile_s=compile_s)
 
 
-# What the lanes engine buys a search stage on a CPU in the plan's estimate; the cost model's
-# rates were fitted to the vmap layout. First measured end to end at 2.2x (BENCH-95 phase two,
-# 2,496 (3,2,2) runs, on a loaded 2-core machine); since re-tuned to 4.6x and more
-# (BENCHMARKS.md), but 2.2 keeps the Quick start's plan nearest its measured stages (phase one
-# 45 s estimated for 56 s measured, phase two 1 min 54 s for 77 s; compilations are counted
-# apart).
-LANES_SPEEDUP_CPU = 2.2
-
-
 def _cost(rates: dict, widths, runs: int, epochs: float, steps: int, calls: int,
           dense: bool = False) -> float:
     """Seconds to train ``runs`` models of ``widths`` for ``epochs`` in ``calls`` calls.
 
     ``dense``: fixed masks (a search stage), which the lanes engine trains when the shape is
-    small enough (``populations.engine``).
+    small enough (``populations.engine``), ``rates["lanes"]`` times faster.
     """
     per = (rates["a"] + rates["b"] * models.num_params(widths)) * steps / _STEPS
-    if dense and jax.default_backend() == "cpu" and populations.engine(
-            training.Spec(widths=widths, epochs=1)) == "lanes":
-        per /= LANES_SPEEDUP_CPU
+    if dense and populations.engine(training.Spec(widths=widths, epochs=1)) == "lanes":
+        per /= rates.get("lanes", 1.0)
     return max(runs * epochs * per, calls * epochs * steps * rates["step_s"])
 
 

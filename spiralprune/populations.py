@@ -170,7 +170,8 @@ def engine(spec: training.Spec, devices=None, train_fn: Callable | None = None) 
 
     "auto" picks lanes whenever it can run the spec at up to ``LANES_AUTO_MAX_WEIGHTS``
     weights, on every backend (on a GPU the same fusion keeps activations out of memory, which
-    bounds the batched dots there; not measured on a GPU yet).
+    bounds the batched dots there: on one H200 lanes trained the compacted search shapes
+    2.2-3.1x faster than vmap at 16,384 runs, and 1.3x at (3,3,3) with 2,048).
 
     Args:
       spec: static description of the population.

@@ -44,9 +44,11 @@ Runbook (from the repository root):
     phase two (3,3,3) 155,952 and the (7,3,3) subset 189,624 if phase one picks the study's
     winners), 40,014 pruning runs, and the fixed-init searches (BENCH-95: 558 + 2,496;
     BENCH-995: 2,034 + the (6,3,2) subset 70,584): 485,838 runs, exactly the original's
-    count. Estimated by ``--dry_run`` from assumed rates, not measured: about 1.2 hours on
-    one H100 (over half of it compiling the 135 pruning groups), about 12 days on 2 CPU
-    cores. Split it over a job array (--task_index/--num_tasks, see experiments/study.py).
+    count. Estimated by ``--dry_run`` from rates fitted to the device check on one H200
+    (which measured its (3,3,3) phase two in 75 s and the (7,3,3) subset in 147 s), not run
+    as a whole: about 37 minutes on one H200 (28 of them the 135 pruning groups, half of that
+    compiling), about 12 days on 2 CPU cores. Split it over a job array
+    (--task_index/--num_tasks, see experiments/study.py).
     Expected (the paper): the search finds 30 nonzeros at 96.04% ((3,3,3)) for 95% and 45
     at 99.59% ((7,3,3)) for 99.5%; from BENCH-95 26 at 96.47% ((3,2,2)); from BENCH-995 38
     at 99.70% ((6,3,2)); no pruner reaches 95% or 99.5% with as few nonzeros. Seeds differ
