@@ -285,11 +285,27 @@ def stage_phase_two(cfg, clock: StageClock, check, name: str = "phase_two") -> N
                               num_tasks=int(cfg.pieces))
         last = time.perf_counter() - t0
         out.update(pieces_done=piece + 1, runs=len(df), **_sparsest(df, args["target"]))
+        out.update(sparsest_file=_save_sparsest(store, df, args["target"],
+                                                check.out / f"{name}_sparsest.npz"))
         check.save()
     if df is not None:
         out.update(complete=bool(df.attrs.get("complete")),
                    diverged=int(df["diverged"].sum()) if len(df) else 0,
                    best_accuracy=float(df["accuracy"].max()) if len(df) else None)
+
+
+def _save_sparsest(store, df, target, path: pathlib.Path) -> str | None:
+    """Writes the sparsest run over ``target`` to ``path`` (its final params as
+    "layer0/kernel", ..., and its config, mask, lr, schedule, seed, nnz and accuracy), so a
+    model found on the device can be checked elsewhere; returns the file name, or None."""
+    best = search.sparsest(df, target)
+    if best is None:
+        return None
+    meta = {k: np.asarray(best[k]) for k in ("d1", "d2", "d3", "mask_index", "lr", "seed",
+                                              "nnz", "accuracy")}
+    np.savez(path, **store.params_of(best), **meta, schedule=np.asarray(str(best["schedule"])),
+             stage=np.asarray(str(best["stage"])))
+    return path.name
 
 
 def _sparsest(df, target) -> dict:
@@ -536,7 +552,9 @@ def _render_phase_two(s: dict) -> list[str]:
     best = s.get("sparsest")
     found = ("none over the target" if best is None else
              f"{best['nnz']} nonzeros at {best['accuracy']:.2%} (mask {best['mask_index']}, "
-             f"lr {best['lr']:g}, {best['schedule']})")
+             f"lr {best['lr']:g}, {best['schedule']})"
+             + (f"; its final params in `{s['sparsest_file']}`" if s.get("sparsest_file")
+                else ""))
     return [f"Configuration {tuple(s['config'])}: {s['masks']:,} masks, {s['runs']:,} of "
             f"{s['total_runs']:,} runs trained ({s['pieces_done']} of {s['pieces']} pieces), "
             f"{s['epochs']} epoch(s), engine {s.get('engine', 'vmap')}; recorded chunks "

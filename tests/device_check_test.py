@@ -9,7 +9,7 @@ import pytest
 
 from experiments import device_check
 from experiments.configs import device_check as device_check_config
-from spiralprune import models
+from spiralprune import datasets, models
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -106,6 +106,26 @@ def test_the_total_budget_skips_stages_and_a_failure_does_not_stop_the_rest(tiny
     assert "**throughput failed**" in report
     res, report = _again(tmp_path / "b", stages=("subset",), total_s=0.0)
     assert res["status"]["subset"]["status"] == "skipped" and "Skipped:" in report
+
+
+def test_the_sparsest_model_is_saved_with_its_final_params(tiny, tmp_path):
+    res, report = _again(tmp_path, stages=("subset",), **{"subset.target": 0.5})
+    s = res["stages"]["subset"]
+    best = s["sparsest"]
+    assert best is not None and s["sparsest_file"] == "subset_sparsest.npz"
+    assert "its final params in `subset_sparsest.npz`" in report
+    saved = np.load(tmp_path / s["sparsest_file"])
+    assert (int(saved["mask_index"]), int(saved["nnz"]), str(saved["schedule"])) == (
+        best["mask_index"], best["nnz"], best["schedule"])
+    params = {layer: {leaf: saved[f"{layer}/{leaf}"] for leaf in ("kernel", "bias")}
+              for layer in models.LAYERS}
+    assert models.widths_of(params) == tuple(int(saved[k]) for k in ("d1", "d2", "d3"))
+    assert sum(int(np.count_nonzero(v)) for v in saved.values() if v.dtype == np.float32
+               and v.ndim >= 1) == best["nnz"]
+    # The saved params are the run's: evaluated here, they give its recorded accuracy.
+    x, y = datasets.cubist_spiral()
+    logits = np.asarray(models.apply(params, x)).reshape(-1)
+    assert abs(float(np.mean((logits > 0) == (y > 0.5))) - best["accuracy"]) <= 2 / len(y)
 
 
 def test_block_cells_train_top_left_blocks():

@@ -6,7 +6,9 @@ Runbook (from the repository root, on a machine with one H100/H200 and JAX with 
     installs the carried ml-collections wheel (third_party/wheels) if it is missing, then runs
   python experiments/device_check.py --config=experiments/configs/device_check.py:gpu \
       --out=$OUT/device_check
-    and writes $OUT/device_check/report.md (also printed) and report.json (every number).
+    and writes $OUT/device_check/report.md (also printed), report.json (every number) and,
+    for the phase-two stages, {phase_two,subset}_sparsest.npz: the sparsest run's final params
+    and its config, mask, lr, schedule, seed, nnz and accuracy, to check the model elsewhere.
     Expected runtime: at most ``total_s`` = 460 s of stages (under 8 minutes with start-up),
     whatever the device does: each stage runs under its own wall-time cap and is stopped between
     populations / chunks / methods when it reaches it (the report then says "capped" and gives
