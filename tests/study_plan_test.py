@@ -50,3 +50,13 @@ def test_eta_counts_the_figure_stage_until_it_is_drawn():
     assert lines and lines[-1].endswith("ETA 30 s")
     progress.figures_done()
     assert progress.eta() == 0.0
+
+
+def test_the_lanes_rate_divides_search_stages_at_lanes_shapes_on_every_backend():
+    rates = dict(a=1.0, b=0.0, step_s=0.0, compile_s=0.0, lanes=4.0)
+    cost = lambda widths, dense: study_plan._cost(rates, widths, runs=10, epochs=1, steps=390,  # noqa: E731
+                                                  calls=1, dense=dense)
+    assert cost((3, 3, 3), dense=True) == pytest.approx(10 / 4)    # a search stage on lanes
+    assert cost((3, 3, 3), dense=False) == pytest.approx(10)       # pruning: vmap
+    assert cost((16, 16, 16), dense=True) == pytest.approx(10)     # too wide for lanes
+    assert all(r["lanes"] >= 1 for r in study_plan.ASSUMED.values())
