@@ -11,9 +11,12 @@ A run's seed is a hash of its own row (``grids.run_seeds``), so its result does 
 its batch-mates, its chunk or the task that ran it.
 """
 
+import concurrent.futures
 import dataclasses
 import logging
+import os
 import pathlib
+import threading
 import time
 
 import jax
@@ -40,6 +43,10 @@ logging.getLogger("jax._src.xla_bridge").addFilter(
 
 KIND = "prune"
 TARGETS = (0.95, 0.995)
+# Groups trained at once on a CPU (at most; env SPIRALPRUNE_PRUNE_WORKERS overrides). A group
+# of a dozen runs keeps about one core busy, so on 2 cores two groups at a time train 2.1x
+# faster than one after another (BENCHMARKS.md), with the same records bit for bit.
+MAX_CPU_WORKERS = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,6 +187,28 @@ def _train_chunk(group: Group, rows: pd.DataFrame, data, spec, pop_chunk: int):
     return cols, flat
 
 
+def workers() -> int:
+    """How many groups train at once: one per usable core on a CPU (at most
+    ``MAX_CPU_WORKERS``), one on an accelerator (not measured there; the next group compiles
+    while one trains instead); ``SPIRALPRUNE_PRUNE_WORKERS`` overrides."""
+    env = os.environ.get("SPIRALPRUNE_PRUNE_WORKERS", "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"SPIRALPRUNE_PRUNE_WORKERS must be a whole number >= 1, got {env!r}")
+        return int(env)
+    if jax.default_backend() != "cpu":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(int(cores or 1), MAX_CPU_WORKERS))
+
+
+def _model_epochs(config, group: Group) -> int:
+    """A group's training work in model-epochs (LTH trains its rounds one after another)."""
+    args = config.method_args.get(group.method, None) or {}
+    rounds = int(args.get("lth_rounds", 5)) if group.method == "lth" else 1
+    return len(group.rows) * int(config.epochs) * rounds
+
+
 def _pop_chunk(config, group: Group) -> int:
     """Runs per compiled call for a group: one shape per group."""
     return min(int(config.chunk_size), len(group.rows))
@@ -264,7 +293,7 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
     data = _data(config)
     progress = (progress or (lambda label: populations.Progress(
         label, printer=lambda s: print(s, flush=True))))("prune")
-    finished, t0 = 0, time.perf_counter()
+    finished, t0, lock = 0, time.perf_counter(), threading.Lock()
     busy = [grp for grp in groups if any(g is grp for g, *_ in todo)]
     for stage in sorted({grp.stage for grp in groups}):   # claims a killed writer left on done
         recording.drop_stale_claims(store, stage)        # chunks (busy stages sweep again)
@@ -275,22 +304,38 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
         populations.precompile(_variants(grp, grp.rows.iloc[start:stop], spec), data,
                                spec=spec, chunk_size=_pop_chunk(config, grp))
 
-    # Each group is its own program: the next one compiles on a second thread while one trains
-    # (XLA compiles on one core, and a group of a dozen runs does not fill two).
-    for grp in populations.compiled_ahead(busy, precompile):
+    def train_group(grp):
         mine_here = {i: (start, stop) for g, i, start, stop in todo if g is grp}
         spec = _spec(config, grp)
         pop_chunk = _pop_chunk(config, grp)
 
-        def compute(i, grp=grp, spec=spec, pop_chunk=pop_chunk, mine_here=mine_here):
+        def compute(i):
             nonlocal finished
             start, stop = mine_here[i]
             cols, flat = _train_chunk(grp, grp.rows.iloc[start:stop], data, spec, pop_chunk)
             store.write(grp.stage, i, cols, flat)
-            finished += stop - start
-            progress(finished, total)
+            with lock:
+                finished += stop - start
+                progress(finished, total)
         # Writers sharing the workdir claim chunks, so each is computed once (recording.Claim).
         recording.compute_chunks(store, grp.stage, list(mine_here), compute)
+
+    # Each group is its own program. On a CPU a group of a dozen runs keeps about one core
+    # busy, so groups train side by side, the longest first, each compiling while the others
+    # train; one at a time elsewhere, the next compiling on a second thread while one trains.
+    n = min(workers(), len(busy))
+    if n <= 1:
+        for grp in populations.compiled_ahead(busy, precompile):
+            train_group(grp)
+    else:
+        order = sorted(busy, key=lambda g: -_model_epochs(config, g))   # stable: plan order
+        pool = concurrent.futures.ThreadPoolExecutor(n, thread_name_prefix="prune-group")
+        futures = [pool.submit(train_group, grp) for grp in order]
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                future.result()   # the first error stops the groups not started yet
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     if finished:
         print(f"[prune] trained {finished} runs in {time.perf_counter() - t0:.1f} s", flush=True)
     df = store.load()

@@ -86,6 +86,49 @@ def test_resume_recomputes_only_missing_chunks_and_gives_the_same_rows(smoke, ca
     pd.testing.assert_frame_equal(_rows(resumed), _rows(df))
 
 
+def test_groups_trained_side_by_side_give_the_records_of_one_at_a_time(smoke, tmp_path,
+                                                                        monkeypatch):
+    config, _, _ = smoke
+    got = {}
+    for n in (1, 3):   # 3: all of the smoke grid's groups at once
+        monkeypatch.setenv("SPIRALPRUNE_PRUNE_WORKERS", str(n))
+        assert prune.workers() == n
+        prune.run(config, tmp_path / f"w{n}")
+        store = recording.Store.open(tmp_path / f"w{n}")
+        got[n] = (store, _rows(store.load()))
+    (one, rows1), (three, rows3) = got[1], got[3]
+    pd.testing.assert_frame_equal(rows1, rows3)
+    for _, row in rows1.iterrows():
+        a, b = one.params_of(row), three.params_of(row)
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_a_bad_worker_count_is_refused_in_one_line(value, monkeypatch):
+    monkeypatch.setenv("SPIRALPRUNE_PRUNE_WORKERS", value)
+    with pytest.raises(ValueError, match="SPIRALPRUNE_PRUNE_WORKERS must be a whole number"):
+        prune.workers()
+
+
+def test_a_failing_group_stops_the_run_and_keeps_what_finished(smoke, tmp_path, monkeypatch):
+    config, _, df = smoke
+    monkeypatch.setenv("SPIRALPRUNE_PRUNE_WORKERS", "2")
+    real = prune._train_chunk
+
+    def train_chunk(group, *args):
+        if group.method == "gmp":
+            raise RuntimeError("gmp broke")
+        return real(group, *args)
+    monkeypatch.setattr(prune, "_train_chunk", train_chunk)
+    with pytest.raises(RuntimeError, match="gmp broke"):
+        prune.run(config, tmp_path / "w")
+    kept = recording.Store.open(tmp_path / "w").load()
+    assert set(kept["method"]) <= {"random"} and len(kept) < len(df)
+    monkeypatch.setattr(prune, "_train_chunk", real)   # the rerun trains only what is missing
+    pd.testing.assert_frame_equal(_rows(prune.run(config, tmp_path / "w")), _rows(df))
+
+
 def test_task_split_and_merge_give_the_same_rows(smoke, tmp_path):
     config, _, df = smoke
     dirs = []
