@@ -302,7 +302,9 @@ def _prune_parts(config, workdir: pathlib.Path, rates: dict) -> list[Part]:
         p.model_epochs += todo * epochs
         p.seconds += _cost(rates, g.width, todo, epochs, steps, calls) + (
             rates["compile_s"] if todo else 0.0)
+    side_by_side = prune_binary.workers()   # groups trained at once (one per core on a CPU)
     for init, p in by_init.items():
+        p.seconds /= max(1, min(side_by_side, p.groups))
         widths = sorted({g.width for g in groups if g.init == init})
         methods = sorted({g.method for g in groups if g.init == init})
         p.note = f"{len(methods)} methods x widths {widths}"

@@ -60,3 +60,20 @@ def test_the_lanes_rate_divides_search_stages_at_lanes_shapes_on_every_backend()
     assert cost((3, 3, 3), dense=False) == pytest.approx(10)       # pruning: vmap
     assert cost((16, 16, 16), dense=True) == pytest.approx(10)     # too wide for lanes
     assert all(r["lanes"] >= 1 for r in study_plan.ASSUMED.values())
+
+
+def test_the_pruning_estimate_counts_groups_trained_side_by_side(tmp_path, monkeypatch):
+    config = study_config.get_config("smoke")
+    seconds = {}
+    for n in (1, 2):
+        monkeypatch.setenv("SPIRALPRUNE_PRUNE_WORKERS", str(n))
+        parts = study_plan.plan(config, tmp_path, rates=study_plan.ASSUMED["cpu"])
+        prune_parts = [p for p in parts if p.stage == "prune"]
+        assert any(p.groups >= 2 for p in prune_parts)
+        groups = [p.groups for p in prune_parts]
+        seconds[n] = [p.seconds for p in prune_parts]
+        search_s = sum(p.seconds for p in parts if p.stage != "prune")
+        seconds.setdefault("search", search_s)
+        assert search_s == seconds["search"]   # search stages do not train groups side by side
+    # A grid of one group cannot train two at once.
+    assert seconds[2] == pytest.approx([s / min(2, g) for s, g in zip(seconds[1], groups)])
