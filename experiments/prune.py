@@ -7,8 +7,10 @@ Grid -> rows (init, method, width, budget, lr, schedule, repeat) -> one populati
 (init, method, width) group (one compiled program, ``populations.run``) -> chunks recorded
 atomically with ``recording.Store`` (stage ``prune_<init>_<method>_w<width>``) -> a restarted
 run skips recorded chunks -> a table of the fewest nonzero parameters reaching 95% and 99.5%.
-A run's seed is a hash of its own row (``grids.run_seeds``), so its result does not depend on
-its batch-mates, its chunk or the task that ran it.
+On a CPU, groups train side by side, one per core (``workers``); on an accelerator one at a
+time, the next compiling while one trains. A run's seed is a hash of its own row
+(``grids.run_seeds``), so its result does not depend on its batch-mates, its chunk, the task
+that ran it or the groups trained beside it.
 """
 
 import concurrent.futures
