@@ -41,17 +41,16 @@ _STEPS = 390   # steps per epoch of the study's recipe, the unit of the assumed 
 # lanes engine; a latency floor of step_s per step of each population call; compile_s per
 # compiled group.
 # cpu: fitted to ~40 width-16 and ~100 width-3/7 model-epochs/s on 2 cores (configs/search.py).
-#   lanes: first measured end to end at 2.2x (BENCH-95 phase two, 2,496 (3,2,2) runs, on a
-#   loaded 2-core machine); since re-tuned to 4.6x and more (BENCHMARKS.md), but 2.2 keeps the
-#   Quick start's plan nearest its measured stages (phase one 45 s estimated for 56 s
-#   measured, phase two 1 min 54 s for 77 s; compilations are counted apart).
+#   lanes: first measured end to end at 2.2x (BENCH-95 phase two, 2,496 (3,2,2) runs), since
+#   re-tuned to 4.6x and more (BENCHMARKS.md); 4.0 puts the Quick start's phase one at 56 s
+#   for 59 s measured, its phase two at 2 min 07 s for 80 s (compiling included).
 # gpu: fitted to the device check on one H200 (BENCHMARKS.md): vmap 38,500 (3,3,3) and 27,500
 #   width-16 model-epochs/s at P = 16,384, 5,700-6,600 at width 64, 530-560 at width 256; lanes
 #   2.2-3.1x vmap at the compacted shapes (2.75 at (3,3,3), 2.25 at (7,3,3): 2.4 between);
 #   46 us a step for a pruning group of 207 width-16 runs; compiling 3.5-8 s a group at widths
 #   3-64 and ~16 s at width 256. With these the plan gives the (3,3,3) phase two 1 min 34 s and
 #   the (7,3,3) subset 1 min 54 s with compiling, measured at 75 s and 147 s.
-ASSUMED = {"cpu": dict(a=3e-3, b=3.5e-5, step_s=0.0, compile_s=5.0, lanes=2.2),
+ASSUMED = {"cpu": dict(a=3e-3, b=3.5e-5, step_s=0.0, compile_s=5.0, lanes=4.0),
            "gpu": dict(a=2.6e-5, b=1.4e-8, step_s=5e-5, compile_s=8.0, lanes=2.4)}
 
 

@@ -47,7 +47,7 @@ Runbook (from the repository root):
     count. Estimated by ``--dry_run`` from rates fitted to the device check on one H200
     (which measured its (3,3,3) phase two in 75 s and the (7,3,3) subset in 147 s), not run
     as a whole: about 37 minutes on one H200 (28 of them the 135 pruning groups, two thirds
-    of that compiling), about 12 days on 2 CPU cores. Split it over a job array
+    of that compiling), about 6 days on 2 CPU cores. Split it over a job array
     (--task_index/--num_tasks, see experiments/study.py).
     Expected (the paper): the search finds 30 nonzeros at 96.04% ((3,3,3)) for 95% and 45
     at 99.59% ((7,3,3)) for 99.5%; from BENCH-95 26 at 96.47% ((3,2,2)); from BENCH-995 38
