@@ -279,6 +279,7 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
       every recorded row (all tasks' chunks found in the workdir).
     """
     groups = check(config)  # everything refusable is refused before the first byte is written
+    side_by_side = workers()
     recorded = config.to_dict()
     for name in ("task_index", "num_tasks"):
         recorded.pop(name)
@@ -325,7 +326,7 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
     # Each group is its own program. On a CPU a group of a dozen runs keeps about one core
     # busy, so groups train side by side, the longest first, each compiling while the others
     # train; one at a time elsewhere, the next compiling on a second thread while one trains.
-    n = min(workers(), len(busy))
+    n = min(side_by_side, len(busy))
     if n <= 1:
         for grp in populations.compiled_ahead(busy, precompile):
             train_group(grp)

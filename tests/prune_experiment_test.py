@@ -105,10 +105,13 @@ def test_groups_trained_side_by_side_give_the_records_of_one_at_a_time(smoke, tm
 
 
 @pytest.mark.parametrize("value", ["0", "two", "-1"])
-def test_a_bad_worker_count_is_refused_in_one_line(value, monkeypatch):
+def test_a_bad_worker_count_is_refused_in_one_line(value, monkeypatch, tmp_path):
     monkeypatch.setenv("SPIRALPRUNE_PRUNE_WORKERS", value)
     with pytest.raises(ValueError, match="SPIRALPRUNE_PRUNE_WORKERS must be a whole number"):
         prune.workers()
+    with pytest.raises(ValueError, match="SPIRALPRUNE_PRUNE_WORKERS"):   # before any record
+        prune.run(prune_config.get_config("smoke"), tmp_path / "w")
+    assert not (tmp_path / "w").exists()
 
 
 def test_a_failing_group_stops_the_run_and_keeps_what_finished(smoke, tmp_path, monkeypatch):
