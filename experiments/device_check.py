@@ -284,9 +284,9 @@ def stage_phase_two(cfg, clock: StageClock, check, name: str = "phase_two") -> N
         df = search.phase_two(store, **args, stage=name, progress=progress, task_index=piece,
                               num_tasks=int(cfg.pieces))
         last = time.perf_counter() - t0
-        out.update(pieces_done=piece + 1, runs=len(df), **_sparsest(df, args["target"]))
-        out.update(sparsest_file=_save_sparsest(store, df, args["target"],
-                                                check.out / f"{name}_sparsest.npz"))
+        best = search.sparsest(df, args["target"])
+        out.update(pieces_done=piece + 1, runs=len(df), **_sparsest(df, args["target"], best),
+                   sparsest_file=_save_sparsest(store, best, check.out / f"{name}_sparsest.npz"))
         check.save()
     if df is not None:
         out.update(complete=bool(df.attrs.get("complete")),
@@ -294,11 +294,10 @@ def stage_phase_two(cfg, clock: StageClock, check, name: str = "phase_two") -> N
                    best_accuracy=float(df["accuracy"].max()) if len(df) else None)
 
 
-def _save_sparsest(store, df, target, path: pathlib.Path) -> str | None:
-    """Writes the sparsest run over ``target`` to ``path`` (its final params as
-    "layer0/kernel", ..., and its config, mask, lr, schedule, seed, nnz and accuracy), so a
+def _save_sparsest(store, best, path: pathlib.Path) -> str | None:
+    """Writes ``best`` (``search.sparsest``'s row, or None) to ``path``: its final params as
+    "layer0/kernel", ..., and its config, mask, lr, schedule, seed, nnz and accuracy, so a
     model found on the device can be checked elsewhere; returns the file name, or None."""
-    best = search.sparsest(df, target)
     if best is None:
         return None
     meta = {k: np.asarray(best[k]) for k in ("d1", "d2", "d3", "mask_index", "lr", "seed",
@@ -308,8 +307,8 @@ def _save_sparsest(store, df, target, path: pathlib.Path) -> str | None:
     return path.name
 
 
-def _sparsest(df, target) -> dict:
-    best = search.sparsest(df, target)
+def _sparsest(df, target, best) -> dict:
+    """The report's fields for ``best`` (``search.sparsest(df, target)``)."""
     over = int((df["accuracy"] >= target).sum()) if len(df) else 0
     if best is None:
         return {"sparsest": None, "runs_over_target": over}

@@ -37,7 +37,7 @@ from spiralprune import (
     schedules,
     training,
 )
-from spiralprune.pruning import api, registry
+from spiralprune.pruning import api, lottery, registry
 
 # jax probes for a TPU at start-up and logs its absence at INFO on every CPU or GPU machine.
 logging.getLogger("jax._src.xla_bridge").addFilter(
@@ -204,11 +204,12 @@ def workers() -> int:
     return max(1, min(int(cores or 1), MAX_CPU_WORKERS))
 
 
-def _model_epochs(config, group: Group) -> int:
-    """A group's training work in model-epochs (LTH trains its rounds one after another)."""
+def epochs_per_run(config, group: Group) -> int:
+    """A run's training epochs in ``group``: LTH trains its rounds one after another."""
+    if group.method != "lth":
+        return int(config.epochs)
     args = config.method_args.get(group.method, None) or {}
-    rounds = int(args.get("lth_rounds", 5)) if group.method == "lth" else 1
-    return len(group.rows) * int(config.epochs) * rounds
+    return int(config.epochs) * int(args.get("lth_rounds", lottery.LTH_ARGS["lth_rounds"]))
 
 
 def _pop_chunk(config, group: Group) -> int:
@@ -331,7 +332,7 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
         for grp in populations.compiled_ahead(busy, precompile):
             train_group(grp)
     else:
-        order = sorted(busy, key=lambda g: -_model_epochs(config, g))   # stable: plan order
+        order = sorted(busy, key=lambda g: -len(g.rows) * epochs_per_run(config, g))  # stable
         pool = concurrent.futures.ThreadPoolExecutor(n, thread_name_prefix="prune-group")
         futures = [pool.submit(train_group, grp) for grp in order]
         try:

@@ -286,12 +286,10 @@ def _prune_parts(config, workdir: pathlib.Path, rates: dict) -> list[Part]:
     steps = points // int(sub.batch_size)
     by_init = {}
     for g in groups:
-        args = sub.method_args.get(g.method, None) or {}
-        rounds = int(args.get("lth_rounds", 5)) if g.method == "lth" else 1   # LTH's default
         my = [(i, a, b) for grp, i, a, b in mine if grp is g]
         todo = sum(b - a for i, a, b in my if f"{i:06d}" not in done[g.stage])
         calls = sum(1 for i, _, _ in my if f"{i:06d}" not in done[g.stage])
-        epochs = int(sub.epochs) * rounds
+        epochs = prune_binary.epochs_per_run(sub, g)
         label = "random-init grid" if g.init == "torch" else f"{g.init} grid"
         p = by_init.setdefault(g.init, Part("prune", label, 0, 0, 0, 0, 0.0, 0.0))
         p.runs += len(g.rows)
