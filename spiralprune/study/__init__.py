@@ -1,0 +1,1 @@
+"""Everything that takes a config, a workdir or records."""

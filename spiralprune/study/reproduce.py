@@ -1,0 +1,535 @@
+"""The study's remaining search claims as resumable pieces, and their shipped summaries.
+
+Each piece is one search experiment of the study (or a reduction of it that is stated in its
+name, its summary and REPRODUCTION.md) that the full ``study.py:paper`` run would also cover,
+cut so that it finishes in at most about two hours on 2 CPU cores and resumes where it stopped:
+
+- ``random_phase_one``: phase one at the random init, width 16, restricted to the 353
+  configurations with at most 61 structured parameters ((7,3,3) has 61): the only ones that can
+  win at 99.5% if the study's (7,3,3) is the winner, and every candidate for 95%. One workdir
+  per base seed (``random_phase_one_seed<S>``).
+- ``bench995_phase_two_632``: phase two from the BENCH-995 init on the study's (6,3,2) subset
+  (w1 + w2 + w3 < 31, the first 6 W2 masks per count, lr 0.05), restricted to masks of at most
+  38 nonzero parameters (the study's sparsest: 38): 13,572 of its 23,528 masks.
+- ``bench995_phase_two_542``: the same rule on our own BENCH-995 phase one's winner (5,4,2).
+- ``random_subset_733``: the study's (7,3,3) subset at the random init restricted to masks of at
+  most 45 nonzero parameters (the study's sparsest: 45): 40,107 of its 63,208 masks.
+- ``retrain_995``: every (7,3,3) mask that reached 99.5% in ``random_subset_733`` (and the mask
+  of the one-GPU run that reached 99.67% with 44 nonzeros), retrained from base seeds 1..10 at
+  lr 0.05 with every schedule (base seed 0 is the search's own run), one workdir per seed.
+
+Restricting phase two to masks of at most N nonzeros cannot change which model is the sparsest
+over the target as long as one of them reaches it: a mask with more nonzeros cannot be sparser.
+It does change the frontier above N, which the summaries do not report.
+
+A piece's records use the study's stage names and run seeds, so a run of a piece is the same
+run as in the full search (``study.py:paper``): the restriction only leaves runs out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import pathlib
+import platform
+import subprocess
+
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from spiralprune import enumeration, frontier, plotting, populations, recording, search
+
+RECIPE = {"milestones": (15, 30), "cosine_t_max": 50}
+SCHEDULES = ("constant", "cosine", "step")
+SUMMARY_FILE = pathlib.Path(__file__).resolve().parent.parent / "data" / "reproduce.json"
+SUMMARY_FORMAT = "spiralprune-reproduce/1"
+# The one-GPU run of the (7,3,3) subset (device check, one H200): mask 30825, 44 nonzeros,
+# 99.67% at lr 0.05, constant, base seed 0.
+GPU_MASK_733 = 30825
+
+
+@dataclasses.dataclass(frozen=True)
+class PhaseOne:
+    """Phase one of the search (``search.phase_one``) over the configurations of at most
+    ``max_structured_params - 1`` structured parameters, one workdir per base seed."""
+
+    name: str
+    width: int = 16
+    init: str = "random"
+    lrs: tuple = (0.05, 0.1)
+    max_structured_params: int = 62   # strict bound, as search.phase_one takes it
+    targets: tuple = (0.95, 0.995)
+    epochs: int = 50
+    chunk_size: int = 1024
+
+    def store_config(self, seed: int) -> dict:
+        return dict(experiment=self.name, width=self.width, init=self.init,
+                    lrs=list(self.lrs), schedules=list(SCHEDULES), epochs=self.epochs,
+                    max_structured_params=self.max_structured_params, base_seed=int(seed),
+                    recipe=RECIPE, chunk_size=self.chunk_size)
+
+    def workdir(self, root, seed: int) -> pathlib.Path:
+        return pathlib.Path(root) / f"{self.name}_seed{int(seed)}"
+
+
+@dataclasses.dataclass(frozen=True)
+class PhaseTwo:
+    """Phase two of one configuration (``search.phase_two``) on a study subset, restricted to
+    the masks of at most ``max_nnz`` nonzero parameters."""
+
+    name: str
+    config: tuple
+    init: str
+    max_weights: int
+    first_k: tuple   # ((layer, k),)
+    max_nnz: int
+    target: float
+    lrs: tuple = (0.05,)
+    width: int = 16
+    epochs: int = 50
+    chunk_size: int = 1024
+
+    @property
+    def stage(self) -> str:   # the stage name the full search uses (experiments/search.py)
+        return f"phase2_{'-'.join(map(str, self.config))}_subset"
+
+    def space(self) -> enumeration.ModelMaskSpace:
+        return enumeration.ModelMaskSpace(self.config, max_weights=self.max_weights,
+                                          first_k=dict(self.first_k))
+
+    def mask_indices(self) -> np.ndarray:
+        space = self.space()
+        return np.flatnonzero(space.param_counts(np.arange(len(space))) <= self.max_nnz)
+
+    def store_config(self, seed: int = 0) -> dict:
+        return dict(experiment=self.name, config=list(self.config), width=self.width,
+                    init=self.init, lrs=list(self.lrs), schedules=list(SCHEDULES),
+                    epochs=self.epochs, max_weights=self.max_weights,
+                    first_k={str(k): v for k, v in self.first_k}, max_nnz=self.max_nnz,
+                    base_seed=int(seed), recipe=RECIPE, chunk_size=self.chunk_size)
+
+    def workdir(self, root, seed: int = 0) -> pathlib.Path:
+        return pathlib.Path(root) / self.name
+
+
+@dataclasses.dataclass(frozen=True)
+class Retrain:
+    """Retrains the masks of ``source`` that reached ``target`` (plus ``extra`` masks) from
+    other base seeds, every schedule, one workdir per seed."""
+
+    name: str
+    source: str
+    target: float
+    seeds: tuple = tuple(range(1, 11))
+    extra: tuple = (GPU_MASK_733,)
+
+    def workdir(self, root, seed: int) -> pathlib.Path:
+        return pathlib.Path(root) / self.name / f"seed{int(seed)}"
+
+
+PIECES = {
+    "random_phase_one": PhaseOne("random_phase_one"),
+    "bench995_phase_two_632": PhaseTwo("bench995_phase_two_632", (6, 3, 2), "bench995", 31,
+                                       ((1, 6),), 38, 0.995),
+    "bench995_phase_two_542": PhaseTwo("bench995_phase_two_542", (5, 4, 2), "bench995", 31,
+                                       ((1, 6),), 38, 0.995),
+    "random_subset_733": PhaseTwo("random_subset_733", (7, 3, 3), "random", 33, ((1, 3),), 45,
+                                  0.995),
+    "retrain_995": Retrain("retrain_995", "random_subset_733", 0.995),
+}
+
+
+def piece(name: str):
+    """The piece called ``name`` (one-line ValueError naming the pieces otherwise)."""
+    if name not in PIECES:
+        raise ValueError(f"unknown piece {name!r}; choose from {', '.join(PIECES)}")
+    return PIECES[name]
+
+
+def _progress(label):
+    return populations.Progress(label)
+
+
+def run_phase_one(p: PhaseOne, root, seed: int, *, progress=_progress, **tasks) -> pd.DataFrame:
+    store = recording.Store(p.workdir(root, seed), p.store_config(seed), kind="search")
+    return search.phase_one(store, width=p.width, lrs=p.lrs, schedules=SCHEDULES,
+                            targets=p.targets, init=p.init,
+                            max_structured_params=p.max_structured_params, epochs=p.epochs,
+                            recipe=RECIPE, base_seed=int(seed), chunk_size=p.chunk_size,
+                            progress=progress(f"{p.name} seed {seed}"), **tasks)
+
+
+def run_phase_two(p: PhaseTwo, root, *, progress=_progress, mask_indices=None, seed: int = 0,
+                  workdir=None, store_config=None, **tasks) -> pd.DataFrame:
+    idx = p.mask_indices() if mask_indices is None else np.asarray(mask_indices, np.int64)
+    store = recording.Store(workdir or p.workdir(root), store_config or p.store_config(seed),
+                            kind="search")
+    return search.phase_two(store, config=p.config, width=p.width, lrs=p.lrs,
+                            schedules=SCHEDULES, target=p.target, init=p.init,
+                            max_weights=p.max_weights, first_k=dict(p.first_k),
+                            mask_indices=idx, epochs=p.epochs, recipe=RECIPE,
+                            base_seed=int(seed), chunk_size=p.chunk_size, stage=p.stage,
+                            progress=progress(p.name), **tasks)
+
+
+def candidates(p: Retrain, root) -> np.ndarray:
+    """The mask indices ``p`` retrains: the source's masks over the target, and ``extra``.
+
+    Raises:
+      ValueError: the source piece has not finished (its candidates are not known yet).
+    """
+    src = piece(p.source)
+    try:
+        df = recording.load_runs(src.workdir(root))
+    except ValueError as e:
+        raise ValueError(f"{p.name} needs {p.source} first: {e}") from None
+    total = len(src.mask_indices()) * len(src.lrs) * len(SCHEDULES)
+    if len(df) < total:
+        raise ValueError(f"{p.name} needs {p.source} complete: {len(df):,} of {total:,} runs "
+                         "recorded; run that piece first")
+    over = df.loc[df["accuracy"] >= p.target, "mask_index"].to_numpy(np.int64)
+    return np.unique(np.concatenate([over, np.asarray(p.extra, np.int64)]))
+
+
+def run_retrain(p: Retrain, root, seed: int, *, progress=_progress, **tasks) -> pd.DataFrame:
+    src = piece(p.source)
+    idx = candidates(p, root)
+    cfg = dict(src.store_config(seed), experiment=p.name, source=p.source,
+               mask_indices=idx.tolist())
+    return run_phase_two(src, root, progress=lambda label: progress(f"{p.name} seed {seed}"),
+                         mask_indices=idx, seed=seed, workdir=p.workdir(root, seed),
+                         store_config=cfg, **tasks)
+
+
+def run(name: str, root, *, seeds=(0,), progress=_progress, task_index: int = 0,
+        num_tasks: int = 1) -> dict:
+    """Runs (or resumes) piece ``name`` into ``root``/<piece workdir> and returns its summary.
+
+    Args:
+      name: a key of PIECES.
+      root: the directory holding every piece's workdir.
+      seeds: base seeds (phase one: one workdir each; retrain: its own seeds when None).
+      progress: factory ``label -> callback(done, total)``.
+      task_index, num_tasks: a job array's share of each stage's chunks.
+    """
+    p = piece(name)
+    tasks = dict(task_index=task_index, num_tasks=num_tasks)
+    if isinstance(p, PhaseOne):
+        for s in seeds:
+            run_phase_one(p, root, s, progress=progress, **tasks)
+    elif isinstance(p, PhaseTwo):
+        run_phase_two(p, root, progress=progress, **tasks)
+    else:
+        for s in (seeds or p.seeds):
+            run_retrain(p, root, s, progress=progress, **tasks)
+    return summarize(name, root, seeds=seeds)
+
+
+# --- Summaries (what ships as package data). ---
+
+
+def _config(row) -> list:
+    return [int(row["d1"]), int(row["d2"]), int(row["d3"])]
+
+
+def phase_one_summary(df: pd.DataFrame, targets=(0.95, 0.995)) -> dict:
+    """Per target the winner, the runner-up (the next configuration by structured params
+    reaching it) and the best accuracy of every configuration.
+
+    Args:
+      df: phase-one records (d1, d2, d3, accuracy, structured_params).
+      targets: accuracy levels.
+    """
+    if df.empty:
+        return {"runs": 0, "configurations": 0, "targets": {}, "best": []}
+    if "structured_params" not in df:
+        df = df.assign(structured_params=[search.structured_params(c)
+                                          for c in df[["d1", "d2", "d3"]].to_numpy()])
+    best = (df.groupby(["d1", "d2", "d3"], as_index=False)
+            .agg(accuracy=("accuracy", "max"), structured_params=("structured_params", "first"))
+            .sort_values(["structured_params", "accuracy", "d1", "d2", "d3"],
+                         ascending=[True, False, True, True, True], kind="stable"))
+    out = {"runs": int(len(df)), "configurations": int(len(best)), "targets": {},
+           "best": [[*_config(r), int(r["structured_params"]), float(r["accuracy"])]
+                    for _, r in best.iterrows()]}
+    for t in targets:
+        ok = best[best["accuracy"] >= t]
+        entry = {"winner": None, "runner_up": None,
+                 "best_below": None}
+        if len(ok):
+            w = ok.iloc[0]
+            entry["winner"] = {"config": _config(w), "structured_params":
+                               int(w["structured_params"]), "accuracy": float(w["accuracy"])}
+            if len(ok) > 1:
+                r = ok.iloc[1]
+                entry["runner_up"] = {"config": _config(r), "structured_params":
+                                      int(r["structured_params"]),
+                                      "accuracy": float(r["accuracy"])}
+        miss = best[best["accuracy"] < t].sort_values("accuracy", ascending=False)
+        if len(miss):   # the closest miss: how far from the target the rest stayed
+            m = miss.iloc[0]
+            entry["best_below"] = {"config": _config(m), "structured_params":
+                                   int(m["structured_params"]), "accuracy": float(m["accuracy"])}
+        out["targets"][f"{t:g}"] = entry
+    return out
+
+
+def phase_two_summary(df: pd.DataFrame, target: float) -> dict:
+    """The sparsest model over the target, how many runs reach it, and the frontier (best
+    accuracy at every nonzero count; ``frontier.from_records``' layout)."""
+    out = {"runs": int(len(df)), "target": float(target), "sparsest": None,
+           "runs_over_target": int((df["accuracy"] >= target).sum())}
+    best = search.sparsest(df, target)
+    if best is not None:
+        out["sparsest"] = {"nnz": int(best["nnz"]), "accuracy": float(best["accuracy"]),
+                           "mask_index": int(best["mask_index"]), "lr": float(best["lr"]),
+                           "schedule": str(best["schedule"]), "seed": int(best["seed"]),
+                           "config": _config(best)}
+    df = df.assign(stage=df["stage"], disconnected=df.get("disconnected", 0))
+    out["points"] = frontier.from_records(df, (target,))["points"]
+    return out
+
+
+def retrain_summary(frames: dict, target: float, original: pd.DataFrame | None = None) -> dict:
+    """Per (mask, schedule): the fraction of base seeds whose run reaches the target.
+
+    Args:
+      frames: base seed -> that seed's retrain records.
+      target: the accuracy level.
+      original: the source's records (base seed 0), included when given.
+    """
+    parts = [f.assign(base_seed=s) for s, f in frames.items()]
+    if original is not None:
+        idx = set(np.concatenate([f["mask_index"].to_numpy() for f in frames.values()]))
+        parts.append(original[original["mask_index"].isin(idx)].assign(base_seed=0))
+    df = pd.concat(parts, ignore_index=True)
+    rows = []
+    for (m, sched), g in df.groupby(["mask_index", "schedule"], sort=True):
+        rows.append({"mask_index": int(m), "schedule": str(sched), "nnz": int(g["nnz"].iloc[0]),
+                     "seeds": int(len(g)), "over_target": int((g["accuracy"] >= target).sum()),
+                     "mean_accuracy": float(g["accuracy"].mean()),
+                     "accuracies": [float(a) for a in g.sort_values("base_seed")["accuracy"]]})
+    rows.sort(key=lambda r: (r["nnz"], -r["over_target"], r["mask_index"]))
+    majority = [r for r in rows if 2 * r["over_target"] > r["seeds"]]
+    return {"target": float(target), "base_seeds": sorted(int(s) for s in frames)
+            + ([0] if original is not None else []), "models": rows,
+            "sparsest_majority": majority[0] if majority else None}
+
+
+def _complete(df: pd.DataFrame) -> bool:
+    return bool(df.attrs.get("complete", True))
+
+
+def summarize(name: str, root, seeds=(0,)) -> dict:
+    """The summary of piece ``name`` from its records in ``root`` (what has run so far)."""
+    p = piece(name)
+    if isinstance(p, PhaseOne):
+        per_seed = {}
+        for s in seeds:
+            wd = p.workdir(root, s)
+            if (wd / "config.json").exists():
+                df = recording.load_runs(wd)
+                total = search.configurations(p.width, p.max_structured_params).shape[0] * \
+                    len(p.lrs) * len(SCHEDULES)
+                per_seed[str(s)] = dict(phase_one_summary(df, p.targets), total_runs=total,
+                                        complete=len(df) == total)
+        return {"piece": name, "kind": "phase_one", "seeds": per_seed}
+    if isinstance(p, PhaseTwo):
+        wd = p.workdir(root)
+        total = len(p.mask_indices()) * len(p.lrs) * len(SCHEDULES)
+        if not (wd / "config.json").exists():
+            return {"piece": name, "kind": "phase_two", "runs": 0, "total_runs": total}
+        df = recording.load_runs(wd)
+        return {"piece": name, "kind": "phase_two", "config": list(p.config), "init": p.init,
+                "max_nnz": p.max_nnz, "total_runs": total, "complete": len(df) == total,
+                **phase_two_summary(df, p.target)}
+    frames = {}
+    for s in p.seeds:
+        wd = p.workdir(root, s)
+        if (wd / "config.json").exists():
+            frames[s] = recording.load_runs(wd)
+    src = piece(p.source)
+    original = (recording.load_runs(src.workdir(root))
+                if (src.workdir(root) / "config.json").exists() else None)
+    if not frames:
+        return {"piece": name, "kind": "retrain", "seeds_run": []}
+    return {"piece": name, "kind": "retrain", **retrain_summary(frames, p.target, original)}
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, cwd=pathlib.Path(__file__).parent, check=True
+                              ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def provenance(command: str, device: str | None = None) -> dict:
+    """Command, device, date and commit for a summary that joins the package data."""
+    return {"command": command, "device": device or f"{platform.processor() or 'cpu'} "
+            f"({platform.machine()})", "date": datetime.date.today().isoformat(),
+            "commit": _commit()}
+
+
+def load_summaries(path=SUMMARY_FILE) -> dict:
+    """The shipped summaries: piece name -> summary (with its ``provenance``)."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text())
+    if data.get("format") != SUMMARY_FORMAT:
+        raise ValueError(f"{path} is not a {SUMMARY_FORMAT} file")
+    return data["pieces"]
+
+
+def ship(summary: dict, prov: dict, path=SUMMARY_FILE) -> None:
+    """Adds (or replaces) one piece's summary, with provenance, in the shipped file."""
+    pieces = load_summaries(path)
+    pieces[summary["piece"]] = dict(summary, provenance=prov)
+    data = {"format": SUMMARY_FORMAT,
+            "description": "Summaries of the study's search claims run piece by piece "
+                           "(spiralprune.study.reproduce): phase-one winners per seed, "
+                           "phase-two sparsest models and frontiers, retrain fractions.",
+            "pieces": dict(sorted(pieces.items()))}
+    pathlib.Path(path).write_text(json.dumps(data, indent=1) + "\n")
+
+
+# --- Figures (drawn from the shipped summaries alone). ---
+
+
+def phase_one_frame(summary: dict, seed: str) -> pd.DataFrame:
+    """One seed's best accuracy per configuration as phase-one records (d1, d2, d3,
+    structured_params, accuracy), for ``plotting.phase_one_scatter``."""
+    rows = summary["seeds"][seed]["best"]
+    return pd.DataFrame(rows, columns=["d1", "d2", "d3", "structured_params", "accuracy"])
+
+
+def draw_phase_one(summary: dict, path) -> None:
+    """The study's Figure 5 layout: best accuracy of every configuration against its structured
+    parameters, one panel per base seed, the winners for 95% and 99.5% annotated."""
+
+    seeds = sorted(summary["seeds"], key=int)
+    fig = Figure(figsize=(4.6 * len(seeds), 4.2), layout="constrained")
+    axes = fig.subplots(1, len(seeds), squeeze=False, sharey=True)[0]
+    for ax, s in zip(axes, seeds):
+        df = phase_one_frame(summary, s)
+        plotting.phase_one_scatter(df, targets=(0.95, 0.995), ax=ax)
+        info = summary["seeds"][s]
+        ax.set_title(f"random init, base seed {s}: {info['configurations']} configurations"
+                     + ("" if info.get("complete", True) else " (incomplete)"), fontsize=9)
+        ax.set_ylim(0.45, 1.005)
+    fig.suptitle("Phase one at the random init (width 16, configurations with at most 61 "
+                 "structured parameters; 2 lrs x 3 schedules, 50 epochs)", fontsize=10)
+    fig.savefig(path, dpi=130)
+
+
+def draw_phase_two(summaries: list, path, paper=None) -> None:
+    """Best accuracy at every nonzero count of phase-two pieces (one line each), the target and
+    the paper's sparsest model marked."""
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    ax = fig.subplots()
+    colours = ("#000000", "#4a78a8", "#d62728")
+    for c, s in zip(colours, summaries):
+        pts = pd.DataFrame(s["points"])
+        if pts.empty:
+            continue
+        ax.plot(pts["nnz"], pts["accuracy"], "o-", ms=3, lw=1, color=c,
+                label=f"{tuple(s['config'])}, masks <= {s['max_nnz']} nonzeros"
+                      + ("" if s.get("complete") else " (incomplete)"))
+        if s.get("sparsest"):
+            b = s["sparsest"]
+            ax.annotate(f"{b['nnz']} at {b['accuracy']:.2%}", (b["nnz"], b["accuracy"]),
+                        xytext=(-70, 12), textcoords="offset points", fontsize=8, color=c,
+                        arrowprops=dict(arrowstyle="-", color=c, lw=0.6))
+    t = summaries[0]["target"]
+    ax.axhline(t, ls="--", lw=0.8, color="#888888")
+    ax.text(ax.get_xlim()[0], t, f" {t:.1%}", va="bottom", fontsize=8, color="#555555")
+    if paper is not None:
+        n, a = paper
+        ax.plot([n], [a], marker="*", ms=11, color="#ff7f0e", ls="none",
+                label=f"the paper: {n} at {a:.2%}")
+    ax.set_xlabel("nonzero parameters (weights + biases)")
+    ax.set_ylabel("best accuracy at that count")
+    ax.set_ylim(max(0.9, ax.get_ylim()[0]), 1.0005)
+    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=1))
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(f"Phase two from the {summaries[0]['init'].upper()} init", fontsize=10)
+    fig.savefig(path, dpi=130)
+
+
+def draw_all(out_dir, path=SUMMARY_FILE) -> list:
+    """Draws every figure the shipped summaries allow into ``out_dir``; returns the paths."""
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pieces, drawn = load_summaries(path), []
+    if pieces.get("random_phase_one", {}).get("seeds"):
+        drawn.append(out_dir / "random_phase_one.png")
+        draw_phase_one(pieces["random_phase_one"], drawn[-1])
+    b995 = [pieces[n] for n in ("bench995_phase_two_632", "bench995_phase_two_542")
+            if pieces.get(n, {}).get("points")]
+    if b995:
+        drawn.append(out_dir / "bench995_phase_two.png")
+        draw_phase_two(b995, drawn[-1], paper=frontier.PAPER["bench995"][0.995][:2])
+    if pieces.get("random_subset_733", {}).get("points"):
+        drawn.append(out_dir / "random_subset_733.png")
+        draw_phase_two([pieces["random_subset_733"]], drawn[-1],
+                       paper=frontier.PAPER["random"][0.995][:2])
+    return drawn
+
+
+def _fmt_cfg(entry) -> str:
+    if not entry:
+        return "-"
+    return (f"{tuple(entry['config'])} ({entry['structured_params']} params, "
+            f"{entry['accuracy']:.2%})")
+
+
+def report(summary: dict) -> str:
+    """A few lines a person reads: winners per seed, the sparsest model, retrain fractions."""
+    lines = [f"{summary['piece']}:"]
+    if summary["kind"] == "phase_one":
+        for s, info in summary["seeds"].items():
+            state = "" if info.get("complete") else f" (incomplete: {info['runs']:,} of " \
+                f"{info['total_runs']:,} runs)"
+            lines.append(f"  base seed {s}{state}")
+            for t, e in info["targets"].items():
+                lines.append(f"    {float(t):.1%}: winner {_fmt_cfg(e['winner'])}; runner-up "
+                             f"{_fmt_cfg(e['runner_up'])}; best below {_fmt_cfg(e['best_below'])}")
+    elif summary["kind"] == "phase_two":
+        state = "complete" if summary.get("complete") else "incomplete"
+        lines.append(f"  {summary.get('runs', 0):,} of {summary['total_runs']:,} runs ({state})")
+        b = summary.get("sparsest")
+        lines.append(f"  sparsest over {summary.get('target', 0):.1%}: " + (
+            f"{b['nnz']} nonzeros at {b['accuracy']:.2%} (mask {b['mask_index']}, lr {b['lr']}, "
+            f"{b['schedule']}, seed {b['seed']})" if b else "none")
+            + f"; {summary.get('runs_over_target', 0):,} runs over it")
+    else:
+        m = summary.get("sparsest_majority")
+        lines.append(f"  base seeds {summary.get('base_seeds')}: "
+                     f"{len(summary.get('models', []))} (mask, schedule) models")
+        for r in summary.get("models", [])[:10]:
+            lines.append(f"    mask {r['mask_index']} {r['schedule']}: {r['nnz']} nonzeros, "
+                         f"{r['over_target']}/{r['seeds']} seeds over the target, mean "
+                         f"{r['mean_accuracy']:.2%}")
+        lines.append("  sparsest over the target in a majority of seeds: " + (
+            f"mask {m['mask_index']} ({m['schedule']}), {m['nnz']} nonzeros" if m else "none"))
+    return "\n".join(lines)
+
+
+def main(name: str, root, *, seeds=(0,), ship_it: bool = False, figures: str = "",
+         task_index: int = 0, num_tasks: int = 1, command: str = "") -> dict:
+    """What the binary does: run (or resume) a piece, print its report, optionally ship its
+    summary into the package data and redraw the figures."""
+    summary = run(name, root, seeds=seeds, task_index=task_index, num_tasks=num_tasks)
+    print(report(summary), flush=True)
+    if ship_it:
+        ship(summary, provenance(command or f"reproduce {name}"))
+        print(f"shipped into {SUMMARY_FILE}")
+    if figures:
+        for p in draw_all(figures):
+            print(f"wrote {p}")
+    return summary

@@ -1,0 +1,139 @@
+"""The study's remaining search pieces: restrictions, run identity, summaries, figures."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spiralprune import enumeration, recording, search
+from spiralprune.study import reproduce
+
+
+def _brute_param_counts(space: enumeration.ModelMaskSpace, idx: np.ndarray) -> np.ndarray:
+    """Nonzero parameters of model masks counted from the masks themselves: every kernel
+    entry, one bias per hidden unit that feeds the next layer (the bias rule), and the output
+    bias."""
+    kernels = [np.asarray(k, bool) for k in space.kernel_masks(idx)]   # (M, d_in, d_out)
+    total = np.ones(len(idx), np.int64)
+    for k in kernels:
+        total += k.reshape(len(idx), -1).sum(1)
+    for k in kernels[1:]:   # unit j of the layer below feeds this kernel's row j
+        total += k.any(axis=2).sum(1)
+    return total
+
+
+def test_restricted_pieces_hold_exactly_the_masks_up_to_max_nnz():
+    p = reproduce.PIECES["bench995_phase_two_632"]
+    space = p.space()
+    every = np.arange(len(space))
+    counts = _brute_param_counts(space, every)
+    np.testing.assert_array_equal(counts, space.param_counts(every))
+    np.testing.assert_array_equal(p.mask_indices(), np.flatnonzero(counts <= 38))
+    assert counts[p.mask_indices()].max() == 38 and (counts > 38).any()
+
+
+def test_unknown_piece_is_one_line():
+    with pytest.raises(ValueError, match="unknown piece 'nope'; choose from random_phase_one"):
+        reproduce.piece("nope")
+
+
+def _tiny(**kw):
+    base = dict(name="tiny", config=(2, 2, 1), init="bench95", max_weights=None, first_k=(),
+                max_nnz=14, target=0.6, lrs=(0.1,), width=4, epochs=1, chunk_size=8)
+    base.update(kw)
+    return reproduce.PhaseTwo(**base)
+
+
+def test_a_restricted_piece_trains_the_same_runs_as_the_full_search(tmp_path, monkeypatch):
+    p = _tiny()
+    monkeypatch.setattr(reproduce, "SCHEDULES", ("constant", "cosine"))
+    monkeypatch.setitem(reproduce.PIECES, "tiny", p)
+    space = p.space()
+    idx = p.mask_indices()
+    assert 0 < len(idx) < len(space)
+    rows = reproduce.run_phase_two(p, tmp_path, progress=lambda _: None)
+    full = search.phase_two(recording.Store(tmp_path / "full", {"x": 1}, kind="search"),
+                            config=p.config, width=p.width, lrs=p.lrs,
+                            schedules=("constant", "cosine"), init=p.init, epochs=1,
+                            recipe=reproduce.RECIPE, stage=p.stage, chunk_size=64)
+    cols = ["mask_index", "lr", "schedule", "seed", "nnz", "accuracy"]
+    mine = rows[cols].sort_values(cols[:3]).reset_index(drop=True)
+    theirs = full[full["mask_index"].isin(idx)][cols].sort_values(cols[:3])
+    theirs = theirs.reset_index(drop=True)
+    pd.testing.assert_frame_equal(mine[cols[:5]], theirs[cols[:5]])
+    np.testing.assert_allclose(mine["accuracy"], theirs["accuracy"], atol=2e-3)
+    assert (mine["nnz"] <= 14).all() and (full["nnz"] > 14).any()
+    # Resuming a finished piece trains nothing.
+    calls = []
+    again = reproduce.run_phase_two(p, tmp_path, progress=lambda _: lambda d, t: calls.append(d))
+    assert len(again) == len(rows) and not [c for c in calls if c]
+    summary = reproduce.summarize("tiny", tmp_path)
+    assert summary["complete"] and summary["runs"] == len(rows)
+    best = search.sparsest(rows, p.target)
+    assert (summary["sparsest"] is None) == (best is None)
+
+
+def test_phase_one_summary_hand_worked():
+    rows = []
+    for cfg, accs in {(1, 1, 1): [0.7, 0.8], (2, 1, 1): [0.96, 0.5], (1, 2, 1): [0.97, 0.9],
+                      (3, 3, 3): [0.996, 0.9], (2, 2, 2): [0.994, 0.99]}.items():
+        for a in accs:
+            rows.append(dict(d1=cfg[0], d2=cfg[1], d3=cfg[2], accuracy=a,
+                             structured_params=search.structured_params(cfg)))
+    s = reproduce.phase_one_summary(pd.DataFrame(rows))
+    # 3 d1 + (d1 d2 + d2) + (d2 d3 + d3) + (d3 + 1): (1,2,1) 12, (2,1,1) 13, (2,2,2) 21.
+    assert [search.structured_params(c) for c in ((1, 2, 1), (2, 1, 1), (2, 2, 2))] == [12, 13, 21]
+    assert s["targets"]["0.95"]["winner"]["config"] == [1, 2, 1]
+    assert s["targets"]["0.95"]["runner_up"]["config"] == [2, 1, 1]
+    assert s["targets"]["0.995"]["winner"]["config"] == [3, 3, 3]
+    assert s["targets"]["0.995"]["runner_up"] is None
+    assert s["targets"]["0.995"]["best_below"] == {"config": [2, 2, 2], "structured_params": 21,
+                                                   "accuracy": 0.994}
+    assert s["configurations"] == 5 and s["runs"] == 10
+
+
+def test_retrain_summary_counts_seeds_and_finds_the_majority_model():
+    def frame(accs):
+        return pd.DataFrame({"mask_index": [7, 7, 9], "schedule": ["constant", "step", "step"],
+                             "nnz": [40, 40, 44], "accuracy": accs})
+    frames = {1: frame([0.996, 0.5, 0.996]), 2: frame([0.99, 0.5, 0.997]),
+              3: frame([0.9951, 0.5, 0.99])}
+    out = reproduce.retrain_summary(frames, 0.995)
+    by = {(m["mask_index"], m["schedule"]): m for m in out["models"]}
+    assert by[(7, "constant")]["over_target"] == 2 and by[(7, "constant")]["seeds"] == 3
+    assert by[(7, "step")]["over_target"] == 0
+    assert by[(9, "step")]["accuracies"] == [0.996, 0.997, 0.99]
+    assert out["sparsest_majority"]["mask_index"] == 7
+    assert out["sparsest_majority"]["schedule"] == "constant"
+    frames[3] = frame([0.99, 0.5, 0.999])   # mask 7 now crosses in 1 of 3: 9 takes over
+    assert reproduce.retrain_summary(frames, 0.995)["sparsest_majority"]["mask_index"] == 9
+
+
+def test_shipped_summaries_round_trip_and_draw(tmp_path):
+    path = tmp_path / "reproduce.json"
+    best = [[1, 1, 1, 8, 0.7], [3, 3, 3, 37, 0.96], [7, 3, 3, 61, 0.997]]
+    p1 = {"piece": "random_phase_one", "kind": "phase_one",
+          "seeds": {"0": {"best": best, "configurations": 3, "complete": True}}}
+    reproduce.ship(p1, {"command": "c"}, path)
+    p2 = {"piece": "bench995_phase_two_632", "kind": "phase_two", "config": [6, 3, 2],
+          "init": "bench995", "max_nnz": 38, "target": 0.995, "complete": False,
+          "points": [{"nnz": 30, "accuracy": 0.97}, {"nnz": 38, "accuracy": 0.996}],
+          "sparsest": {"nnz": 38, "accuracy": 0.996}}
+    reproduce.ship(p2, {"command": "d"}, path)
+    got = reproduce.load_summaries(path)
+    assert list(got) == ["bench995_phase_two_632", "random_phase_one"]
+    assert got["random_phase_one"]["provenance"] == {"command": "c"}
+    assert json.loads(path.read_text())["format"] == reproduce.SUMMARY_FORMAT
+    reproduce.draw_phase_one(got["random_phase_one"], tmp_path / "p1.png")
+    reproduce.draw_phase_two([got["bench995_phase_two_632"]], tmp_path / "p2.png",
+                             paper=(38, 0.997))
+    assert (tmp_path / "p1.png").stat().st_size > 10_000
+    assert (tmp_path / "p2.png").stat().st_size > 10_000
+
+
+def test_pieces_name_the_study_stages():
+    assert reproduce.PIECES["random_subset_733"].stage == "phase2_7-3-3_subset"
+    p = dataclasses.replace(reproduce.PIECES["random_subset_733"], max_nnz=44)
+    assert len(p.mask_indices()) < len(reproduce.PIECES["random_subset_733"].mask_indices())
