@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spiralprune import enumeration, recording, search
+from spiralprune import enumeration, recording, search, symmetry
 from spiralprune.study import reproduce
 
 
@@ -137,3 +137,26 @@ def test_pieces_name_the_study_stages():
     assert reproduce.PIECES["random_subset_733"].stage == "phase2_7-3-3_subset"
     p = dataclasses.replace(reproduce.PIECES["random_subset_733"], max_nnz=44)
     assert len(p.mask_indices()) < len(reproduce.PIECES["random_subset_733"].mask_indices())
+
+
+def test_structure_table_pools_the_masks_of_one_structure_as_seeds():
+    p = _tiny(config=(3, 2, 2), init="random", max_nnz=99, target=0.99)
+    space = p.space()
+    ids, _ = symmetry.structures(space)
+    sizes = np.bincount(ids)
+    big = int(np.argmax(sizes))          # a structure with several masks
+    members = np.flatnonzero(ids == big)[:3]
+    assert len(members) == 3
+    loner = int(np.flatnonzero(sizes == 1)[0])
+    other = np.flatnonzero(ids == loner)
+    idx = np.concatenate([members, other])
+    nnz = space.param_counts(idx)
+    df = pd.DataFrame({"mask_index": idx, "lr": 0.05, "schedule": "constant", "nnz": nnz,
+                       "accuracy": [0.995, 0.999, 0.5, 0.999]})
+    out = reproduce.structure_table(df, p, 0.99)
+    assert out["structures"] == 2
+    r = out["reliable"]
+    assert (r["seeds"], r["over_target"]) == (3, 2)   # the loner has one seed: not enough
+    assert r["mask_index"] == int(members.min())
+    df.loc[1, "accuracy"] = 0.5                       # now 1 of 3: no majority anywhere
+    assert reproduce.structure_table(df, p, 0.99)["reliable"] is None

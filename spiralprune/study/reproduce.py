@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from spiralprune import enumeration, frontier, plotting, populations, recording, search
+from spiralprune import enumeration, frontier, plotting, populations, recording, search, symmetry
 
 RECIPE = {"milestones": (15, 30), "cosine_t_max": 50}
 SCHEDULES = ("constant", "cosine", "step")
@@ -190,8 +190,38 @@ def candidates(p: Retrain, root) -> np.ndarray:
     if len(df) < total:
         raise ValueError(f"{p.name} needs {p.source} complete: {len(df):,} of {total:,} runs "
                          "recorded; run that piece first")
-    over = df.loc[df["accuracy"] >= p.target, "mask_index"].to_numpy(np.int64)
-    return np.unique(np.concatenate([over, np.asarray(p.extra, np.int64)]))
+    over = np.unique(df.loc[df["accuracy"] >= p.target, "mask_index"].to_numpy(np.int64))
+    # one mask per structure: masks equal up to hidden-unit permutations train alike in
+    # distribution at the random init (spiralprune.symmetry), so retraining one says it all
+    ids, _ = symmetry.structures(src.space(), over)
+    _, first = np.unique(ids, return_index=True)
+    return np.unique(np.concatenate([over[first], np.asarray(p.extra, np.int64)]))
+
+
+def structure_table(df: pd.DataFrame, p: PhaseTwo, target: float, min_seeds: int = 3) -> dict:
+    """Phase-two runs grouped by structure (``spiralprune.symmetry``): at the random init the
+    masks of one structure are independent seeds of it, so each (structure, lr, schedule)
+    gives a fraction of seeds reaching the target without retraining anything.
+
+    Returns:
+      {"structures": number of structures run, "reliable": the sparsest (structure, lr,
+      schedule) reaching the target in a majority of at least ``min_seeds`` seeds (or None),
+      "top": up to 20 such rows, fewest nonzeros first}.
+    """
+    ids, n = symmetry.structures(p.space(), df["mask_index"].to_numpy(np.int64))
+    d = df.assign(structure=ids, over=df["accuracy"] >= target)
+    g = (d.groupby(["structure", "lr", "schedule"], sort=False)
+         .agg(nnz=("nnz", "first"), seeds=("over", "size"), over=("over", "sum"),
+              mean_accuracy=("accuracy", "mean"), mask_index=("mask_index", "min"))
+         .reset_index())
+    ok = g[(g["seeds"] >= min_seeds) & (2 * g["over"] > g["seeds"])]
+    ok = ok.sort_values(["nnz", "over", "mean_accuracy"], ascending=[True, False, False])
+    rows = [{"structure": int(r.structure), "mask_index": int(r.mask_index), "nnz": int(r.nnz),
+             "lr": float(r.lr), "schedule": str(r.schedule), "seeds": int(r.seeds),
+             "over_target": int(r.over), "mean_accuracy": float(r.mean_accuracy)}
+            for r in ok.head(20).itertuples()]
+    return {"structures": int(n), "min_seeds": min_seeds, "reliable": rows[0] if rows else None,
+            "top": rows}
 
 
 def run_retrain(p: Retrain, root, seed: int, *, progress=_progress, **tasks) -> pd.DataFrame:
@@ -343,9 +373,12 @@ def summarize(name: str, root, seeds=(0,)) -> dict:
         if not (wd / "config.json").exists():
             return {"piece": name, "kind": "phase_two", "runs": 0, "total_runs": total}
         df = recording.load_runs(wd)
-        return {"piece": name, "kind": "phase_two", "config": list(p.config), "init": p.init,
-                "max_nnz": p.max_nnz, "total_runs": total, "complete": len(df) == total,
-                **phase_two_summary(df, p.target)}
+        out = {"piece": name, "kind": "phase_two", "config": list(p.config), "init": p.init,
+               "max_nnz": p.max_nnz, "total_runs": total, "complete": len(df) == total,
+               **phase_two_summary(df, p.target)}
+        if p.init == "random" and len(df):
+            out["by_structure"] = structure_table(df, p, p.target)
+        return out
     frames = {}
     for s in p.seeds:
         wd = p.workdir(root, s)
@@ -507,6 +540,14 @@ def report(summary: dict) -> str:
             f"{b['nnz']} nonzeros at {b['accuracy']:.2%} (mask {b['mask_index']}, lr {b['lr']}, "
             f"{b['schedule']}, seed {b['seed']})" if b else "none")
             + f"; {summary.get('runs_over_target', 0):,} runs over it")
+        if "by_structure" in summary:
+            st = summary["by_structure"]
+            r = st["reliable"]
+            lines.append(f"  {st['structures']:,} structures (masks equal up to hidden-unit "
+                         "permutations); sparsest over the target in a majority of its seeds "
+                         f"(>= {st['min_seeds']}): " + (
+                             f"{r['nnz']} nonzeros, mask {r['mask_index']}, {r['schedule']}, "
+                             f"{r['over_target']}/{r['seeds']} seeds" if r else "none"))
     else:
         m = summary.get("sparsest_majority")
         lines.append(f"  base seeds {summary.get('base_seeds')}: "
