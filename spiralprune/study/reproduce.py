@@ -446,17 +446,32 @@ def draw_phase_one(summary: dict, path) -> None:
     parameters, one panel per base seed, the winners for 95% and 99.5% annotated."""
 
     seeds = sorted(summary["seeds"], key=int)
-    fig = Figure(figsize=(4.6 * len(seeds), 4.2), layout="constrained")
+    fig = Figure(figsize=(5.2 * len(seeds), 4.8), layout="constrained")
     axes = fig.subplots(1, len(seeds), squeeze=False, sharey=True)[0]
     for ax, s in zip(axes, seeds):
         df = phase_one_frame(summary, s)
         plotting.phase_one_scatter(df, targets=(0.95, 0.995), ax=ax)
         info = summary["seeds"][s]
+        for cfg, label in (((3, 3, 3), "the study's 95% winner"),
+                           ((7, 3, 3), "the study's 99.5% winner")):
+            hit = df[(df["d1"] == cfg[0]) & (df["d2"] == cfg[1]) & (df["d3"] == cfg[2])]
+            if len(hit) and label.endswith("99.5% winner"):
+                ax.scatter(hit["structured_params"], hit["accuracy"], s=70, marker="D",
+                           facecolors="none", edgecolors="#ff7f0e", lw=1.4,
+                           label=f"{cfg}: {label}")
+        miss = info["targets"].get("0.995", {})
+        if miss and miss.get("winner") is None and miss.get("best_below"):
+            b = miss["best_below"]
+            ax.annotate(f"best: {tuple(b['config'])} {b['accuracy']:.2%}\n(none reaches 99.5%)",
+                        (b["structured_params"], b["accuracy"]), xytext=(-190, -45),
+                        textcoords="offset points", fontsize=8,
+                        arrowprops=dict(arrowstyle="-", lw=0.6))
+        ax.legend(fontsize=7, loc="lower left")
         ax.set_title(f"random init, base seed {s}: {info['configurations']} configurations"
                      + ("" if info.get("complete", True) else " (incomplete)"), fontsize=9)
         ax.set_ylim(0.45, 1.005)
-    fig.suptitle("Phase one at the random init (width 16, configurations with at most 61 "
-                 "structured parameters; 2 lrs x 3 schedules, 50 epochs)", fontsize=10)
+    fig.suptitle("Phase one at the random init: width 16, the configurations with at most 61\n"
+                 "structured parameters, 2 lrs x 3 schedules, 50 epochs", fontsize=10)
     fig.savefig(path, dpi=130)
 
 
