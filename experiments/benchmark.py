@@ -18,6 +18,7 @@ import numpy as np
 from absl import flags
 
 from spiralprune import datasets, masking, models, populations, training
+from spiralprune.study import cli as _cli
 
 # jax probes for a TPU at start-up and logs its absence at INFO on every CPU or GPU machine.
 logging.getLogger("jax._src.xla_bridge").addFilter(
@@ -182,7 +183,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    import _cli  # noqa: E402 - beside this script
     _cli.define_config("benchmark", "config", f"{pathlib.Path(__file__).parent}/configs/"
                        "benchmark.py:quick", "benchmark preset")
     _cli.run("benchmark", main)  # user errors: one line on stderr, exit status 2

@@ -1,66 +1,24 @@
 """Trains a population of randomly masked MLPs on the Cubist Spiral and prints a summary.
 
   python experiments/train.py [--config=experiments/configs/train.py:quick]
+
+The runbook is the docstring of experiments/configs/train.py; the work is
+``spiralprune.study.train.run``.
 """
 
-import logging
 import pathlib
-import time
 
-import numpy as np
-import pandas as pd
 from absl import flags
 
-from spiralprune import datasets, grids, masking, models, populations, training
-
-# jax probes for a TPU at start-up and logs its absence at INFO on every CPU or GPU machine.
-logging.getLogger("jax._src.xla_bridge").addFilter(
-    lambda record: "Unable to initialize backend" not in record.getMessage())
-
-
-def run(config) -> pd.DataFrame:
-    """Trains the configured population and returns one row per run."""
-    width = models.check_widths(config.width)
-    keeps = np.asarray(config.keep, np.float64)
-    if np.any((keeps <= 0) | (keeps > 1)):
-        raise ValueError(f"keep fractions must be in (0, 1], got {tuple(config.keep)}")
-    g = grids.product({"keep": config.keep, "lr": config.lrs, "schedule": config.schedules,
-                       "repeat": list(range(config.repeats))})
-    seeds = grids.run_seeds(config.seed, g["keep"], g["lr"], g["schedule"], g["repeat"])
-    p = len(seeds)
-    kernels = []
-    for shape in models.layer_shapes(width):
-        u = np.stack([np.random.default_rng(s).random(shape) for s in seeds])
-        kernels.append(u < g["keep"].reshape(-1, 1, 1))
-    variants = populations.make_variants(masks=masking.from_kernels(kernels), lr=g["lr"],
-                                         schedule=g["schedule"], seed=seeds)
-    spec = training.Spec(widths=width, epochs=config.epochs, milestones=config.milestones,
-                         cosine_t_max=config.cosine_t_max)
-    print(f"training {p} model{'s' * (p != 1)} of width {width} for {config.epochs} "
-          f"epoch{'s' * (config.epochs != 1)} "
-          f"on {populations.jax.local_devices()[0].device_kind}", flush=True)
-    t0 = time.perf_counter()
-    out = populations.run(variants, datasets.cubist_spiral(), spec=spec,
-                          progress=populations.Progress("train"))
-    seconds = time.perf_counter() - t0
-    df = pd.DataFrame({**g, "seed": seeds, "accuracy": out["accuracy"], "loss": out["loss"],
-                       "nnz": out["nnz"], "nnz_weights": out["nnz_weights"]})
-    summary = df.groupby("keep").agg(runs=("accuracy", "size"), nnz=("nnz", "mean"),
-                                     mean_acc=("accuracy", "mean"), best_acc=("accuracy", "max"))
-    print(summary.sort_index(ascending=False).to_string(float_format=lambda v: f"{v:.4f}"))
-    print(f"{p} run{'s' * (p != 1)} x {config.epochs} epoch{'s' * (config.epochs != 1)} in "
-          f"{seconds:.1f} s "
-          f"({p * config.epochs / seconds:,.1f} model-epochs/s, compile included)")
-    return df
+from spiralprune.study import cli, train
 
 
 def main(argv):
-    del argv
-    run(flags.FLAGS.config)
+    del argv  # positional arguments are refused by the flags parser
+    train.run(flags.FLAGS.config)
 
 
 if __name__ == "__main__":
-    import _cli  # noqa: E402 - beside this script
-    _cli.define_config("train", "config", f"{pathlib.Path(__file__).parent}/configs/"
-                                    "train.py:quick", "preset")
-    _cli.run("train", main)  # user errors: one line on stderr, exit status 2
+    cli.define_config("train", "config", f"{pathlib.Path(__file__).parent}/configs/train.py:quick",
+                      "preset")
+    cli.run("train", main)  # user errors: one line on stderr, exit status 2

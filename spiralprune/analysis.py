@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from spiralprune import base, masking, models, training
-from spiralprune.pruning import during_training, lottery, selection
+from spiralprune.pruning import costs, plugins, registry, selection
 
 _F32 = jnp.float32
 
@@ -38,8 +38,20 @@ def _mat_vec(m: jax.Array, v: jax.Array) -> jax.Array:
     return jnp.matmul(m.astype(_F32), v[..., :, None].astype(_F32))[..., 0] > 0
 
 
-def _reachability(kernels) -> tuple[list, list]:
-    """Units reachable from the inputs (fwd[l]) and reaching the output (bwd[l]), l = 0..4."""
+def reachability(kernels) -> tuple[list, list]:
+    """Units reachable from the inputs (fwd[l]) and reaching the output (bwd[l]), l = 0..4.
+
+    The one definition of a path (used by ``effective``, the playground's picture and the
+    ``connected`` pruner): the inputs are reached, and a unit is reached if a nonzero weight
+    comes from a reached unit; the output reaches itself, and a unit reaches it through a
+    nonzero weight to one that does.
+
+    Args:
+      kernels: the four kernels (or their masks), any leading axes (e.g. P); traceable.
+
+    Returns:
+      (fwd, bwd): five bool arrays each, (..., units of column l).
+    """
     nz = [k != 0 for k in kernels]
     lead = nz[0].shape[:-2]
     fwd = [jnp.ones(lead + (nz[0].shape[-2],), bool)]
@@ -61,7 +73,7 @@ def effective(params: base.Params) -> base.Masks:
       bool masks mirroring ``params``: True exactly at effective (nonzero, on-path) entries.
     """
     kernels = [params[n]["kernel"] for n in models.LAYERS]
-    fwd, bwd = _reachability(kernels)
+    fwd, bwd = reachability(kernels)
     out = {}
     for l, name in enumerate(models.LAYERS):
         k, b = kernels[l], params[name]["bias"]
@@ -328,8 +340,6 @@ def repeat_spread(df: pd.DataFrame, targets=(0.95, 0.995), by=("method",), x: st
 
 # --- FLOPs to prune and train one model (the study's Table 1; docs/pruners.md, "FLOPs"). ---
 
-FLOPS_METHODS = ("dense", "random", "snip", "grasp", "synflow", "iter_snip", "force", "prospr",
-                 "gmp", "rigl", "lth")
 FLOPS_HPARAMS = {"snip_samples": 128, "grasp_samples": 50, "hvp_factor": 2,
                  "synflow_iterations": 100, "iter_steps": 10, "prospr_steps": 3,
                  "second_order_factor": 3, "gmp_steps": 199, "lth_rounds": 5,
@@ -413,7 +423,8 @@ def flops(method: str, widths, budget: int | None = None, *, epochs: int = 50, n
     ``rigl_end`` of training, as RigL's own FLOP accounting.
 
     Args:
-      method: one of ``FLOPS_METHODS``.
+      method: a registered pruner (its ``Pruner.cost``; one that states none counts as random
+        pruning: nothing beyond training its returned model), or "dense".
       widths: hidden widths (or one int).
       budget: weight budget f (ignored by "dense").
       epochs: training epochs (per round for lth).
@@ -426,8 +437,9 @@ def flops(method: str, widths, budget: int | None = None, *, epochs: int = 50, n
       {"prune", "train", "total"} (Table 1's forward-only count) and
       {"prune_fwd_bwd", "train_fwd_bwd", "total_fwd_bwd"} (forward + backward), floats.
     """
-    if method not in FLOPS_METHODS:
-        raise ValueError(f"unknown method {method!r}; choose from {FLOPS_METHODS}")
+    if method not in registry.names() and not plugins.is_path(method):
+        raise ValueError(f"unknown method {method!r}; choose from {registry.names()}")
+    cost = registry.get(method).cost
     unknown = sorted(set(method_hparams) - set(FLOPS_HPARAMS))
     if unknown:
         raise ValueError(f"unknown FLOPs hyper-parameters {unknown}; known {list(FLOPS_HPARAMS)}")
@@ -443,7 +455,7 @@ def flops(method: str, widths, budget: int | None = None, *, epochs: int = 50, n
         raise ValueError(f"need n >= batch and epochs >= 1, got n={n}, batch={batch}, {epochs}")
     t, samples = epochs * steps, epochs * steps * batch
     # RigL keeps its ERK per-layer counts all through training; the others place globally.
-    erk = [int(c) for c in selection.erk_counts(widths, f)] if method == "rigl" else None
+    erk = [int(c) for c in selection.erk_counts(widths, f)] if cost.erk else None
     final_model = f + expected_biases(widths, erk if erk is not None else f)
     if nnz is not None and method != "dense":
         if not f < float(nnz) <= f + hidden + 1:
@@ -459,44 +471,15 @@ def flops(method: str, widths, budget: int | None = None, *, epochs: int = 50, n
             return float(n_p)
         return w + 1 + scale * (expected_biases(widths, w) - 1)
 
-    def geometric(k):  # weight counts at the start of k exponential-schedule iterations
-        return [math.floor(n_w * (f / n_w) ** (j / k)) for j in range(k)]
-
-    # Pruning: parameter-sample products of its passes; extra: additional fwd+bwd-only FLOPs.
-    prune, extra = 0.0, 0.0
     if erk is None:
         trained = params(f) * samples
     else:
         trained = (final_model if nnz is None else float(nnz)) * samples
-    if method == "dense":
-        trained = float(n_p) * samples
-    elif method == "snip":
-        prune = n_p * h["snip_samples"]
-    elif method == "grasp":
-        prune = (1 + h["hvp_factor"]) * n_p * h["grasp_samples"]
-    elif method == "synflow":
-        prune = sum(params(w) for w in geometric(h["synflow_iterations"]))
-    elif method in ("iter_snip", "force"):
-        prune = sum((w + hidden + 1) * batch for w in geometric(h["iter_steps"]))
-    elif method == "prospr":
-        inner = h["prospr_steps"] * n_p * batch
-        prune = inner + n_p * batch + h["second_order_factor"] * inner
-    elif method == "gmp":
-        delta, k = during_training.gmp_delta(t, h["gmp_steps"])
-        events = during_training.gmp_event_steps(t, h["gmp_steps"])
-        targets = [min(max(c, f), n_w)  # exact mode: clamped to [f, N]
-                   for c in during_training.gmp_counts(n_w, f, len(events), delta=delta, n=k)]
-        bounds = np.concatenate([[0], events, [t]])
-        counts = np.concatenate([[n_w], targets])
-        trained = sum(params(int(w)) * batch * int(b - a)
-                      for w, a, b in zip(counts, bounds[:-1], bounds[1:]))
-    elif method == "lth":
-        counts = lottery.lth_counts(n_w, f, h["lth_rounds"])
-        targets = [min(max(c, f), n_w) for c in counts[:-1]]  # exact mode
-        prune = sum(params(w) * samples for w in targets)
-    elif method == "rigl":
-        _, updates = during_training.rigl_schedule(t, h["rigl_delta"], h["rigl_end"])
-        extra = updates * 2 * (n_w - f) * batch
+    # The method's own work, from the table (``Pruner.cost``): parameter-sample products of
+    # its pruning passes, extra forward + backward FLOPs, and its training's products.
+    prune, extra, trained = cost.fn(costs.Inputs(
+        widths=widths, budget=f, n_w=n_w, n_p=n_p, hidden=hidden, steps=t, samples=samples,
+        batch=batch, hparams=h, params=params, trained=trained))
     out = {"prune": FORWARD * prune, "train": FORWARD * trained}
     out["total"] = out["prune"] + out["train"]
     out["prune_fwd_bwd"] = FORWARD_BACKWARD * prune + extra
@@ -519,11 +502,11 @@ def flops_table(widths=16, budget: int = 55, *, nnz: dict | None = None,
       flops_fwd_bwd (forward + backward), relative (flops / dense flops).
     """
     nnz = dict(nnz or {})
-    unknown = sorted(set(nnz) - set(FLOPS_METHODS))
+    unknown = sorted(set(nnz) - set(registry.METHODS))
     if unknown:
-        raise ValueError(f"nnz names unknown methods {unknown}; choose from {FLOPS_METHODS}")
+        raise ValueError(f"nnz names unknown methods {unknown}; choose from {registry.METHODS}")
     rows = []
-    for m in FLOPS_METHODS:
+    for m in registry.METHODS:
         out = flops(m, widths, budget, nnz=nnz.get(m), **kwargs)
         rows.append({"method": m, "prune": out["prune"], "train": out["train"],
                      "flops": out["total"], "flops_fwd_bwd": out["total_fwd_bwd"]})

@@ -29,7 +29,7 @@ import pathlib
 import numpy as np
 import pandas as pd
 
-from spiralprune import recording
+from spiralprune import models, recording
 
 DATA = pathlib.Path(__file__).resolve().parent / "data"
 FRONTIER_FILE = DATA / "frontier.json"
@@ -40,7 +40,6 @@ FORMAT = "spiralprune-frontier/1"
 PRUNERS_FORMAT = "spiralprune-pruner-runs/1"
 SOURCES = ("measured", "paper")
 # The init names records use ("torch") and the names the study's tables use ("random").
-_ALIASES = {"torch": "random"}
 
 # The study's published sparsest models (docs/search.md), per init and target.
 PAPER = {
@@ -51,11 +50,6 @@ PAPER = {
 PRUNER_COLUMNS = ("init", "method", "width", "budget", "lr", "schedule", "repeat", "seed",
                   "accuracy", "loss", "diverged", "nnz_weights", "nnz", "mask_nnz_weights",
                   "effective_nnz", "disconnected")
-
-
-def setting(init: str) -> str:
-    """The init as the study's tables name it ("random" for the default torch init)."""
-    return _ALIASES.get(init, init)
 
 
 @functools.lru_cache(maxsize=4)
@@ -74,7 +68,7 @@ def load(path=FRONTIER_FILE) -> dict:
 def entries(init: str | None = None, source: str | None = None, path=FRONTIER_FILE) -> list:
     """The frontier entries for ``init`` and ``source`` (None: any), measured ones first."""
     out = [e for e in load(path)["frontiers"]
-           if (init is None or e["init"] == setting(init))
+           if (init is None or e["init"] == models.setting(init))
            and (source is None or e["source"] == source)]
     return sorted(out, key=lambda e: SOURCES.index(e["source"]))
 
@@ -156,7 +150,7 @@ def from_records(df: pd.DataFrame, targets=(0.95, 0.995)) -> dict:
 def from_workdir(workdir, init: str, targets=(0.95, 0.995)) -> dict:
     """A "measured" frontier entry from a search workdir (no provenance beyond its size)."""
     df = recording.load_runs(workdir)
-    entry_ = {"init": setting(init), "source": "measured",
+    entry_ = {"init": models.setting(init), "source": "measured",
               "label": f"search ({pathlib.Path(workdir).name})", **from_records(df, targets)}
     entry_["provenance"] = {"workdir": pathlib.Path(workdir).name, "runs": int(len(df))}
     return entry_

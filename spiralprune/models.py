@@ -19,6 +19,12 @@ from spiralprune import base
 LAYERS = ("layer0", "layer1", "layer2", "layer3")
 INIT_KINDS = ("torch", "xavier")
 BENCH_INITS = ("bench95", "bench995")
+
+
+def setting(init: str) -> str:
+    """The name the study's tables and figures give an init: "random" for the default torch draw
+    (and a search's "random" init), else the init's own name (bench95, bench995, xavier)."""
+    return "random" if init == "torch" else init
 _BENCH_KEYS = {"bench95": "BENCH-95", "bench995": "BENCH-995"}
 _TORCH_NAMES = ("first_layer", "second_layer", "third_layer", "clf")
 

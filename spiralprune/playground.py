@@ -33,7 +33,7 @@ import matplotlib.patches
 import matplotlib.path
 import numpy as np
 
-from spiralprune import base, datasets, masking, models
+from spiralprune import analysis, base, datasets, masking, models
 
 ORANGE, WHITE, BLUE = "#f59322", "#ffffff", "#0877bd"
 DISCONNECTED = "#9a9a9a"
@@ -92,20 +92,11 @@ def neuron_maps(params: base.Params, n: int = 512, extent: float = datasets.GRID
 
 
 def _reachability(params: base.Params) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per column of units (inputs, d1, d2, d3, output): reached from an input / reaches output.
-
-    Forward: inputs are reached; a unit is reached if a nonzero weight comes from a reached unit.
-    Backward: the output reaches itself; a unit reaches it through a nonzero weight to one that
-    does. (A local copy of the rule in ``analysis.effective``, so this module stands alone.)
-    """
+    """Per column of units (inputs, d1, d2, d3, output): reached from an input / reaches output
+    (``analysis.reachability``, on the host)."""
     kernels = [np.asarray(params[name]["kernel"]) != 0 for name in models.LAYERS]
-    fwd = [np.ones(2, bool)]
-    for k in kernels:
-        fwd.append((fwd[-1][:, None] & k).any(0))
-    bwd = [np.ones(1, bool)]
-    for k in reversed(kernels):
-        bwd.insert(0, (k & bwd[0][None, :]).any(1))
-    return fwd, bwd
+    fwd, bwd = analysis.reachability(kernels)
+    return [np.asarray(f) for f in fwd], [np.asarray(b) for b in bwd]
 
 
 def _graph(params: base.Params) -> dict:

@@ -229,8 +229,14 @@ def evaluate(params, data, spec: Spec):
     return correct / n, loss / n
 
 
+# The per-run record's keys (``result``; every train function returns them, the lanes engine
+# included): the one definition of what a run records.
+RECORD_KEYS = ("params", "masks", "accuracy", "loss", "train_loss", "diverged", "nnz_weights",
+               "nnz")
+
+
 def result(params, masks, data, spec: Spec, train_loss=jnp.nan) -> dict:
-    """The per-run record: final params and masks, accuracy, loss and nonzero counts."""
+    """The per-run record (``RECORD_KEYS``): final params and masks, accuracy, loss, counts."""
     accuracy, loss = evaluate(params, data, spec)
     return {"params": params, "masks": masks, "accuracy": accuracy, "loss": loss,
             "train_loss": train_loss, "diverged": ~jnp.isfinite(loss),

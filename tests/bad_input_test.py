@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import prune, search, study, train
-from experiments.configs import prune as prune_config
-from experiments.configs import search as search_config
-from experiments.configs import study as study_config
-from experiments.configs import train as train_config
 from spiralprune import datasets, masking, models, populations, recording, training
+from spiralprune.configs import prune as prune_config
+from spiralprune.configs import search as search_config
+from spiralprune.configs import study as study_config
+from spiralprune.configs import train as train_config
+from spiralprune.study import pipeline as study
+from spiralprune.study import prune, search, train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

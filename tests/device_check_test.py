@@ -7,9 +7,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from experiments import device_check
-from experiments.configs import device_check as device_check_config
 from spiralprune import datasets, models
+from spiralprune.configs import device_check as device_check_config
+from spiralprune.study import device_check
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -12,12 +12,12 @@ import matplotlib.lines
 import numpy as np
 import pytest
 
-from experiments import figures
-from experiments import prune as prune_binary
-from experiments import search as search_binary
-from experiments.configs import prune as prune_config
-from experiments.configs import search as search_config
 from spiralprune import analysis, plotting, recording, search
+from spiralprune.configs import prune as prune_config
+from spiralprune.configs import search as search_config
+from spiralprune.study import figures
+from spiralprune.study import prune as prune_stage
+from spiralprune.study import search as search_stage
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FAST = dict(grid=64, no_path_trials=64, no_path_widths=(4, 16))  # small pictures and Monte Carlo
@@ -27,8 +27,8 @@ FAST = dict(grid=64, no_path_trials=64, no_path_widths=(4, 16))  # small picture
 def study(tmp_path_factory):
     """A study directory with smoke search/ and prune/ workdirs, and figures.run's result."""
     root = tmp_path_factory.mktemp("study")
-    search_binary.run(search_config.get_config("smoke"), root / "search")
-    prune_binary.run(prune_config.get_config("smoke"), root / "prune")
+    search_stage.run(search_config.get_config("smoke"), root / "search")
+    prune_stage.run(prune_config.get_config("smoke"), root / "prune")
     out = root.parent / (root.name + "_figures")
     result = figures.run([str(root)], str(out), **FAST)
     return {"root": root, "out": out, "result": result,

@@ -4,9 +4,10 @@ the shipped built-ins' records and the shipped search frontier; bad pruners fail
 
 import pytest
 
-from experiments import leaderboard
-from experiments.configs import leaderboard as leaderboard_config
 from spiralprune import frontier
+from spiralprune.configs import leaderboard as leaderboard_config
+from spiralprune.pruning import registry
+from spiralprune.study import leaderboard
 
 MINE = '''
 import jax.numpy as jnp
@@ -37,7 +38,7 @@ def test_shipped_random_init_records_cover_the_random16_preset():
     assert set(runs["init"]) == {"torch"} and set(runs["width"]) == {16}
     prov = frontier.pruner_provenance(frontier.pruner_file(c.init))
     assert "random16" in prov["command"] and prov["runs"] == len(runs)
-    for m in leaderboard.BUILTINS:
+    for m in registry.METHODS:
         g = runs[runs["method"] == m]
         if m == "dense":
             assert len(g) == c.repeats

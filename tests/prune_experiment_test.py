@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import prune
-from experiments.configs import prune as prune_config
 from spiralprune import analysis, masking, models, recording
+from spiralprune.configs import prune as prune_config
+from spiralprune.study import prune
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from spiralprune import datasets, masking, models, populations, training
-from spiralprune.pruning import api, registry, selection
+from spiralprune import datasets, masking, models, populations, pruning, training
+from spiralprune.pruning import checks, registry, selection, signatures
 
 WIDTH = 4
 N = models.num_weights(WIDTH)  # 44
@@ -27,7 +27,7 @@ ARGS = {"rigl": (("rigl_delta", 3),), "lth": (("lth_rounds", 3),),
 # --- Pruners registered from this file (outside the package): every kind once. ---
 
 
-@api.register("test_hook_magnitude", every=5)
+@pruning.register("test_hook_magnitude", every=5)
 def _hook(key, params, masks, opt_state, step, budget, *, total_steps):
     """Magnitude pruning in two events: halfway to the budget at step 0, the budget at 5."""
     del key, opt_state
@@ -38,7 +38,7 @@ def _hook(key, params, masks, opt_state, step, budget, *, total_steps):
                               params)
 
 
-@api.register
+@pruning.register
 def own_train(variant, data, *, spec):
     """A whole single run: random masks inside the starting ones, trained as given."""
     keys = training.run_keys(variant.seed)
@@ -61,7 +61,7 @@ def _lowest_index(key, params, masks, data, budget):
     return selection.to_masks(start & (jnp.cumsum(start) <= budget), params)
 
 
-api.register("test_first_entries", _lowest_index)
+pruning.register("test_first_entries", _lowest_index)
 
 SNIP_SOURCE = '''
 import jax
@@ -97,13 +97,13 @@ def _spec(name, **kw):
                          cosine_t_max=1, method=name, method_args=ARGS.get(name, ()), **kw)
 
 
-REGISTERED = [n for n in api.names() if n != "dense"]
+REGISTERED = [n for n in pruning.names() if n != "dense"]
 
 
 @pytest.mark.parametrize("name", REGISTERED)
 def test_contract(name, data):
     """Exact budget, inside the starting masks, same key same masks, vmappable."""
-    pruner = api.get(name)
+    pruner = pruning.get(name)
     # RigL keeps ERK per-layer counts, which a sparse start cannot always hold: it starts dense.
     start = _start_masks() if name != "rigl" else masking.ones_like(_start_masks())
     budgets = jnp.asarray(BUDGETS)
@@ -142,9 +142,9 @@ def test_contract(name, data):
 def test_snip_registered_from_outside_gives_the_builtin_masks(tmp_path, data):
     path = tmp_path / "outside_snip.py"
     path.write_text(SNIP_SOURCE)
-    mine = api.get(f"{path}:my_snip")
+    mine = pruning.get(f"{path}:my_snip")
     assert mine.kind == "scores" and not mine.builtin
-    registered = api.register("outside_snip", mine.fn)   # a call works as well as a path
+    registered = pruning.register("outside_snip", mine.fn)   # a call works as well as a path
     params = models.bench_init("bench95", 16)
     masks = masking.ones_like(params)
     budgets = jnp.asarray([15, 18, 21, 24, 26, 60])
@@ -157,7 +157,7 @@ def test_snip_registered_from_outside_gives_the_builtin_masks(tmp_path, data):
     for pruner in (mine, registered):
         got = jax.vmap(lambda k, b, p=pruner: p.prune(k, params, masks, full, b))(keys(),
                                                                                  budgets)
-        want = jax.vmap(lambda k, b: api.get("snip").prune(k, params, masks, full, b))(
+        want = jax.vmap(lambda k, b: pruning.get("snip").prune(k, params, masks, full, b))(
             keys(), budgets)
         for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
             np.testing.assert_array_equal(a, b)
@@ -177,7 +177,7 @@ def test_builtin_at_init_masks_match_at_init_functions(data):
             "synflow": at_init.synflow(params, 17, 10),
             "force": at_init.force(key(), params, data, 17, 3, batch_size=64)}
     for name, w in want.items():
-        got = api.get(name).prune(key(), params, ones, data, 17, spec=_spec(name))
+        got = pruning.get(name).prune(key(), params, ones, data, 17, spec=_spec(name))
         for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(w)):
             np.testing.assert_array_equal(a, b)
 
@@ -186,19 +186,19 @@ def test_registration_forms():
     def scores_fn(key, params, masks, batch):
         return jnp.zeros(N)
 
-    assert api.register("t_call", scores_fn).kind == "scores"
-    assert api.register("t_deco")(scores_fn) is scores_fn   # decorator returns the function
-    assert api.get("t_deco").fn is scores_fn
-    p = api.register(api.Pruner(name="t_obj", kind="scores", fn=scores_fn, iterations=2))
-    assert api.get("t_obj") is p and "t_obj" in api.names()
-    assert api.names()[:len(registry.METHODS)] == registry.METHODS
+    assert pruning.register("t_call", scores_fn).kind == "scores"
+    assert pruning.register("t_deco")(scores_fn) is scores_fn   # decorator returns the function
+    assert pruning.get("t_deco").fn is scores_fn
+    p = pruning.register(pruning.Pruner(name="t_obj", kind="scores", fn=scores_fn, iterations=2))
+    assert pruning.get("t_obj") is p and "t_obj" in pruning.names()
+    assert pruning.names()[:len(registry.METHODS)] == registry.METHODS
     assert registry.train_fn("t_obj") is registry.train_fn("t_obj")   # made once
     assert registry.train_fn("dense") is training.train_run            # lanes engine keeps it
     with pytest.raises(ValueError, match="'snip' is built in"):
-        api.register("snip", scores_fn)
-    assert api.infer_kind("x", _lowest_index) == "masks"
-    assert api.infer_kind("x", own_train) == "train"
-    assert api.infer_kind("x", _hook) == "hook"
+        pruning.register("snip", scores_fn)
+    assert signatures.infer_kind("x", _lowest_index) == "masks"
+    assert signatures.infer_kind("x", own_train) == "train"
+    assert signatures.infer_kind("x", _hook) == "hook"
 
 
 @pytest.mark.parametrize("source,attr,match", [
@@ -224,20 +224,20 @@ def test_bad_pruners_fail_in_one_line_naming_them(tmp_path, source, attr, match)
     else:
         name = attr
     with pytest.raises(ValueError, match=match) as e:
-        registry.validate(name, WIDTH, [10, 30])
+        checks.validate(name, WIDTH, [10, 30])
     assert "\n" not in str(e.value) and repr(name) in str(e.value)
 
 
 def test_budget_outside_range_names_the_pruner():
     with pytest.raises(ValueError, match="'test_first_entries'.*need 1 <= budget < N_w = 44"):
-        registry.validate("test_first_entries", WIDTH, [10, 44])
+        checks.validate("test_first_entries", WIDTH, [10, 44])
     with pytest.raises(ValueError, match="unknown pruning method 'magic'"):
-        registry.validate("magic", WIDTH, [10])
+        checks.validate("magic", WIDTH, [10])
 
 
 def test_prune_plan_accepts_an_import_path(tmp_path):
-    from experiments import prune
-    from experiments.configs import prune as prune_config
+    from spiralprune.configs import prune as prune_config
+    from spiralprune.study import prune
 
     path = tmp_path / "planned.py"
     path.write_text(textwrap.dedent(SNIP_SOURCE))

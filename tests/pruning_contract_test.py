@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from spiralprune import masking, models, populations, training
-from spiralprune.pruning import registry
+from spiralprune.pruning import checks, registry
 
 WIDTH = 4
 BUDGETS = [10, 20, 30]  # N_4 = 44
@@ -74,18 +74,18 @@ def test_registry_names_and_errors():
         registry.train_fn("magic")
     for budget in (0, 44, 100):
         with pytest.raises(ValueError, match="need 1 <= budget < N_w = 44"):
-            registry.check_budget(4, budget)
-    assert registry.check_budget(4, 43) == 43
-    registry.validate("snip", 16, [15, 30], "bench95")
-    registry.validate("dense", 3, [1000])  # budgets do not apply to dense training
+            checks.check_budget(4, budget)
+    assert checks.check_budget(4, 43) == 43
+    checks.validate("snip", 16, [15, 30], "bench95")
+    checks.validate("dense", 3, [1000])  # budgets do not apply to dense training
     with pytest.raises(ValueError, match="16 wide"):
-        registry.validate("gmp", 32, [30], "bench995")
+        checks.validate("gmp", 32, [30], "bench995")
     with pytest.raises(ValueError, match="unknown init"):
-        registry.validate("gmp", 8, [30], "he")
+        checks.validate("gmp", 8, [30], "he")
     with pytest.raises(ValueError, match="need 1 <= budget"):
-        registry.validate("lth", 3, [15, 27])
+        checks.validate("lth", 3, [15, 27])
     with pytest.raises(ValueError, match="unknown method_args"):
-        registry.check_method_args("rigl", {"lth_rounds": 3})
+        checks.check_method_args("rigl", {"lth_rounds": 3})
     spec = training.Spec(widths=4, epochs=1, method="gmp", method_args=(("rigl_delta", 3),))
     with pytest.raises(ValueError, match="unknown method_args"):
         populations.run(_variants(), (np.zeros((64, 2)), np.zeros(64)), spec=spec)

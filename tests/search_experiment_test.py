@@ -9,9 +9,9 @@ import sys
 import pandas as pd
 import pytest
 
-from experiments import search as search_binary
-from experiments.configs import search as search_config
 from spiralprune import recording
+from spiralprune.configs import search as search_config
+from spiralprune.study import search as search_stage
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -20,7 +20,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def reference(tmp_path_factory):
     """One uninterrupted smoke search: (workdir, summary, all rows)."""
     workdir = tmp_path_factory.mktemp("reference")
-    summary = search_binary.run(search_config.get_config("smoke"), workdir)
+    summary = search_stage.run(search_config.get_config("smoke"), workdir)
     return workdir, summary, recording.Store.open(workdir).load()
 
 
@@ -53,7 +53,7 @@ def test_resume_after_lost_and_corrupt_shards_gives_identical_rows(reference, tm
     data = shards[1].read_bytes()
     shards[1].write_bytes(data[: len(data) // 2])
     (workdir / "shards" / "phase1" / "000002.npz").unlink()
-    summary = search_binary.run(search_config.get_config("smoke"), workdir)
+    summary = search_stage.run(search_config.get_config("smoke"), workdir)
     rows = recording.Store.open(workdir).load()
     assert shards[0].exists() and shards[1].exists()  # both recomputed
     assert shards[1].with_name(shards[1].name + ".corrupt").exists()
@@ -67,7 +67,7 @@ def test_tasks_sharing_a_workdir_end_with_the_same_rows(reference, tmp_path):
     def task(i):
         config = search_config.get_config("smoke")
         config.task_index, config.num_tasks = i, 2
-        return search_binary.run(config, tmp_path)
+        return search_stage.run(config, tmp_path)
 
     assert task(0)["status"] == "phase one incomplete"
     assert task(1)["status"] == "phase two incomplete"
@@ -80,7 +80,7 @@ def test_another_config_in_the_same_workdir_fails_with_one_line(reference):
     config = search_config.get_config("smoke")
     config.epochs = 2
     with pytest.raises(ValueError, match="different config") as e:
-        search_binary.run(config, workdir)
+        search_stage.run(config, workdir)
     assert "\n" not in str(e.value)
     # The binary turns it into a one-line message and exit status 2, without training.
     proc = subprocess.run(
@@ -100,12 +100,12 @@ def test_presets():
     paper = search_config.get_config("paper")
     assert (paper.width, tuple(paper.targets), tuple(paper.lrs), paper.epochs) == (
         16, (0.95, 0.995), (0.05, 0.1), 50)
-    plan = search_binary.phase_two_plan(paper, (7, 3, 3))
+    plan = search_stage.phase_two_plan(paper, (7, 3, 3))
     assert (plan["max_weights"], plan["first_k"], plan["lrs"]) == (33, {1: 3}, (0.05,))
-    plan = search_binary.phase_two_plan(paper, (3, 3, 3))
+    plan = search_stage.phase_two_plan(paper, (3, 3, 3))
     assert plan["max_weights"] is None and plan["lrs"] == (0.05, 0.1)
     paper.max_phase_two_runs = 1000
-    assert search_binary.phase_two_plan(paper, (3, 3, 3))["max_weights"] == 33
+    assert search_stage.phase_two_plan(paper, (3, 3, 3))["max_weights"] == 33
     with pytest.raises(ValueError, match="unknown search preset") as e:
         search_config.get_config("full")
     assert "\n" not in str(e.value) and "paper" in str(e.value)

@@ -5,9 +5,9 @@ import math
 import jax
 import pytest
 
-from experiments import study_plan
-from experiments.configs import study as study_config
 from spiralprune import models
+from spiralprune.configs import study as study_config
+from spiralprune.study import plan as study_plan
 
 
 @pytest.mark.parametrize("seconds,text", [

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import study
-from experiments.configs import study as study_config
 from spiralprune import datasets, enumeration, masking, populations, recording, training
+from spiralprune.configs import study as study_config
+from spiralprune.study import pipeline as study
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

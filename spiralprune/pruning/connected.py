@@ -24,8 +24,8 @@ the bias rule and trains the masks with the recipe. Use it as ``connected`` or b
 import jax
 import jax.numpy as jnp
 
-from spiralprune import masking, models
-from spiralprune.pruning import api, at_init, scores, selection
+from spiralprune import analysis, masking, models
+from spiralprune.pruning import at_init, registry, scores, selection
 
 ARGS = {"scores": "snip", "rounds": 64}
 
@@ -35,13 +35,7 @@ def reachability(keep: jax.Array, like) -> tuple[list, list]:
     kept kernel entries ``keep`` (flat (N,) bool), l = 0 (inputs) .. 4 (output)."""
     kernels = [m["kernel"] for m in (masking.unflatten_kernels(keep, like)[n]
                                      for n in models.LAYERS)]
-    fwd = [jnp.ones(kernels[0].shape[0], bool)]
-    for k in kernels:
-        fwd.append(jnp.any(fwd[-1][:, None] & k, axis=0))
-    bwd = [jnp.ones(kernels[-1].shape[1], bool)]
-    for k in reversed(kernels):
-        bwd.insert(0, jnp.any(k & bwd[0][None, :], axis=1))
-    return fwd, bwd
+    return analysis.reachability(kernels)   # the one definition of a path
 
 
 def _flat(per_layer) -> jax.Array:
@@ -58,7 +52,7 @@ def on_path(keep: jax.Array, like) -> tuple[jax.Array, jax.Array, jax.Array]:
     return keep & link, ~keep & link, reached
 
 
-@api.register("connected", args=ARGS)
+@registry.register("connected", args=ARGS)
 def connected(key, params, masks, data, budget, *, spec, args):
     """Top-f scores, then every weight off the input-to-output paths re-spent on one.
 

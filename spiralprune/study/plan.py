@@ -8,7 +8,7 @@ config's ``assumed_winners``. The estimate uses a cost model per model-epoch: th
 per device kind (``ASSUMED``), scaled (``--config.estimate=measured``, the default) by a rate
 measured here on a small calibration population. ``StudyProgress`` is the one progress line
 over every stage (runs done / to do, runs/s, an ETA weighted by the plan's costs, the current
-stage) whose callbacks the stage binaries (experiments/search.py, experiments/prune.py) call.
+stage) whose callbacks the stages (``study.search``, ``study.prune``) call.
 """
 
 import contextlib
@@ -20,9 +20,6 @@ import time
 import jax
 import numpy as np
 
-from experiments import prune as prune_binary
-from experiments import search as search_binary
-from experiments.configs import study as study_config
 from spiralprune import (
     datasets,
     enumeration,
@@ -34,6 +31,9 @@ from spiralprune import (
     search,
     training,
 )
+from spiralprune.configs import study as study_config
+from spiralprune.study import prune as prune_stage
+from spiralprune.study import search as search_stage
 
 _STEPS = 390   # steps per epoch of the study's recipe, the unit of the assumed rates
 # Assumed cost of one model-epoch (390 steps of batch 128 plus an evaluation): a + b * params
@@ -218,7 +218,7 @@ def _search_parts(config, name: str, workdir: pathlib.Path, rates: dict) -> list
     """The parts of search stage ``name``: phase one, then phase two of each target."""
     sub = sub_config(config, name)
     store = existing_store(workdir / name)
-    task, tasks, chunk = int(sub.task_index), int(sub.num_tasks), search_binary.chunk_size(sub)
+    task, tasks, chunk = int(sub.task_index), int(sub.num_tasks), search_stage.chunk_size(sub)
     lrs, names, epochs = tuple(sub.lrs), tuple(sub.schedules), int(sub.epochs)
     parts = []
 
@@ -258,7 +258,7 @@ def _search_parts(config, name: str, workdir: pathlib.Path, rates: dict) -> list
             cfg, how = tuple(config.assumed_winners[name][i]), "winner assumed until phase one"
         said = io.StringIO()
         with contextlib.redirect_stdout(said):  # its notes go into the plan's lines instead
-            plan = search_binary.phase_two_plan(sub, cfg)
+            plan = search_stage.phase_two_plan(sub, cfg)
         if plan is None:
             parts.append(Part(name, "phase two skipped", 0, 0, 0, 0, 0.0, 0.0,
                               said.getvalue().strip().splitlines()[-1]))
@@ -276,7 +276,7 @@ def _search_parts(config, name: str, workdir: pathlib.Path, rates: dict) -> list
 def _prune_parts(config, workdir: pathlib.Path, rates: dict) -> list[Part]:
     """The parts of the pruning stage: one per init, its groups (method, width) together."""
     sub = sub_config(config, "prune")
-    groups = prune_binary.plan(sub)
+    groups = prune_stage.plan(sub)
     store = existing_store(workdir / "prune")
     work = [(g, i, a, b) for g in groups
             for i, (a, b) in enumerate(grids.chunks(len(g.rows), int(sub.chunk_size)))]
@@ -289,7 +289,7 @@ def _prune_parts(config, workdir: pathlib.Path, rates: dict) -> list[Part]:
         my = [(i, a, b) for grp, i, a, b in mine if grp is g]
         todo = sum(b - a for i, a, b in my if f"{i:06d}" not in done[g.stage])
         calls = sum(1 for i, _, _ in my if f"{i:06d}" not in done[g.stage])
-        epochs = prune_binary.epochs_per_run(sub, g)
+        epochs = prune_stage.epochs_per_run(sub, g)
         label = "random-init grid" if g.init == "torch" else f"{g.init} grid"
         p = by_init.setdefault(g.init, Part("prune", label, 0, 0, 0, 0, 0.0, 0.0))
         p.runs += len(g.rows)
@@ -299,7 +299,7 @@ def _prune_parts(config, workdir: pathlib.Path, rates: dict) -> list[Part]:
         p.model_epochs += todo * epochs
         p.seconds += _cost(rates, g.width, todo, epochs, steps, calls) + (
             rates["compile_s"] if todo else 0.0)
-    side_by_side = prune_binary.workers()   # groups trained at once (one per core on a CPU)
+    side_by_side = prune_stage.workers()   # groups trained at once (one per core on a CPU)
     for init, p in by_init.items():
         p.seconds /= max(1, min(side_by_side, p.groups))
         widths = sorted({g.width for g in groups if g.init == init})

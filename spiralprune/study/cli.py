@@ -8,7 +8,7 @@ set ``SPIRALPRUNE_TRACEBACK=1`` to see the traceback of a user error too.
 
   if __name__ == "__main__":
       ...define flags...
-      _cli.run("search", main)   # instead of app.run(main)
+      cli.run("search", main)   # instead of app.run(main)
 """
 
 import os

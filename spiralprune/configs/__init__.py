@@ -1,0 +1,12 @@
+"""The presets of every binary: ``<name>.get_config(preset)`` returns a ``ConfigDict``.
+
+``experiments/configs/<name>.py`` (the file passed to ``--config=``) re-exports ``get_config``
+and holds the runbook: commands, runtimes, expected results and the fields.
+
+  from spiralprune.configs import study
+  config = study.get_config("smoke")
+"""
+
+from spiralprune.configs import device_check, leaderboard, prune, search, study, train
+
+__all__ = ["device_check", "leaderboard", "prune", "search", "study", "train"]

@@ -1,0 +1,172 @@
+"""Checks before any training: a pruner run once, method args, budgets, a group of runs.
+
+``check`` runs a pruner once per budget on one model and turns what is wrong (import,
+signature, returned tree, NaN scores, budget) into a one-line ValueError naming it;
+``validate`` checks a group of runs (method, widths, budgets, init) before any compute.
+"""
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from spiralprune import datasets, masking, models, training
+from spiralprune.pruning import registry
+
+_CHECK_POINTS = 1024
+
+
+@functools.lru_cache(maxsize=1)
+def _check_data():
+    x, y = datasets.cubist_spiral()
+    sub = np.sort(np.random.default_rng(0).choice(len(y), _CHECK_POINTS, replace=False))
+    return jnp.asarray(x[sub]), jnp.asarray(y[sub])
+
+
+def _check_params(widths, init: str):
+    if init in models.BENCH_INITS:
+        return models.bench_init(init, widths)
+    kind = init if init in models.INIT_KINDS else "torch"
+    return models.init(jax.random.key(0), widths, kind=kind)
+
+
+def check(name, widths, budgets, init: str = "torch", *, method_args=()) -> None:
+    """Runs pruner ``name`` once per budget on one model before any training.
+
+    At-init pruners prune the init (on 1,024 spiral points): their masks must mirror params,
+    keep exactly the budget inside the starting masks, and their scores must have no NaN.
+    Hooks and train functions are traced (``jax.eval_shape``, one epoch) so a wrong signature or
+    returned tree fails here, not after compiling the population.
+
+    Raises:
+      ValueError: one line naming the pruner.
+    """
+    pruner = registry.get(name)
+    widths = models.check_widths(widths)
+    n = models.num_weights(widths)
+    budgets = sorted({int(b) for b in budgets})
+    for b in budgets:
+        if not 1 <= b < n:
+            raise ValueError(f"pruner {pruner.name!r}: budget {b} out of range for widths "
+                             f"{widths}: need 1 <= budget < N_w = {n}")
+    spec = training.Spec(widths=widths, epochs=1, method=pruner.name,
+                         method_args=tuple(method_args))
+    pruner.resolve_args(spec)
+    params = _check_params(widths, init)
+    masks = masking.ones_like(params)
+    data = _check_data()
+    if pruner.at_init:
+        fn = jax.jit(functools.partial(pruner.prune_and_count_nans, spec=spec))
+        for b in budgets:
+            try:
+                out, nans = fn(jax.random.key(0), params, masks, data, jnp.int32(b))
+            except ValueError:
+                raise
+            except Exception as e:  # noqa: BLE001 - one line, naming the pruner
+                raise ValueError(f"pruner {pruner.name!r} failed at budget {b}: "
+                                 f"{type(e).__name__}: {str(e).splitlines()[0]}") from None
+            if int(nans):
+                raise ValueError(f"pruner {pruner.name!r}: {int(nans)} of {n} scores are NaN "
+                                 f"(widths {widths}, budget {b})")
+            kept = int(masking.nnz_weights(out))
+            if kept != b:
+                raise ValueError(f"pruner {pruner.name!r} kept {kept} weights at budget {b}; "
+                                 "it must keep exactly the budget")
+        return
+    like = training.Variant(params=params if init in models.BENCH_INITS else {}, masks=masks,
+                            lr=jnp.float32(0.1), schedule=jnp.int32(0), seed=jnp.uint32(0),
+                            budget=jnp.int32(budgets[0] if budgets else 1))
+    if init in models.BENCH_INITS:
+        spec = dataclasses.replace(spec, init="given")
+    try:
+        jax.eval_shape(functools.partial(pruner.train_fn, spec=spec), like, data)
+    except ValueError:
+        raise
+    except Exception as e:  # noqa: BLE001 - one line, naming the pruner
+        raise ValueError(f"pruner {pruner.name!r} does not trace: {type(e).__name__}: "
+                         f"{str(e).splitlines()[0]}") from None
+
+
+def check_method(method: str) -> str:
+    """Returns ``method``; one-line ValueError otherwise.
+
+    A method is a registered name (the built-ins, ``registry.register``) or an import path
+    ``package.module:function`` (imported here, once).
+    """
+    registry.get(method)
+    return method
+
+
+# Built-in method args that count something (>= 1) and that are fractions (in [0, 1]).
+_COUNT_ARGS = ("gmp_steps", "rigl_delta", "lth_rounds", "rounds", "synflow_iterations",
+               "iter_steps", "prospr_steps")
+_FRACTION_ARGS = ("rigl_alpha", "rigl_end", "prospr_momentum")
+
+
+def check_method_args(method: str, method_args) -> None:
+    """One-line ValueError if ``method_args`` (pairs or dict) has names ``method`` ignores,
+    or a value of the wrong type (the default's) or range (counts >= 1, fractions in [0, 1])."""
+    valid = registry.get(method).args
+    given = dict(method_args)
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown method_args {unknown} for method {method!r}; valid: "
+                         f"{sorted(valid)}")
+    for name, value in given.items():
+        default, where = valid[name], f"method_args.{method}.{name}={value!r}"
+        if isinstance(default, bool) and not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"{where}: need True or False")
+        if isinstance(default, int) and not isinstance(default, bool) and (
+                isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+            raise ValueError(f"{where}: need an integer")
+        if isinstance(default, float) and (isinstance(value, bool) or not isinstance(
+                value, (int, float, np.number)) or not np.isfinite(float(value))):
+            raise ValueError(f"{where}: need a finite number")
+        if isinstance(default, str) and not isinstance(value, str):
+            raise ValueError(f"{where}: need a string")
+        if name in _COUNT_ARGS and int(value) < 1:
+            raise ValueError(f"{where}: must be >= 1")
+        if name in _FRACTION_ARGS and not 0 <= float(value) <= 1:
+            raise ValueError(f"{where}: must be in [0, 1]")
+
+
+def check_budget(widths, budget) -> int:
+    """Returns ``budget``; one-line ValueError unless 1 <= budget < N_w for ``widths``."""
+    n = models.num_weights(widths)
+    if not 1 <= int(budget) < n:
+        raise ValueError(f"budget {budget} out of range for widths {models.check_widths(widths)}:"
+                         f" need 1 <= budget < N_w = {n}")
+    return int(budget)
+
+
+def validate(method: str, widths, budgets=(), init: str = "torch") -> None:
+    """Checks a group of runs before any compute; raises a one-line ValueError.
+
+    A pruner outside the built-ins is also run once per width on its smallest and largest
+    budgets (``check``), so a wrong signature, returned tree, NaN scores or inexact budget
+    is a one-line error naming it before any training.
+
+    Args:
+      method: a name in METHODS, a registered name or an import path.
+      widths: hidden widths (one int or (d1, d2, d3)).
+      budgets: weight budgets (ignored for "dense").
+      init: "torch", "xavier", "given", or a fixed init name (``models.BENCH_INITS``, 16 wide).
+    """
+    check_method(method)
+    widths = models.check_widths(widths)
+    if init in models.BENCH_INITS:
+        if max(widths) > 16:
+            raise ValueError(f"init {init} is 16 wide; cannot provide widths {widths}")
+    elif init not in models.INIT_KINDS + ("given",):
+        raise ValueError(f"unknown init {init!r}; choose from "
+                         f"{models.INIT_KINDS + ('given',) + models.BENCH_INITS}")
+    if method != "dense":
+        for b in budgets:
+            try:
+                check_budget(widths, b)
+            except ValueError as e:
+                raise ValueError(f"method {method!r}: {e}") from None
+    if not registry.get(method).builtin and budgets:
+        check(method, widths, (min(budgets), max(budgets)), init)

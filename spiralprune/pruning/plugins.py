@@ -1,0 +1,65 @@
+"""Pruners given by import path: ``package.module:function`` or ``path/to/file.py:function``.
+
+A dotted module is imported from ``sys.path`` as usual or, failing that, from the working
+directory (a script's ``sys.path`` starts at its own folder, not where it was started): the
+top-level package is located there with ``importlib.machinery.PathFinder`` and imported under
+its own name, without editing ``sys.path``. A ``.py`` file is imported once under a private
+module name. Names in records: ``stage_name`` (what a record stage may hold) and
+``short_name`` (for display).
+"""
+
+import importlib
+import importlib.machinery
+import importlib.util
+import os
+import pathlib
+import sys
+
+
+def is_path(name: str) -> bool:
+    """Whether ``name`` is an import path ``package.module:attribute``."""
+    return isinstance(name, str) and ":" in name
+
+
+def stage_name(name: str) -> str:
+    """``name`` with every character a record stage may not hold replaced by "-"."""
+    return "".join(c if c.isalnum() or c in "_.-" else "-" for c in name)
+
+
+def short_name(name: str) -> str:
+    """A display name: the attribute of an import path, else the name."""
+    return name.rpartition(":")[2] if is_path(name) else name
+
+
+def _exec(key: str, spec):
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[key] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[key]
+        raise
+    return module
+
+
+def import_module(module_name: str):
+    """A module by dotted name (also from the working directory) or a ``.py`` file path."""
+    if module_name.endswith(".py"):
+        path = pathlib.Path(module_name).expanduser().resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"no file {module_name}")
+        key = f"_spiralprune_user_{stage_name(str(path))}"
+        if key not in sys.modules:
+            _exec(key, importlib.util.spec_from_file_location(key, path))
+        return sys.modules[key]
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        top = module_name.partition(".")[0]
+        if e.name != top or top in sys.modules:
+            raise
+        spec = importlib.machinery.PathFinder.find_spec(top, [os.getcwd()])
+        if spec is None:
+            raise
+        _exec(top, spec)  # a package's submodules then import through its __path__
+        return importlib.import_module(module_name)

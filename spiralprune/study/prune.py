@@ -1,0 +1,344 @@
+"""Prunes populations with every method of the study and records accuracy against nonzeros.
+
+  python experiments/prune.py --workdir=DIR [--config=experiments/configs/prune.py:quick]
+      [--task_index=i --num_tasks=n]
+
+Grid -> rows (init, method, width, budget, lr, schedule, repeat) -> one population per
+(init, method, width) group (one compiled program, ``populations.run``) -> chunks recorded
+atomically with ``recording.Store`` (stage ``prune_<init>_<method>_w<width>``) -> a restarted
+run skips recorded chunks -> a table of the fewest nonzero parameters reaching 95% and 99.5%.
+On a CPU, groups train side by side, one per core (``workers``); on an accelerator one at a
+time, the next compiling while one trains. A run's seed is a hash of its own row
+(``grids.run_seeds``), so its result does not depend on its batch-mates, its chunk, the task
+that ran it or the groups trained beside it.
+"""
+
+import concurrent.futures
+import dataclasses
+import logging
+import os
+import threading
+import time
+
+import jax
+import numpy as np
+import pandas as pd
+
+from spiralprune import (
+    analysis,
+    datasets,
+    grids,
+    masking,
+    models,
+    populations,
+    recording,
+    schedules,
+    training,
+)
+from spiralprune.pruning import checks, lottery, plugins
+
+# jax probes for a TPU at start-up and logs its absence at INFO on every CPU or GPU machine.
+logging.getLogger("jax._src.xla_bridge").addFilter(
+    lambda record: "Unable to initialize backend" not in record.getMessage())
+
+KIND = "prune"
+TARGETS = (0.95, 0.995)
+# Groups trained at once on a CPU (at most; env SPIRALPRUNE_PRUNE_WORKERS overrides). A group
+# of a dozen runs keeps about one core busy, so on 2 cores two groups at a time train 2.1x
+# faster than one after another (BENCHMARKS.md), with the same records bit for bit.
+MAX_CPU_WORKERS = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """The rows of one (init, method, width): one compiled population."""
+
+    init: str
+    method: str
+    width: int
+    rows: pd.DataFrame
+
+    @property
+    def stage(self) -> str:
+        # An import path's ":" cannot name a stage: plugins.stage_name makes it "-".
+        return f"prune_{self.init}_{plugins.stage_name(self.method)}_w{self.width}"
+
+
+def plan(config) -> list[Group]:
+    """Validates the config and expands its grids into groups of rows, before any compute.
+
+    Budgets >= N_w are skipped (the study keeps only budgets below N_w); everything else
+    that cannot run (unknown method or init, budget < 1, widths an init cannot provide, bad lr,
+    schedule or method_args) is a one-line ValueError. A method is a built-in name, a name
+    registered with ``spiralprune.pruning.register`` or an import path
+    ``package.module:function`` (``--config.grids.bench95.methods="('snip','pkg.mod:fn')"``);
+    a pruner outside the built-ins is run once per width first (``checks.check``: it must import,
+    take the right arguments, return masks like params, score without NaN, keep the budget).
+    """
+    grids.check_task(int(config.task_index), int(config.num_tasks))
+    if int(config.chunk_size) < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {config.chunk_size}")
+    for method in config.method_args:
+        checks.check_method_args(method, _method_args(config, method))
+    groups = []
+    for name, g in config.grids.items():
+        if int(g.repeats) < 1:
+            raise ValueError(f"grid {name!r}: repeats must be >= 1, got {g.repeats}")
+        for lr in g.lrs:
+            if not float(lr) > 0:
+                raise ValueError(f"grid {name!r}: learning rates must be > 0, got {lr}")
+        for s in g.schedules:
+            schedules.index(s)
+        for method in g.methods:
+            for width in g.widths:
+                budgets = [int(b) for b in g.budgets if int(b) < models.num_weights(width)]
+                if method == "dense" and budgets:   # no budget: one dense run, not one each
+                    budgets = [models.num_weights(width)]
+                checks.validate(method, width, [int(b) for b in g.budgets if int(b) < 1] +
+                                  budgets, g.init)
+                if not budgets:
+                    continue
+                rows = pd.DataFrame(grids.product({
+                    "budget": budgets, "lr": [float(x) for x in g.lrs],
+                    "schedule": list(g.schedules), "repeat": list(range(int(g.repeats)))}))
+                rows.insert(0, "width", width)
+                rows.insert(0, "method", method)
+                rows.insert(0, "init", g.init)
+                rows["seed"] = grids.run_seeds(int(config.seed), *(
+                    rows[c].to_numpy(str if c in ("init", "method", "schedule") else None)
+                    for c in ("init", "method", "width", "budget", "lr", "schedule", "repeat")))
+                groups.append(Group(g.init, method, int(width), rows))
+    stages = [grp.stage for grp in groups]
+    if len(set(stages)) != len(stages):
+        raise ValueError("two grids share an (init, method, width) group; merge them")
+    if not groups:
+        raise ValueError("the grids produce no runs: every budget is >= N_w of its width "
+                         "(or a grid has no methods, widths, lrs or schedules)")
+    return groups
+
+
+def check(config) -> list[Group]:
+    """``plan`` plus everything else a run could refuse, before anything is written.
+
+    Also checks num_points, the training recipe of every group (epochs, batch size,
+    milestones, precision) and that one run of each group fits the device's memory
+    (``populations.check_memory``).
+
+    Returns:
+      the groups.
+    """
+    groups = plan(config)
+    _data(config)
+    for grp in groups:
+        spec = _spec(config, grp)
+        populations.check_memory(spec, what=f"method {grp.method!r} at width {grp.width}")
+    return groups
+
+
+def _method_args(config, method: str) -> dict:
+    args = config.method_args.get(method, None)
+    return {} if args is None else dict(args.to_dict() if hasattr(args, "to_dict") else args)
+
+
+def _data(config):
+    x, y = datasets.cubist_spiral()
+    n = int(config.num_points)
+    if n:
+        if not 0 < n <= len(y):
+            raise ValueError(f"num_points must be in [0, {len(y)}], got {n}")
+        sub = np.sort(np.random.default_rng(0).choice(len(y), n, replace=False))
+        x, y = x[sub], y[sub]
+    return x, y
+
+
+def _spec(config, group: Group) -> training.Spec:
+    given = group.init in models.BENCH_INITS
+    args = tuple(sorted(_method_args(config, group.method).items()))
+    return training.Spec(widths=(group.width,) * 3, epochs=int(config.epochs),
+                         batch_size=int(config.batch_size),
+                         milestones=tuple(config.milestones),
+                         cosine_t_max=int(config.cosine_t_max),
+                         init="given" if given else group.init, precision=config.precision,
+                         method=group.method, method_args=args)
+
+
+def _variants(group: Group, rows: pd.DataFrame, spec):
+    like = models.init(jax.random.key(0), group.width)
+    params = (models.bench_init(group.init, group.width) if spec.init == "given" else None)
+    return populations.make_variants(
+        masks=masking.ones_like(like), lr=rows["lr"].to_numpy(),
+        schedule=rows["schedule"].to_numpy(str), seed=rows["seed"].to_numpy(),
+        budget=rows["budget"].to_numpy(), params=params)
+
+
+def _train_chunk(group: Group, rows: pd.DataFrame, data, spec, pop_chunk: int):
+    variants = _variants(group, rows, spec)
+    out = populations.run(variants, data, spec=spec, chunk_size=pop_chunk)
+    cols = {c: rows[c].to_numpy() for c in rows.columns}
+    cols["schedule"] = cols["schedule"].astype(str)
+    cols["init"] = cols["init"].astype(str)
+    cols["method"] = cols["method"].astype(str)
+    for key in training.RECORD_KEYS[2:]:   # every number of the record (params stored apart)
+        cols[key] = np.asarray(out[key])
+    cols["mask_nnz_weights"] = np.asarray(masking.nnz_weights(out["masks"]))
+    cols |= analysis.record_columns(out["params"])
+    flat = {f"{layer}/{leaf}": np.asarray(out["params"][layer][leaf])
+            for layer in models.LAYERS for leaf in ("kernel", "bias")}
+    return cols, flat
+
+
+def workers() -> int:
+    """How many groups train at once: one per usable core on a CPU (at most
+    ``MAX_CPU_WORKERS``), one on an accelerator (not measured there; the next group compiles
+    while one trains instead); ``SPIRALPRUNE_PRUNE_WORKERS`` overrides."""
+    env = os.environ.get("SPIRALPRUNE_PRUNE_WORKERS", "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"SPIRALPRUNE_PRUNE_WORKERS must be a whole number >= 1, got {env!r}")
+        return int(env)
+    if jax.default_backend() != "cpu":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(int(cores or 1), MAX_CPU_WORKERS))
+
+
+def epochs_per_run(config, group: Group) -> int:
+    """A run's training epochs in ``group``: LTH trains its rounds one after another."""
+    if group.method != "lth":
+        return int(config.epochs)
+    args = config.method_args.get(group.method, None) or {}
+    return int(config.epochs) * int(args.get("lth_rounds", lottery.LTH_ARGS["lth_rounds"]))
+
+
+def _pop_chunk(config, group: Group) -> int:
+    """Runs per compiled call for a group: one shape per group."""
+    return min(int(config.chunk_size), len(group.rows))
+
+
+def table(df: pd.DataFrame, targets=TARGETS) -> pd.DataFrame:
+    """Per (init, method): runs, best accuracy and the fewest nonzeros reaching each target.
+
+    The init is named as in the study's tables (``setting``: the torch init is "random").
+    """
+    if df.empty or "accuracy" not in df:
+        return pd.DataFrame()
+    df = df.assign(init=[models.setting(i) for i in df["init"]])
+    out = df.groupby(["init", "method"]).agg(runs=("accuracy", "size"),
+                                             best_acc=("accuracy", "max"))
+    for target in targets:
+        reach = df[df["accuracy"] >= target].groupby(["init", "method"])["nnz"].min()
+        out[f"nnz@{target:.1%}"] = reach.reindex(out.index).astype("Int64")
+    if "repeat" in df and df.groupby(["init", "method"])["repeat"].nunique().max() > 1:
+        # The spread over repeats: within each repeat the fewest reaching the target.
+        spread = analysis.repeat_spread(df, targets=tuple(targets), by=("init", "method"))
+        for target in targets:
+            rows = spread[np.isclose(spread["target"], target)].set_index(["init", "method"])
+            out[f"repeats@{target:.1%}"] = [
+                _spread_cell(rows.loc[key]) for key in out.index]
+    return out
+
+
+def _spread_cell(r) -> str:
+    """Best-worst over the repeats reaching a target, and how many do: "26-33 (5/5)"."""
+    counts = f"({int(r['reached'])}/{int(r['repeats'])})"
+    if not r["reached"]:
+        return f"- {counts}"
+    best, worst = int(r["best"]), int(r["worst"])
+    return (f"{best}" if best == worst else f"{best}-{worst}") + f" {counts}"
+
+
+def format_table(summary: pd.DataFrame) -> str:
+    """The table as text, "-" where no run reached the target."""
+    shown = summary.copy()
+    shown["best_acc"] = shown["best_acc"].map(lambda v: f"{v:.4f}")
+    for col in shown.columns[2:]:
+        if col.startswith("nnz@"):
+            shown[col] = shown[col].map(lambda v: "-" if pd.isna(v) else str(int(v)))
+    return shown.to_string()
+
+
+def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
+    """Runs (or resumes) the configured grids into ``workdir``; returns every recorded row.
+
+    Args:
+      config: a configs/prune.py ConfigDict.
+      workdir: the records directory; new, or holding the same config (the task fields are
+        not recorded, so tasks may share a workdir and a merged workdir resumes).
+      progress: optional factory ``label -> callback(runs done, runs to do)`` (the study's
+        one progress display); default a ``populations.Progress`` printer.
+      targets: accuracy levels of the printed table (e.g. the study's); default the config's
+        ``targets`` if it has any, else 95% and 99.5%.
+
+    Returns:
+      every recorded row (all tasks' chunks found in the workdir).
+    """
+    groups = check(config)  # everything refusable is refused before the first byte is written
+    side_by_side = workers()
+    recorded = config.to_dict()
+    for name in ("task_index", "num_tasks"):
+        recorded.pop(name)
+    store = recording.Store(workdir, recorded, kind=KIND)
+    work = [(grp, i, start, stop) for grp in groups
+            for i, (start, stop) in enumerate(grids.chunks(len(grp.rows), int(config.chunk_size)))]
+    mine = grids.task_share(work, int(config.task_index), int(config.num_tasks))
+    done = {grp.stage: store.done(grp.stage) for grp in groups}
+    todo = [w for w in mine if f"{w[1]:06d}" not in done[w[0].stage]]
+    total = sum(stop - start for _, _, start, stop in todo)
+    print(f"[prune] {len(groups)} groups, {sum(len(g.rows) for g in groups)} runs in the grid; "
+          f"this task: {len(mine)} chunks, {len(mine) - len(todo)} already recorded, "
+          f"{total} runs to train on {jax.local_devices()[0].device_kind}", flush=True)
+    data = _data(config)
+    progress = (progress or (lambda label: populations.Progress(
+        label, printer=lambda s: print(s, flush=True))))("prune")
+    finished, t0, lock = 0, time.perf_counter(), threading.Lock()
+    busy = [grp for grp in groups if any(g is grp for g, *_ in todo)]
+    for stage in sorted({grp.stage for grp in groups}):   # claims a killed writer left on done
+        recording.drop_stale_claims(store, stage)        # chunks (busy stages sweep again)
+
+    def precompile(grp):
+        _, start, stop = min((i, a, b) for g, i, a, b in todo if g is grp)
+        spec = _spec(config, grp)
+        populations.precompile(_variants(grp, grp.rows.iloc[start:stop], spec), data,
+                               spec=spec, chunk_size=_pop_chunk(config, grp))
+
+    def train_group(grp):
+        mine_here = {i: (start, stop) for g, i, start, stop in todo if g is grp}
+        spec = _spec(config, grp)
+        pop_chunk = _pop_chunk(config, grp)
+
+        def compute(i):
+            nonlocal finished
+            start, stop = mine_here[i]
+            cols, flat = _train_chunk(grp, grp.rows.iloc[start:stop], data, spec, pop_chunk)
+            store.write(grp.stage, i, cols, flat)
+            with lock:
+                finished += stop - start
+                progress(finished, total)
+        # Writers sharing the workdir claim chunks, so each is computed once (recording.Claim).
+        recording.compute_chunks(store, grp.stage, list(mine_here), compute)
+
+    # Each group is its own program. On a CPU a group of a dozen runs keeps about one core
+    # busy, so groups train side by side, the longest first, each compiling while the others
+    # train; one at a time elsewhere, the next compiling on a second thread while one trains.
+    n = min(side_by_side, len(busy))
+    if n <= 1:
+        for grp in populations.compiled_ahead(busy, precompile):
+            train_group(grp)
+    else:
+        order = sorted(busy, key=lambda g: -len(g.rows) * epochs_per_run(config, g))  # stable
+        pool = concurrent.futures.ThreadPoolExecutor(n, thread_name_prefix="prune-group")
+        futures = [pool.submit(train_group, grp) for grp in order]
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                future.result()   # the first error stops the groups not started yet
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    if finished:
+        print(f"[prune] trained {finished} runs in {time.perf_counter() - t0:.1f} s", flush=True)
+    df = store.load()
+    if targets is None:
+        targets = tuple(config.get("targets", None) or TARGETS)
+    summary = table(df, tuple(float(t) for t in targets))
+    if not summary.empty:
+        print(format_table(summary), flush=True)
+    return df
