@@ -1,10 +1,12 @@
-"""Runs one piece of the study's remaining search claims (configs/reproduce.py's runbook).
+"""Runs one piece of the study's remaining claims (the runbook: experiments/configs/reproduce.py).
 
   python experiments/reproduce.py --config=experiments/configs/reproduce.py:<piece> \
       [--workdir=./workdirs/reproduce] [--config.seeds=0,1,2] [--config.ship=True]
+
+The work is ``spiralprune.study.reproduce.main``.
 """
 
-import json
+import pathlib
 import sys
 
 from absl import flags
@@ -13,17 +15,16 @@ from spiralprune.study import cli, reproduce
 
 
 def main(argv):
-    del argv
+    del argv  # positional arguments are refused by the flags parser
     c = flags.FLAGS.config
-    summary = reproduce.main(c.piece, flags.FLAGS.workdir, seeds=tuple(c.seeds), ship_it=c.ship,
-                             figures=c.figures, task_index=c.task_index,
-                             num_tasks=c.num_tasks, command=" ".join(sys.argv))
-    print(json.dumps({k: v for k, v in summary.items() if k not in ("points", "best")},
-                     indent=1, default=str)[:4000])
+    reproduce.main(c.piece, flags.FLAGS.workdir, seeds=tuple(c.seeds), ship_it=c.ship,
+                   figures=c.figures, task_index=c.task_index, num_tasks=c.num_tasks,
+                   command=" ".join(["python", "experiments/reproduce.py", *sys.argv[1:]]))
 
 
 if __name__ == "__main__":
-    cli.define_config("reproduce", "config", "experiments/configs/reproduce.py:random_phase_one",
+    cli.define_config("reproduce", "config",
+                      f"{pathlib.Path(__file__).parent}/configs/reproduce.py:random_phase_one",
                       "piece")
-    flags.DEFINE_string("workdir", "./workdirs/reproduce", "directory of the pieces' workdirs")
-    cli.run("reproduce", main)
+    flags.DEFINE_string("workdir", "./workdirs/reproduce", "the folder of the pieces' workdirs")
+    cli.run("reproduce", main)  # user errors: one line on stderr, exit status 2

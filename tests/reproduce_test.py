@@ -160,3 +160,43 @@ def test_structure_table_pools_the_masks_of_one_structure_as_seeds():
     assert r["mask_index"] == int(members.min())
     df.loc[1, "accuracy"] = 0.5                       # now 1 of 3: no majority anywhere
     assert reproduce.structure_table(df, p, 0.99)["reliable"] is None
+
+
+def test_optimal_count_hand_worked():
+    df = pd.DataFrame({"method": ["snip", "gmp", "gmp", "lth", "gmp"],
+                       "width": [3, 3, 7, 7, 16],
+                       "nnz": [29, 31, 40, 46, 30],
+                       "accuracy": [0.9514, 0.99, 0.9968, 0.999, 0.96]})
+    out = reproduce.optimal_count(df, {0.95: (3, 30), 0.995: (7, 45)})
+    assert out["0.95"]["matches_at_width"] == 1          # snip 29; gmp's 31 is too many
+    assert out["0.95"]["matches"] == 2                   # + gmp at width 16 (30)
+    assert out["0.95"]["runs_at_width"] == 2
+    assert out["0.995"]["matches_at_width"] == 1         # gmp 40; lth's 46 is too many
+    assert [w["method"] for w in out["0.995"]["which"]] == ["gmp"]
+
+
+def test_a_pruning_piece_runs_its_grid_and_resumes(tmp_path, monkeypatch):
+    p = reproduce.Pruning("tiny_prune", "random", (3,), preset="smoke")
+    monkeypatch.setitem(reproduce.PIECES, "tiny_prune", p)
+    s = reproduce.run("tiny_prune", tmp_path)
+    # smoke's random grid at width 3: random and gmp x budgets 15, 20 (30 >= N_3 = 27) x lr 0.1
+    # x constant, cosine
+    assert s["total_runs"] == s["runs"] == 8 and s["complete"]
+    got = pd.DataFrame(s["fewest"])
+    assert set(got["method"]) == {"random", "gmp"} and set(got["width"]) == {3}
+    assert "optimal" in s and s["optimal"]["0.95"]["runs_at_width"] == 8
+    df = recording.load_runs(tmp_path / "tiny_prune")
+    for r in s["fewest"]:
+        ok = df[(df["method"] == r["method"]) & (df["accuracy"] >= r["target"])]
+        assert (r["nnz"] is None) == ok.empty
+        if not ok.empty:
+            assert r["nnz"] == ok["nnz"].min()
+    assert "fewest nonzeros reaching each target" in reproduce.report(s)
+    again = reproduce.run("tiny_prune", tmp_path)   # resumes: nothing to train, same summary
+    assert again["fewest"] == s["fewest"]
+    path = tmp_path / "reproduce.json"
+    reproduce.ship(dict(s, piece="sweep_w16"), {"command": "test"}, path)
+    reproduce.ship(dict(s, piece="bench995_pruning"), {"command": "test"}, path)
+    drawn = reproduce.draw_all(tmp_path / "figs", path)
+    assert sorted(p.name for p in drawn) == ["bench995_pruning.png", "fewest_by_width.png",
+                                             "width_sweep_95.png", "width_sweep_995.png"]

@@ -1,4 +1,4 @@
-"""The study's remaining search claims, piece by piece (spiralprune.study.reproduce).
+"""The study's remaining claims, piece by piece (spiralprune.study.reproduce).
 
 Runbook (from the repository root; each piece resumes where it stopped when rerun with the
 same --workdir, which holds one workdir per piece):
@@ -24,27 +24,25 @@ same --workdir, which holds one workdir per piece):
     Every (7,3,3) mask over 99.5% in random_subset_733 (and the 44-nonzero mask of the one-GPU
     run) retrained from base seeds 1..10 at every schedule; its summary names the sparsest
     model over 99.5% in a majority of seeds. Needs random_subset_733 complete.
+  python experiments/reproduce.py --config=experiments/configs/reproduce.py:sweep_w64
+    The study's random-init pruning grid at one width (all nine pruners x lrs 0.05, 0.1, 0.2 x
+    3 schedules x the 23 budgets, one run each: 1,863 runs, LTH 5 x 50 epochs). Pieces:
+    sweep_w3_8 (widths 3..8, 9,639 runs, about 50 min on 2 idle CPU cores), sweep_w16 (about
+    15 min), sweep_w32 (about 40 min), sweep_w64 (about 1.4 h), sweep_w128 and sweep_w256
+    (hours on 2 CPU cores at full width; minutes on one GPU). Together: the study's 18,954
+    runs, the records of its Figures 11 and 17.
+  python experiments/reproduce.py --config=experiments/configs/reproduce.py:optimal_widths
+    Widths 3 and 7 with 5 repeats (14,175 runs, about 1.6 h): how many runs match or beat the
+    search's sparsest model at its target (the study: 2 of its 18,954 runs).
+  python experiments/reproduce.py --config=experiments/configs/reproduce.py:bench995_pruning
+    The study's BENCH-995 pruning grid: widths 6 and 16, 14 budgets, 5 repeats (11,340 runs).
 
 Each run prints the piece's summary; ``--config.ship=True`` also writes it into the package
 data (spiralprune/data/reproduce.json) with its provenance (command, device, date, commit),
 which the figures (``--config.figures=DIR``) and REPRODUCTION.md read.
 """
 
-import ml_collections
+# The builder lives in the library; this file is the runbook passed to --config=.
+from spiralprune.configs.reproduce import get_config
 
-from spiralprune.study import reproduce
-
-PRESETS = tuple(reproduce.PIECES)
-
-
-def get_config(arg: str = "random_phase_one") -> ml_collections.ConfigDict:
-    """Returns the piece ``arg`` (one of PRESETS) with its run options."""
-    reproduce.piece(arg)   # one-line error for an unknown piece
-    c = ml_collections.ConfigDict()
-    c.piece = arg
-    c.seeds = (0,) if arg != "retrain_995" else tuple(reproduce.PIECES[arg].seeds)
-    c.ship = False
-    c.figures = ""   # a directory: draw the shipped summaries' figures there
-    c.task_index = 0
-    c.num_tasks = 1
-    return c
+__all__ = ["get_config"]

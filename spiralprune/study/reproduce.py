@@ -18,6 +18,16 @@ cut so that it finishes in at most about two hours on 2 CPU cores and resumes wh
   of the one-GPU run that reached 99.67% with 44 nonzeros), retrained from base seeds 1..10 at
   lr 0.05 with every schedule (base seed 0 is the search's own run), one workdir per seed.
 
+The pruning side, from the study's random-init grid (every pruner x lrs 0.05, 0.1, 0.2 x three
+schedules x the budgets below N_w, one run each: 18,954 runs over the 11 widths):
+
+- ``sweep_w3_8``, ``sweep_w16``, ``sweep_w32``, ``sweep_w64``, ``sweep_w128``, ``sweep_w256``:
+  the width sweep, one workdir per piece (a run's seed hashes its own fields, never the widths
+  beside it, so the pieces together are exactly the study's grid);
+- ``optimal_widths``: widths 3 and 7 (the search's (3,3,3) and (7,3,3)) with 5 repeats, for the
+  count of runs that match or beat the search's sparsest model (repeat 0 is the sweep's run);
+- ``bench995_pruning``: the study's BENCH-995 grid (widths 6 and 16, 14 budgets, 5 repeats).
+
 Restricting phase two to masks of at most N nonzeros cannot change which model is the sparsest
 over the target as long as one of them reaches it: a mask with more nonzeros cannot be sparser.
 It does change the frontier above N, which the summaries do not report.
@@ -40,7 +50,18 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from spiralprune import enumeration, frontier, plotting, populations, recording, search, symmetry
+from spiralprune import (
+    configs,
+    enumeration,
+    frontier,
+    plotting,
+    populations,
+    recording,
+    search,
+    symmetry,
+)
+from spiralprune.study import prune as prune_stage
+from spiralprune.study import sweep
 
 RECIPE = {"milestones": (15, 30), "cosine_t_max": 50}
 SCHEDULES = ("constant", "cosine", "step")
@@ -130,6 +151,28 @@ class Retrain:
         return pathlib.Path(root) / self.name / f"seed{int(seed)}"
 
 
+@dataclasses.dataclass(frozen=True)
+class Pruning:
+    """A part of one of the study's pruning grids (``configs.prune``'s ``paper`` preset)."""
+
+    name: str
+    grid: str
+    widths: tuple
+    repeats: int = 1
+    preset: str = "paper"   # the prune preset whose grid and recipe it takes
+
+    def config(self):
+        c = configs.prune.get_config(self.preset)
+        c.preset = self.name
+        c.grids = {self.grid: c.grids[self.grid]}
+        c.grids[self.grid].widths = tuple(self.widths)
+        c.grids[self.grid].repeats = int(self.repeats)
+        return c
+
+    def workdir(self, root, seed: int = 0) -> pathlib.Path:
+        return pathlib.Path(root) / self.name
+
+
 PIECES = {
     "random_phase_one": PhaseOne("random_phase_one"),
     "bench995_phase_two_632": PhaseTwo("bench995_phase_two_632", (6, 3, 2), "bench995", 31,
@@ -139,7 +182,14 @@ PIECES = {
     "random_subset_733": PhaseTwo("random_subset_733", (7, 3, 3), "random", 33, ((1, 3),), 45,
                                   0.995),
     "retrain_995": Retrain("retrain_995", "random_subset_733", 0.995),
+    "sweep_w3_8": Pruning("sweep_w3_8", "random", (3, 4, 5, 6, 7, 8)),
+    **{f"sweep_w{w}": Pruning(f"sweep_w{w}", "random", (w,)) for w in (16, 32, 64, 128, 256)},
+    "optimal_widths": Pruning("optimal_widths", "random", (3, 7), repeats=5),
+    "bench995_pruning": Pruning("bench995_pruning", "bench995", (6, 16), repeats=5),
 }
+SWEEP = tuple(n for n in PIECES if n.startswith("sweep_"))
+# The search's sparsest model per target and its configuration's width (the study's numbers).
+OPTIMAL = {0.95: (3, 30), 0.995: (7, 45)}
 
 
 def piece(name: str):
@@ -252,6 +302,10 @@ def run(name: str, root, *, seeds=(0,), progress=_progress, task_index: int = 0,
             run_phase_one(p, root, s, progress=progress, **tasks)
     elif isinstance(p, PhaseTwo):
         run_phase_two(p, root, progress=progress, **tasks)
+    elif isinstance(p, Pruning):
+        config = p.config()
+        config.task_index, config.num_tasks = task_index, num_tasks
+        prune_stage.run(config, p.workdir(root))
     else:
         for s in (seeds or p.seeds):
             run_retrain(p, root, s, progress=progress, **tasks)
@@ -353,9 +407,61 @@ def _complete(df: pd.DataFrame) -> bool:
     return bool(df.attrs.get("complete", True))
 
 
+def optimal_count(df: pd.DataFrame, optimal=None) -> dict:
+    """Runs that match or beat the search's sparsest model at its target: at most its nonzeros
+    and accuracy at or over the target, at the search configuration's width (the study's
+    "optimal width") and at any width.
+
+    Args:
+      df: pruning records (method, width, nnz, accuracy, ...).
+      optimal: {target: (width, the search's nonzeros)}; default ``OPTIMAL`` (the study's).
+    """
+    out = {}
+    for t, (w, n) in (optimal or OPTIMAL).items():
+        hit = df[(df["accuracy"] >= t) & (df["nnz"] <= n)]
+        at_w = hit[hit["width"] == w]
+        cols = [c for c in ("method", "width", "budget", "lr", "schedule", "repeat", "seed",
+                            "nnz", "accuracy") if c in df]
+        out[f"{t:g}"] = {"width": w, "search_nnz": n, "runs_at_width": int((df["width"] == w)
+                                                                          .sum()),
+                         "runs": int(len(df)), "matches_at_width": int(len(at_w)),
+                         "matches": int(len(hit)),
+                         "which": [{c: (v.item() if hasattr(v, "item") else v)
+                                    for c, v in r.items()}
+                                   for r in hit[cols].to_dict("records")][:50]}
+    return out
+
+
+def pruning_summary(df: pd.DataFrame) -> dict:
+    """Per (method, width, target) the sparsest run reaching it (``sweep.fewest``) and per
+    (method, width) the monotone frontier of accuracy against nonzeros (enough to redraw the
+    study's per-width panels without the records)."""
+    table = sweep.fewest(df)
+    fronts = []
+    for (method, width), g in df.groupby(["method", "width"], sort=True):
+        f = plotting.frontier(g)
+        fronts.append({"method": str(method), "width": int(width),
+                       "nnz": [int(v) for v in f["nnz"]],
+                       "accuracy": [float(v) for v in f["accuracy"]]})
+    rows = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+            for r in table.to_dict("records")]
+    return {"runs": int(len(df)), "fewest": rows, "fronts": fronts}
+
+
 def summarize(name: str, root, seeds=(0,)) -> dict:
     """The summary of piece ``name`` from its records in ``root`` (what has run so far)."""
     p = piece(name)
+    if isinstance(p, Pruning):
+        wd = p.workdir(root)
+        total = sum(len(g.rows) for g in prune_stage.plan(p.config()))
+        out = {"piece": name, "kind": "pruning", "grid": p.grid, "widths": list(p.widths),
+               "repeats": p.repeats, "total_runs": total, "runs": 0, "complete": False}
+        if (wd / "config.json").exists():
+            df = recording.load_runs(wd)
+            out.update(pruning_summary(df), complete=len(df) == total)
+            if p.grid == "random":
+                out["optimal"] = optimal_count(df)
+        return out
     if isinstance(p, PhaseOne):
         per_seed = {}
         for s in seeds:
@@ -459,7 +565,7 @@ def draw_phase_one(summary: dict, path) -> None:
                 ax.scatter(hit["structured_params"], hit["accuracy"], s=70, marker="D",
                            facecolors="none", edgecolors="#ff7f0e", lw=1.4,
                            label=f"{cfg}: {label}")
-        miss = info["targets"].get("0.995", {})
+        miss = info.get("targets", {}).get("0.995", {})
         if miss and miss.get("winner") is None and miss.get("best_below"):
             b = miss["best_below"]
             ax.annotate(f"best: {tuple(b['config'])} {b['accuracy']:.2%}\n(none reaches 99.5%)",
@@ -509,6 +615,13 @@ def draw_phase_two(summaries: list, path, paper=None) -> None:
     fig.savefig(path, dpi=130)
 
 
+def fronts_frame(summaries: list) -> pd.DataFrame:
+    """The shipped per-(method, width) frontiers of pruning summaries as records."""
+    return pd.DataFrame([{"method": f["method"], "width": f["width"], "nnz": n, "accuracy": a}
+                         for s in summaries for f in s["fronts"]
+                         for n, a in zip(f["nnz"], f["accuracy"])])
+
+
 def draw_all(out_dir, path=SUMMARY_FILE) -> list:
     """Draws every figure the shipped summaries allow into ``out_dir``; returns the paths."""
     out_dir = pathlib.Path(out_dir)
@@ -522,6 +635,32 @@ def draw_all(out_dir, path=SUMMARY_FILE) -> list:
     if b995:
         drawn.append(out_dir / "bench995_phase_two.png")
         draw_phase_two(b995, drawn[-1], paper=frontier.PAPER["bench995"][0.995][:2])
+    sweep_pieces = [pieces[n] for n in SWEEP if pieces.get(n, {}).get("fronts")]
+    paper = pd.DataFrame([{"nnz": n, "accuracy": a}
+                          for n, a, _ in frontier.PAPER["random"].values()])
+    if sweep_pieces:
+        fronts = fronts_frame(sweep_pieces)
+        widths = sorted(fronts["width"].unique())
+        note = ("the study's random-init grid, one run per pruner, lr, schedule and budget; "
+                f"widths {', '.join(map(str, widths))}")
+        for t, fname in ((0.95, "width_sweep_95.png"), (0.995, "width_sweep_995.png")):
+            drawn.append(out_dir / fname)
+            sweep.draw_fronts(fronts, drawn[-1], search=paper, target=t,
+                              title=f"Every pruner's frontier per width ({note}); black: the "
+                                    "paper's search points")
+        drawn.append(out_dir / "fewest_by_width.png")
+        sweep.draw_fewest(pd.DataFrame([r for sp in sweep_pieces for r in sp["fewest"]]),
+                          drawn[-1], search={t: n for t, (n, _, _) in
+                                             frontier.PAPER["random"].items()},
+                          title=f"Fewest nonzeros per pruner against width ({note}); search: "
+                                "the paper's")
+    if pieces.get("bench995_pruning", {}).get("fronts"):
+        search_pts = pd.DataFrame([pt for sp in b995 for pt in sp["points"]])
+        drawn.append(out_dir / "bench995_pruning.png")
+        sweep.draw_fronts(fronts_frame([pieces["bench995_pruning"]]), drawn[-1],
+                          search=search_pts if len(search_pts) else None, target=0.995,
+                          columns=2, title="From the BENCH-995 init: every pruner's frontier "
+                          "at widths 6 and 16 (5 repeats), the search's phase two in black")
     if pieces.get("random_subset_733", {}).get("points"):
         drawn.append(out_dir / "random_subset_733.png")
         draw_phase_two([pieces["random_subset_733"]], drawn[-1],
@@ -563,6 +702,21 @@ def report(summary: dict) -> str:
                          f"(>= {st['min_seeds']}): " + (
                              f"{r['nnz']} nonzeros, mask {r['mask_index']}, {r['schedule']}, "
                              f"{r['over_target']}/{r['seeds']} seeds" if r else "none"))
+    elif summary["kind"] == "pruning":
+        state = "complete" if summary.get("complete") else "incomplete"
+        lines.append(f"  {summary['runs']:,} of {summary['total_runs']:,} runs ({state}); "
+                     "fewest nonzeros reaching each target per method and width:")
+        rows = pd.DataFrame(summary.get("fewest") or [])
+        if len(rows):
+            rows["cell"] = [("-" if n is None or pd.isna(n) else f"{int(n)}")
+                            for n in rows["nnz"]]
+            wide = rows.pivot_table(index=["method", "target"], columns="width", values="cell",
+                                    aggfunc="first")
+            lines += ["    " + ln for ln in wide.to_string().splitlines()]
+        for t, o in (summary.get("optimal") or {}).items():
+            lines.append(f"  {float(t):.1%}: {o['matches_at_width']} of {o['runs_at_width']:,} "
+                         f"runs at width {o['width']} reach it with <= {o['search_nnz']} "
+                         f"nonzeros (the search's); {o['matches']} of {o['runs']:,} at any width")
     else:
         m = summary.get("sparsest_majority")
         lines.append(f"  base seeds {summary.get('base_seeds')}: "
