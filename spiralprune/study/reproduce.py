@@ -41,10 +41,12 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import os
 import pathlib
 import platform
 import subprocess
 
+import jax
 import matplotlib.ticker
 import numpy as np
 import pandas as pd
@@ -507,11 +509,26 @@ def _commit() -> str:
         return "unknown"
 
 
+def _device() -> str:
+    """This machine in words: the accelerator, or the CPU model and its cores."""
+    dev = jax.local_devices()[0]
+    if dev.platform != "cpu":
+        return f"{len(jax.local_devices())} x {dev.device_kind}"
+    model = platform.processor() or platform.machine()
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, CPU only"
+
+
 def provenance(command: str, device: str | None = None) -> dict:
     """Command, device, date and commit for a summary that joins the package data."""
-    return {"command": command, "device": device or f"{platform.processor() or 'cpu'} "
-            f"({platform.machine()})", "date": datetime.date.today().isoformat(),
-            "commit": _commit()}
+    return {"command": command, "device": device or _device(),
+            "date": datetime.date.today().isoformat(), "commit": _commit()}
 
 
 def load_summaries(path=SUMMARY_FILE) -> dict:
