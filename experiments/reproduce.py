@@ -19,6 +19,7 @@ def main(argv):
     c = flags.FLAGS.config
     reproduce.main(c.piece, flags.FLAGS.workdir, seeds=tuple(c.seeds), ship_it=c.ship,
                    figures=c.figures, task_index=c.task_index, num_tasks=c.num_tasks,
+                   train=c.train,
                    command=" ".join(["python", "experiments/reproduce.py", *sys.argv[1:]]))
 
 

@@ -37,9 +37,10 @@ same --workdir, which holds one workdir per piece):
   python experiments/reproduce.py --config=experiments/configs/reproduce.py:bench995_pruning
     The study's BENCH-995 pruning grid: widths 6 and 16, 14 budgets, 5 repeats (11,340 runs).
 
-Each run prints the piece's summary; ``--config.ship=True`` also writes it into the package
-data (spiralprune/data/reproduce.json) with its provenance (command, device, date, commit),
-which the figures (``--config.figures=DIR``) and REPRODUCTION.md read.
+Each run prints the piece's summary; ``--config.train=False`` summarizes what is recorded and
+trains nothing; ``--config.ship=True`` also writes the summary into the package data
+(spiralprune/data/reproduce.json) with its provenance (command, device, date, commit), which
+the figures (``--config.figures=DIR``) and REPRODUCTION.md read.
 """
 
 # The builder lives in the library; this file is the runbook passed to --config=.

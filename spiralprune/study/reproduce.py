@@ -748,10 +748,12 @@ def report(summary: dict) -> str:
 
 
 def main(name: str, root, *, seeds=(0,), ship_it: bool = False, figures: str = "",
-         task_index: int = 0, num_tasks: int = 1, command: str = "") -> dict:
+         task_index: int = 0, num_tasks: int = 1, command: str = "", train: bool = True) -> dict:
     """What the binary does: run (or resume) a piece, print its report, optionally ship its
-    summary into the package data and redraw the figures."""
-    summary = run(name, root, seeds=seeds, task_index=task_index, num_tasks=num_tasks)
+    summary into the package data and redraw the figures (``train=False``: summarize what is
+    recorded, train nothing)."""
+    summary = (run(name, root, seeds=seeds, task_index=task_index, num_tasks=num_tasks)
+               if train else summarize(name, root, seeds=seeds))
     print(report(summary), flush=True)
     if ship_it:
         ship(summary, provenance(command or f"reproduce {name}"))
