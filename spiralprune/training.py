@@ -161,34 +161,79 @@ def batch(data, data_key, epoch, step, spec: Spec):
     return x[idx], y[idx]
 
 
+def steps_per_epoch(data, spec: Spec) -> int:
+    """Steps per epoch (last partial batch dropped): 390 on the full spiral at batch 128."""
+    return datasets.steps_per_epoch(data[0].shape[0], spec.batch_size)
+
+
+def mask_momentum(opt_state, masks: base.Masks):
+    """Multiplies the momentum (optax ``TraceState.trace``) by ``masks``; other state unchanged."""
+    def fix(s):
+        if isinstance(s, optax.TraceState):
+            return s._replace(trace=masking.apply(s.trace, masks))
+        return s
+    return jax.tree.map(fix, opt_state, is_leaf=lambda s: isinstance(s, optax.TraceState))
+
+
+def train_steps(params, opt_state, masks, data, data_key, lr, schedule, spec: Spec, *,
+                start, num_steps: int, first_epoch=0, momentum_masked: bool = False):
+    """THE step loop: masked SGD over global steps ``start .. start + num_steps - 1``.
+
+    Every one-model trainer runs its steps here: plain training (``train_epochs``), the
+    during-training pruners and hooks (GMP, RigL, user hooks, in segments between their pruning
+    events) and LTH's rounds. A step is indexed by its global step t so a pruning loop can stop
+    at any step: epoch = t // steps_per_epoch (data order: a fresh permutation per epoch), lr
+    from epoch - ``first_epoch`` (LTH restarts its schedule every round). (The lanes engine
+    keeps its own loop over its population-last layout, with the same recipe.)
+
+    Args:
+      params, opt_state, masks: one model's state (masked params).
+      data: (x (n, 2), y (n,)).
+      data_key: the run's data key.
+      lr, schedule: the run's base lr (float32 scalar) and schedule index (int32 scalar).
+      spec: static description.
+      start: first global step (int, may be traced).
+      num_steps: static number of steps (0 allowed).
+      first_epoch: global epoch where the lr schedule starts (may be traced).
+      momentum_masked: also multiply the momentum by the masks after every step (RigL).
+
+    Returns:
+      (params, opt_state, losses (num_steps,) float32).
+    """
+    spe = steps_per_epoch(data, spec)
+
+    def body(carry, t):
+        params, opt_state = carry
+        epoch = t // spe
+        lr_t = epoch_lr(lr, schedule, epoch - first_epoch, spec)
+        xb, yb = batch(data, data_key, epoch, t % spe, spec)
+        params, opt_state, loss, _ = sgd_step(params, opt_state, masks, xb, yb, lr_t, spec)
+        if momentum_masked:
+            opt_state = mask_momentum(opt_state, masks)
+        return (params, opt_state), loss
+
+    ts = jnp.asarray(start, jnp.int32) + jnp.arange(num_steps, dtype=jnp.int32)
+    (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), ts)
+    return params, opt_state, losses
+
+
 def train_epochs(params, opt_state, masks, data, data_key, lr, schedule, spec: Spec, *,
                  first_epoch: int = 0, num_epochs: int | None = None):
     """Trains ``num_epochs`` epochs from global epoch ``first_epoch`` with fixed masks.
 
-    The lr schedule restarts at ``first_epoch`` (LTH recreates its scheduler every round); data
-    order uses the global epoch, so every epoch of a run sees a fresh permutation.
+    ``train_steps`` over whole epochs. The lr schedule restarts at ``first_epoch``; data order
+    uses the global epoch, so every epoch of a run sees a fresh permutation.
 
     Returns:
       (params, opt_state, last_epoch_mean_loss).
     """
     num_epochs = spec.epochs if num_epochs is None else num_epochs
-    steps = datasets.steps_per_epoch(data[0].shape[0], spec.batch_size)
-
-    def epoch_body(carry, epoch):
-        lr_e = epoch_lr(lr, schedule, epoch - first_epoch, spec)
-
-        def step_body(carry, step):
-            params, opt_state = carry
-            xb, yb = batch(data, data_key, epoch, step, spec)
-            params, opt_state, loss, _ = sgd_step(params, opt_state, masks, xb, yb, lr_e, spec)
-            return (params, opt_state), loss
-
-        carry, losses = jax.lax.scan(step_body, carry, jnp.arange(steps))
-        return carry, jnp.mean(losses)
-
-    epochs = first_epoch + jnp.arange(num_epochs)   # first_epoch may be traced (LTH rounds)
-    (params, opt_state), losses = jax.lax.scan(epoch_body, (params, opt_state), epochs)
-    return params, opt_state, losses[-1]
+    spe = steps_per_epoch(data, spec)
+    params, opt_state, losses = train_steps(
+        params, opt_state, masks, data, data_key, lr, schedule, spec,
+        start=jnp.asarray(first_epoch, jnp.int32) * spe, num_steps=num_epochs * spe,
+        first_epoch=first_epoch)
+    return params, opt_state, jnp.mean(losses[-spe:])
 
 
 def eval_chunks(data, spec: Spec):

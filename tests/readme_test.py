@@ -1,7 +1,10 @@
 """README.md's Python section runs as written: the study, the figures and the leaderboard."""
 
+import importlib
 import pathlib
 import re
+
+import spiralprune
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -27,3 +30,13 @@ def test_the_study_figures_and_leaderboard_snippet_runs(tmp_path, monkeypatch, c
     assert (tmp_path / "workdirs" / "leaderboard" / "leaderboard.md").is_file()
     out = capsys.readouterr().out
     assert scope["result"]["finding"] in out and scope["board"]["markdown"] in out
+
+
+def test_every_public_name_resolves():
+    for package in ("spiralprune", "spiralprune.study", "spiralprune.configs",
+                    "spiralprune.pruning"):
+        module = importlib.import_module(package)
+        assert module.__all__, package
+        for name in module.__all__:
+            assert getattr(module, name) is not None, f"{package}.{name}"
+    assert spiralprune.study.pipeline.run and spiralprune.configs.study.get_config

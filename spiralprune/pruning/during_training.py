@@ -6,9 +6,9 @@ budgets. Neither uses ``lax.cond`` per step: the training loop is a scan over *s
 one pruning event at each segment boundary (GMP: segments of Delta steps; RigL: blocks of
 Delta T steps ending with the update step), so a sort happens once per event, never per step.
 
-Every step is the study's step (``training.sgd_step``): the lr comes from the step's global
-epoch (``step // steps_per_epoch``) and the batch from ``training.batch(data, key, epoch,
-step_in_epoch)``, exactly as ``training.train_epochs`` does; so a method that skips optimizer
+Every step is a step of the one step loop, ``training.train_steps`` (plain training runs it
+too): the lr comes from the step's global epoch (``step // steps_per_epoch``) and the batch
+from ``training.batch(data, key, epoch, step_in_epoch)``; so a method that skips optimizer
 steps (RigL) never shifts the schedule, and the total length T = spec.epochs * steps_per_epoch
 follows the spec (a short "quick" spec works too).
 """
@@ -18,9 +18,8 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from spiralprune import base, datasets, masking, models, training
+from spiralprune import base, masking, models, training
 from spiralprune.pruning import selection
 
 GMP_ARGS = {"gmp_steps": 199, "reference_counts": False}
@@ -35,60 +34,6 @@ def resolve_args(spec: training.Spec, defaults: dict) -> dict:
         raise ValueError(f"unknown method_args {unknown} for method {spec.method!r}; "
                          f"valid: {sorted(defaults)}")
     return {**defaults, **args}
-
-
-def steps_per_epoch(data, spec: training.Spec) -> int:
-    """Steps per epoch (last partial batch dropped): 390 on the full spiral at batch 128."""
-    return datasets.steps_per_epoch(data[0].shape[0], spec.batch_size)
-
-
-def mask_momentum(opt_state, masks: base.Masks):
-    """Multiplies the momentum (optax ``TraceState.trace``) by ``masks``; other state unchanged."""
-    def fix(s):
-        if isinstance(s, optax.TraceState):
-            return s._replace(trace=masking.apply(s.trace, masks))
-        return s
-    return jax.tree.map(fix, opt_state, is_leaf=lambda s: isinstance(s, optax.TraceState))
-
-
-def train_steps(params, opt_state, masks, data, data_key, lr, schedule, spec: training.Spec, *,
-                start, num_steps: int, first_epoch=0, momentum_masked: bool = False):
-    """Masked SGD over global steps ``start .. start + num_steps - 1`` with fixed masks.
-
-    The same computation per step as ``training.train_epochs``, indexed by the global step so
-    that a pruning loop can stop at any step: epoch = t // steps_per_epoch (data order), lr
-    from epoch - ``first_epoch`` (LTH restarts its schedule every round).
-
-    Args:
-      params, opt_state, masks: one model's state (masked params).
-      data: (x (n, 2), y (n,)).
-      data_key: the run's data key.
-      lr, schedule: the run's base lr (float32 scalar) and schedule index (int32 scalar).
-      spec: static description.
-      start: first global step (int, may be traced).
-      num_steps: static number of steps (0 allowed).
-      first_epoch: global epoch where the lr schedule starts (may be traced).
-      momentum_masked: also multiply the momentum by the masks after every step (RigL).
-
-    Returns:
-      (params, opt_state, losses (num_steps,) float32).
-    """
-    spe = steps_per_epoch(data, spec)
-
-    def body(carry, t):
-        params, opt_state = carry
-        epoch = t // spe
-        lr_t = training.epoch_lr(lr, schedule, epoch - first_epoch, spec)
-        xb, yb = training.batch(data, data_key, epoch, t % spe, spec)
-        params, opt_state, loss, _ = training.sgd_step(params, opt_state, masks, xb, yb, lr_t,
-                                                       spec)
-        if momentum_masked:
-            opt_state = mask_momentum(opt_state, masks)
-        return (params, opt_state), loss
-
-    ts = jnp.asarray(start, jnp.int32) + jnp.arange(num_steps, dtype=jnp.int32)
-    (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), ts)
-    return params, opt_state, losses
 
 
 def _last_epoch_loss(losses: jax.Array, spe: int) -> jax.Array:
@@ -219,12 +164,12 @@ def gmp(params: base.Params, masks: base.Masks, data, data_key, lr, schedule, bu
     training_loops/main_loop.py (prune_type="imp"), pruning_methods/Magnitude.py;
     facebookresearch/open_lth pruning/sparse_global.py.
     """
-    num_steps = spec.epochs * steps_per_epoch(data, spec)
+    num_steps = spec.epochs * training.steps_per_epoch(data, spec)
     delta, n = gmp_delta(num_steps, gmp_steps)
     num_events = (num_steps - 1) // delta
     targets = gmp_targets(models.num_weights(spec.widths), budget, num_steps, gmp_steps,
                           reference_counts=reference_counts)
-    train = functools.partial(train_steps, data=data, data_key=data_key, lr=lr,
+    train = functools.partial(training.train_steps, data=data, data_key=data_key, lr=lr,
                               schedule=schedule, spec=spec)
 
     def event(params, masks, k):
@@ -252,7 +197,7 @@ def gmp(params: base.Params, masks: base.Masks, data, data_key, lr, schedule, bu
                             num_steps=num_steps - t_last)
     losses = jnp.concatenate([head, mid.reshape(-1), tail])
     out = {"params": params, "masks": masks,
-           "train_loss": _last_epoch_loss(losses, steps_per_epoch(data, spec))}
+           "train_loss": _last_epoch_loss(losses, training.steps_per_epoch(data, spec))}
     if history:
         out["mask_history"] = jnp.concatenate([hist, masking.flatten_kernels(masks)[None]])
     return out
@@ -410,7 +355,7 @@ def rigl_update(params, opt_state, masks, dense_grads, s, t_end: int, alpha: flo
     new, born = rigl_masks(params, masks, dense_grads, s, t_end, alpha, eligible)
     live = jax.tree.map(lambda m, b: m & ~b, new, born)
     params = masking.apply(masking.apply(params, live), new)  # born entries: exactly 0
-    return params, mask_momentum(opt_state, live), new
+    return params, training.mask_momentum(opt_state, live), new
 
 
 def rigl_schedule(num_steps: int, delta: int, end_fraction: float = 0.75) -> tuple[int, int]:
@@ -451,14 +396,14 @@ def rigl(params: base.Params, start: base.Masks, data, data_key, prune_key, lr, 
     pruning_methods/rigL/{rigL,ERK}.py, training_loops/main_loop.py (rigL);
     McCreary/rigl-torch rigl_torch/RigL.py; google-research/rigl.
     """
-    spe = steps_per_epoch(data, spec)
+    spe = training.steps_per_epoch(data, spec)
     num_steps = spec.epochs * spe
     t_end, num_updates = rigl_schedule(num_steps, delta, end_fraction)
     counts = erk_counts(spec.widths, budget)
     masks = rigl_init_masks(prune_key, start, counts)
     params = masking.apply(params, masks)
     opt_state = training.optimizer(spec).init(params)
-    train = functools.partial(train_steps, data=data, data_key=data_key, lr=lr,
+    train = functools.partial(training.train_steps, data=data, data_key=data_key, lr=lr,
                               schedule=schedule, spec=spec, momentum_masked=True)
 
     def block(carry, u):

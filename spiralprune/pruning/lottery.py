@@ -5,7 +5,8 @@ trained weights are pruned globally by magnitude among the current mask to
 n_r = N (f / N)^(r / (R - 1)) (269, 129, 62, 30 for N = 560, f = 30), all parameters are
 rewound to the run's initial parameters under the new mask (bias rule), the optimizer state is
 fresh and the lr schedule restarts; data order continues with the global epoch, so every
-epoch of a run sees a fresh permutation (as ``training.train_epochs(first_epoch=...)``).
+epoch of a run sees a fresh permutation (each round runs the one step loop,
+``training.train_steps``, with ``first_epoch``).
 
 The rounds are a ``lax.scan`` (one traced copy of the training scan, not R): the prune at the
 start of round 0 is computed and discarded (a select), which costs one sort of N entries.
@@ -94,7 +95,7 @@ def lth(params0: base.Params, masks0: base.Masks, data, data_key, lr, schedule, 
     training_loops/LTH_loop.py, pruning_methods/Magnitude.py; facebookresearch/open_lth
     lottery/runner.py, pruning/sparse_global.py.
     """
-    spe = during_training.steps_per_epoch(data, spec)
+    spe = training.steps_per_epoch(data, spec)
     round_steps = spec.epochs * spe
     targets = lth_targets(models.num_weights(spec.widths), budget, rounds,
                           reference_counts=reference_counts)
@@ -106,7 +107,7 @@ def lth(params0: base.Params, masks0: base.Masks, data, data_key, lr, schedule, 
         pruned = lth_prune(trained, masks, target, reference_counts=reference_counts)
         masks = jax.tree.map(lambda p, m: jnp.where(r > 0, p, m), pruned, masks)
         start = masking.apply(params0, masks)  # rewind weights AND biases to iteration 0
-        params, _, losses = during_training.train_steps(
+        params, _, losses = training.train_steps(
             start, tx.init(start), masks, data, data_key, lr, schedule, spec,
             start=r * round_steps, num_steps=round_steps, first_epoch=r * spec.epochs)
         out = (jnp.mean(losses[-spe:]), (start, masks) if history else None)

@@ -1,10 +1,10 @@
 """Pruners given by import path: ``package.module:function`` or ``path/to/file.py:function``.
 
-A dotted module is imported from ``sys.path`` as usual or, failing that, from the working
-directory (a script's ``sys.path`` starts at its own folder, not where it was started): the
-top-level package is located there with ``importlib.machinery.PathFinder`` and imported under
-its own name, without editing ``sys.path``. A ``.py`` file is imported once under a private
-module name. Names in records: ``stage_name`` (what a record stage may hold) and
+A dotted module is imported from the module search path as usual or, failing that, from the
+working directory (a script's search path starts at its own folder, not where it was started):
+the top-level package is located there with ``importlib.machinery.PathFinder`` and imported
+under its own name, leaving the search path as it was. A ``.py`` file is imported once under a
+private module name. Names in records: ``stage_name`` (what a record stage may hold) and
 ``short_name`` (for display).
 """
 

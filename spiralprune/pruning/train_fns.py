@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from spiralprune import masking, training
-from spiralprune.pruning import during_training, selection, signatures
+from spiralprune.pruning import selection, signatures
 
 
 def at_init_train(pruner) -> Callable:
@@ -46,7 +46,7 @@ def hook_train(pruner) -> Callable:
         if every < 1:
             raise ValueError(f"pruner {pruner.name!r}: every must be >= 1, got {every}")
         keys = training.run_keys(variant.seed)
-        total = spec.epochs * during_training.steps_per_epoch(data, spec)
+        total = spec.epochs * training.steps_per_epoch(data, spec)
         masks = variant.masks
         params = masking.apply(training.initial_params(variant, spec, keys["init"]), masks)
         opt_state = training.optimizer(spec).init(params)
@@ -60,8 +60,8 @@ def hook_train(pruner) -> Callable:
             signatures.check_tree(pruner.name, "hook", new, params, bool)
             new = selection.to_masks(masking.flatten_kernels(new), params)
             params = masking.apply(params, new)
-            opt_state = during_training.mask_momentum(opt_state, new)
-            params, opt_state, losses = during_training.train_steps(
+            opt_state = training.mask_momentum(opt_state, new)
+            params, opt_state, losses = training.train_steps(
                 params, opt_state, new, data, keys["data"], variant.lr, variant.schedule, spec,
                 start=step, num_steps=num_steps)
             return (params, opt_state, new), losses
@@ -77,7 +77,7 @@ def hook_train(pruner) -> Callable:
             carry, ls = segment(carry, jnp.int32(full), tail)
             losses.append(ls)
         params, _, masks = carry
-        spe = during_training.steps_per_epoch(data, spec)
+        spe = training.steps_per_epoch(data, spec)
         return training.result(params, masks, data, spec, jnp.mean(jnp.concatenate(losses)[-spe:]))
 
     return _named(train, pruner, f"hook every {pruner.every} steps during training")
