@@ -28,6 +28,7 @@ from absl import flags
 
 from spiralprune import (
     analysis,
+    compaction,
     datasets,
     grids,
     masking,
@@ -175,7 +176,8 @@ def _variants(group: Group, rows: pd.DataFrame, spec):
 
 def _train_chunk(group: Group, rows: pd.DataFrame, data, spec, pop_chunk: int):
     variants = _variants(group, rows, spec)
-    out = populations.run(variants, data, spec=spec, chunk_size=pop_chunk)
+    # Fixed masks (at-init pruners, dense) train compacted; GMP, RigL, LTH at full width.
+    out = compaction.run(variants, data, spec=spec, chunk_size=pop_chunk)
     cols = {c: rows[c].to_numpy() for c in rows.columns}
     cols["schedule"] = cols["schedule"].astype(str)
     cols["init"] = cols["init"].astype(str)
@@ -305,6 +307,8 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
     def precompile(grp):
         _, start, stop = min((i, a, b) for g, i, a, b in todo if g is grp)
         spec = _spec(config, grp)
+        if compaction.compactable(spec):   # its programs are the buckets', known only later
+            return
         populations.precompile(_variants(grp, grp.rows.iloc[start:stop], spec), data,
                                spec=spec, chunk_size=_pop_chunk(config, grp))
 

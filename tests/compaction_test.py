@@ -225,3 +225,29 @@ def test_bad_input_is_refused_before_compute(data):
         compaction.run(v, (data[0], data[1] + 2), spec=training.Spec(widths=widths))
     with pytest.raises(ValueError, match="shape"):
         compaction.run(v, data, spec=training.Spec(widths=(9, 8, 8)))
+
+
+def test_pruning_grid_records_equal_full_width_training(tmp_path, monkeypatch):
+    # The pruning binary trains its at-init groups compacted (random from the torch init and
+    # from BENCH-95 here) and GMP at full width: its records equal full-width training's.
+    from experiments import prune
+    from experiments.configs import prune as prune_config
+    from spiralprune import recording
+
+    config = prune_config.get_config("smoke")
+    comp = prune.run(config, tmp_path / "compacted")
+    monkeypatch.setattr(compaction, "compactable", lambda spec, train_fn=None: False)
+    full = prune.run(config, tmp_path / "full")
+    key = ["stage", "chunk", "row"]
+    comp, full = (df.sort_values(key).reset_index(drop=True) for df in (comp, full))
+    assert set(comp["stage"]) == set(full["stage"])
+    for col in ("seed", "budget", "nnz", "nnz_weights", "mask_nnz_weights", "effective_nnz"):
+        np.testing.assert_array_equal(comp[col], full[col])
+    np.testing.assert_allclose(comp["loss"], full["loss"], rtol=1e-4, atol=1e-6)
+    assert np.sum(comp["accuracy"] != full["accuracy"]) <= 1
+    stores = [recording.Store.open(tmp_path / name) for name in ("compacted", "full")]
+    for i in range(len(comp)):
+        a, b = (s.params_of(df.iloc[i]) for s, df in zip(stores, (comp, full)))
+        for name in a:
+            np.testing.assert_allclose(a[name], b[name], rtol=1e-4, atol=2e-5)
+            assert np.all(a[name][b[name] == 0] == 0)
