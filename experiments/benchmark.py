@@ -103,7 +103,8 @@ def measure_compaction(width: int, config, data) -> dict:
     seconds project a ``config.epochs``-epoch run without training one at width 256 for
     minutes; compacted training (``compaction.run``: full-width init and masks, buckets,
     scatter back) is timed at ``config.epochs`` epochs, cold (its first call: compiling the
-    masks step and every bucket's program) and warm.
+    masks step and every bucket's program) and warm. Warm times are the fastest of
+    ``config.repeats`` (interleaved for full width): a loaded machine only slows a run.
 
     Returns:
       dict of runs, buckets, full_epoch_s, full_fixed_s, full_s (projected), compact_cold_s,
@@ -121,15 +122,20 @@ def measure_compaction(width: int, config, data) -> dict:
         return training.Spec(widths=(width,) * 3, epochs=epochs, method=config.method,
                              milestones=tuple(config.milestones),
                              cosine_t_max=config.cosine_t_max, precision=config.precision)
-    full = []
-    for epochs in (config.full_epochs, 2 * config.full_epochs):
+    lengths = (config.full_epochs, 2 * config.full_epochs)
+    for epochs in lengths:
         populations.run(v, data, spec=spec(epochs))   # compile and warm up
-        full.append(_timed_call(lambda e=epochs: populations.run(v, data, spec=spec(e))))
+    full = [float("inf")] * 2
+    for _ in range(config.repeats):   # interleaved; the fastest of each kept (load only slows)
+        for i, epochs in enumerate(lengths):
+            full[i] = min(full[i], _timed_call(lambda e=epochs: populations.run(
+                v, data, spec=spec(e))))
     epoch_s = max(full[1] - full[0], 1e-9) / config.full_epochs
     fixed_s = max(full[0] - epoch_s * config.full_epochs, 0.0)
     full_s = fixed_s + epoch_s * config.epochs
     cold = _timed_call(lambda: compaction.run(v, data, spec=spec(config.epochs)))
-    warm = _timed_call(lambda: compaction.run(v, data, spec=spec(config.epochs)))
+    warm = min(_timed_call(lambda: compaction.run(v, data, spec=spec(config.epochs)))
+               for _ in range(config.repeats))
     _, masks = compaction.starts(v, data, spec=spec(config.epochs))
     shapes, _ = compaction.buckets(compaction.active_widths(masks), config.epochs)
     return dict(width=width, runs=p, buckets=len(shapes),
@@ -164,9 +170,11 @@ def run_compaction(config) -> list[dict]:
             f"{config.schedule}, the whole spiral, evaluation included) trained for "
             f"{config.epochs} epochs. Full width: the {config.epochs}-epoch time projected "
             f"from warm {config.full_epochs}- and {2 * config.full_epochs}-epoch runs "
-            "(fixed + epochs x per-epoch seconds). Compacted: `compaction.run` measured at "
+            "(fixed + epochs x per-epoch seconds; each the fastest of "
+            f"{config.repeats} interleaved repeats). Compacted: `compaction.run` measured at "
             f"{config.epochs} epochs; cold is its first call (the full-width masks step and "
-            "every bucket compiled), warm a second call.", "", *_COMPACTION_HEADER]
+            f"every bucket compiled), warm the fastest of {config.repeats} further calls.",
+            "", *_COMPACTION_HEADER]
         with open(config.output, "a") as f:
             f.write("\n".join(lines + [_fmt_compaction(r) for r in rows]) + "\n")
     return rows
