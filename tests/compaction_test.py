@@ -114,6 +114,8 @@ def test_buckets_hold_their_members_and_ignore_population_order():
     shapes, which = compaction.buckets(widths, 50)
     assert np.all(shapes[which] >= widths)
     assert len(np.unique(which)) == len(shapes)
+    for k, shape in enumerate(shapes):   # no bucket is wider than its widest member needs
+        np.testing.assert_array_equal(shape, widths[which == k].max(0))
     perm = rng.permutation(len(widths))
     shapes_p, which_p = compaction.buckets(widths[perm], 50)
     np.testing.assert_array_equal(shapes_p[which_p], shapes[which][perm])
