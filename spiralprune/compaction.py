@@ -258,7 +258,7 @@ def run(variants: training.Variant, data, *, spec: training.Spec,
                 progress(base_done + d, p)
         cspec = bucket_spec(spec, shape)
         out = populations.run(part, data, spec=cspec, devices=devices, progress=tick,
-                              chunk_size=min(chunk_size or p, len(pos)) if chunk_size else None)
+                              chunk_size=min(chunk_size, len(pos)) if chunk_size else None)
         out["params"] = scatter(out["params"], order, spec.widths)
         out["masks"] = sub
         results[k] = (pos, out)
