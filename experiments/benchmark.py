@@ -2,6 +2,7 @@
 
   python experiments/benchmark.py --config=experiments/configs/benchmark.py:quick
   python experiments/benchmark.py --config=experiments/configs/benchmark.py:engines
+  python experiments/benchmark.py --config=experiments/configs/benchmark.py:compaction
 
 See experiments/configs/benchmark.py for presets and what each cell measures.
 """
@@ -17,7 +18,7 @@ import jax
 import numpy as np
 from absl import flags
 
-from spiralprune import datasets, masking, models, populations, training
+from spiralprune import compaction, datasets, masking, models, populations, training
 from spiralprune.study import cli as _cli
 
 # jax probes for a TPU at start-up and logs its absence at INFO on every CPU or GPU machine.
@@ -88,6 +89,105 @@ def measure_loop(widths, config, data) -> dict:
     return {k: float(np.mean([r[k] for r in results])) for k in results[0]}
 
 
+def _timed_call(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def measure_compaction(width: int, config, data) -> dict:
+    """One at-init pruning group at ``width``, compacted against full width, evaluation included.
+
+    The group is the pruning grid's (``config.method`` at every budget of ``config.budgets``
+    below N_w, one lr, one schedule, the torch init). Full width is timed at ``full_epochs``
+    and ``2 * full_epochs`` epochs (warm calls after a first one), so its per-epoch and fixed
+    seconds project a ``config.epochs``-epoch run without training one at width 256 for
+    minutes; compacted training (``compaction.run``: full-width init and masks, buckets,
+    scatter back) is timed at ``config.epochs`` epochs, cold (its first call: compiling the
+    masks step and every bucket's program) and warm. Warm times are the fastest of
+    ``config.repeats`` (interleaved for full width): a loaded machine only slows a run.
+
+    Returns:
+      dict of runs, buckets, full_epoch_s, full_fixed_s, full_s (projected), compact_cold_s,
+      compact_s (warm) and the speedups warm (full_s / compact_s) and cold
+      (full_s / compact_cold_s).
+    """
+    budgets = [b for b in config.budgets if b < models.num_weights(width)]
+    p = len(budgets)
+    like = models.init(jax.random.key(0), width)
+    v = populations.make_variants(masks=masking.ones_like(like), lr=np.full(p, config.lr),
+                                  schedule=[config.schedule] * p,
+                                  seed=np.arange(p) + config.seed, budget=budgets)
+
+    def spec(epochs):
+        return training.Spec(widths=(width,) * 3, epochs=epochs, method=config.method,
+                             milestones=tuple(config.milestones),
+                             cosine_t_max=config.cosine_t_max, precision=config.precision)
+    lengths = (config.full_epochs, 2 * config.full_epochs)
+    for epochs in lengths:
+        populations.run(v, data, spec=spec(epochs))   # compile and warm up
+    full = [float("inf")] * 2
+    for _ in range(config.repeats):   # interleaved; the fastest of each kept (load only slows)
+        for i, epochs in enumerate(lengths):
+            full[i] = min(full[i], _timed_call(lambda e=epochs: populations.run(
+                v, data, spec=spec(e))))
+    epoch_s = max(full[1] - full[0], 1e-9) / config.full_epochs
+    fixed_s = max(full[0] - epoch_s * config.full_epochs, 0.0)
+    full_s = fixed_s + epoch_s * config.epochs
+    cold = _timed_call(lambda: compaction.run(v, data, spec=spec(config.epochs)))
+    warm = min(_timed_call(lambda: compaction.run(v, data, spec=spec(config.epochs)))
+               for _ in range(config.repeats))
+    _, masks = compaction.starts(v, data, spec=spec(config.epochs))
+    shapes, _ = compaction.buckets(compaction.active_widths(masks), config.epochs)
+    return dict(width=width, runs=p, buckets=len(shapes),
+                largest="x".join(map(str, shapes.max(0))), full_epoch_s=epoch_s,
+                full_fixed_s=fixed_s, full_s=full_s, compact_cold_s=cold, compact_s=warm,
+                speedup=full_s / warm, speedup_cold=full_s / cold)
+
+
+_COMPACTION_HEADER = (
+    "| width | runs | buckets | largest bucket | full epoch s | full fixed s | full run s "
+    "(projected) | compacted cold s | compacted warm s | speedup warm | speedup cold |",
+    "|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def run_compaction(config) -> list[dict]:
+    """The ``compaction`` preset: ``measure_compaction`` at every width, one table."""
+    data = datasets.cubist_spiral()
+    print(_COMPACTION_HEADER[0] + "\n" + _COMPACTION_HEADER[1], flush=True)
+    rows = []
+    for width in config.widths:
+        r = measure_compaction(int(width), config, data)
+        rows.append(r)
+        print(_fmt_compaction(r), flush=True)
+    if config.output:
+        stamp = datetime.date.today().isoformat()
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        lines = [
+            "", f"### benchmark `{config.preset}` on {device_name()}, {stamp}", "",
+            f"Command: `python {' '.join(sys.argv)}`; CPU: {cpu_model()}; load average at the "
+            f"end {load}; jax {jax.__version__}. One {config.method} group of the random-init "
+            f"pruning grid per width ({len(config.budgets)} budgets below N_w, lr {config.lr}, "
+            f"{config.schedule}, the whole spiral, evaluation included) trained for "
+            f"{config.epochs} epochs. Full width: the {config.epochs}-epoch time projected "
+            f"from warm {config.full_epochs}- and {2 * config.full_epochs}-epoch runs "
+            "(fixed + epochs x per-epoch seconds; each the fastest of "
+            f"{config.repeats} interleaved repeats). Compacted: `compaction.run` measured at "
+            f"{config.epochs} epochs; cold is its first call (the full-width masks step and "
+            f"every bucket compiled), warm the fastest of {config.repeats} further calls.",
+            "", *_COMPACTION_HEADER]
+        with open(config.output, "a") as f:
+            f.write("\n".join(lines + [_fmt_compaction(r) for r in rows]) + "\n")
+    return rows
+
+
+def _fmt_compaction(r: dict) -> str:
+    return (f"| {r['width']} | {r['runs']} | {r['buckets']} | {r['largest']} | "
+            f"{r['full_epoch_s']:.2f} | {r['full_fixed_s']:.2f} | {r['full_s']:.1f} | "
+            f"{r['compact_cold_s']:.1f} | {r['compact_s']:.1f} | {r['speedup']:.1f}x | "
+            f"{r['speedup_cold']:.1f}x |")
+
+
 def run(config) -> list[dict]:
     """Runs every cell of the config, prints the table and appends it to config.output.
 
@@ -98,6 +198,8 @@ def run(config) -> list[dict]:
     With ``config.repeats`` > 1 the engine cells are measured that many times, the engines
     alternating at each P, and each cell keeps its fastest repeat (load only slows runs).
     """
+    if config.preset == "compaction":
+        return run_compaction(config)
     data = datasets.cubist_spiral()
     rows = []
     print(_HEADER[0] + "\n" + _HEADER[1], flush=True)

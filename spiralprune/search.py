@@ -109,8 +109,8 @@ BUCKET_COMPILE_S = 4.0
 BUCKET_WEIGHT_EPOCH_S = 1.0 / 30_800
 
 
-def phase_one_buckets(configs, runs_per_config: int,
-                      epochs: int) -> tuple[np.ndarray, np.ndarray]:
+def phase_one_buckets(configs, runs_per_config: int, epochs: int, *,
+                      lanes_apart: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The shapes a fixed init's phase one trains its configurations at, and which is whose.
 
     Each configuration trains compacted to a bucket shape holding it (its top-left block of
@@ -121,7 +121,9 @@ def phase_one_buckets(configs, runs_per_config: int,
     shape) saves the most estimated seconds is merged, until no merge saves any: a bucket
     costs ``BUCKET_COMPILE_S`` plus its runs x weights x epochs x ``BUCKET_WEIGHT_EPOCH_S``.
     Merges stay within the lanes engine's automatic range (``populations.LANES_AUTO_MAX_WEIGHTS``
-    weights) unless both buckets are already beyond it. Deterministic: the buckets depend only
+    weights) unless both buckets are already beyond it, or ``lanes_apart`` is False (the
+    buckets of ``compaction``, where a few runs of a small shape would otherwise pay a
+    compilation of their own to train in seconds). Deterministic: the buckets depend only
     on the configurations, runs per configuration and epochs (ties go to the first pair in
     order), so a run's bucket, and so its numbers, never depend on how the grid is chunked.
 
@@ -129,6 +131,7 @@ def phase_one_buckets(configs, runs_per_config: int,
       configs: (C, 3) configurations.
       runs_per_config: runs of each configuration (lrs x schedules).
       epochs: training epochs.
+      lanes_apart: keep merges from crossing the lanes engine's automatic range.
 
     Returns:
       (shapes (K, 3) int64, assignment (C,) int64 index into shapes).
@@ -151,7 +154,7 @@ def phase_one_buckets(configs, runs_per_config: int,
         cost = BUCKET_COMPILE_S + n * w * run_s
         gain = cost[:, None] + cost[None, :] - (BUCKET_COMPILE_S
                                                  + (n[:, None] + n[None, :]) * mw * run_s)
-        ok = (mw <= limit) | ((w[:, None] > limit) & (w[None, :] > limit))
+        ok = (mw <= limit) | ((w[:, None] > limit) & (w[None, :] > limit)) | (not lanes_apart)
         ok &= np.triu(np.ones(ok.shape, bool), 1)
         gain = np.where(ok, gain, 0.0)
         i, j = np.unravel_index(np.argmax(gain), gain.shape)

@@ -12,6 +12,12 @@ Runbook:
   python experiments/benchmark.py --config=experiments/configs/benchmark.py:gpu
     One GPU: widths 3, 7, 16, 64, 256 and P = 1, 4, ..., 2^17 (cells stop growing P for a
     width once a cell takes longer than ``max_cell_s``); about 10-15 minutes on an H100.
+  python experiments/benchmark.py --config=experiments/configs/benchmark.py:compaction
+    Compacted training of fixed masks against full width: one SNIP group of the random-init
+    pruning grid (the study's 23 budgets, lr 0.1, cosine, 50 epochs, evaluation included) at
+    widths 64, 128 and 256. Full width is timed at 1 and 2 epochs and projected to 50 (at
+    width 256 one full-width epoch of the group takes ~10 s on 2 CPU cores); about 10
+    minutes on 2 idle CPU cores. Expected: compacted >= 20x faster at width 256 once compiled.
   Add --config.precision=default to measure TF32 matmuls on a GPU (full float32 is the default).
 
 Each cell trains P masked models of one width for ``epochs`` and for ``2 * epochs`` epochs,
@@ -26,7 +32,9 @@ to BENCHMARKS.md with the device and date.
 
 import ml_collections
 
-PRESETS = ("quick", "engines", "gpu", "smoke")
+from experiments.configs import prune as prune_config
+
+PRESETS = ("quick", "engines", "gpu", "compaction", "smoke")
 SEARCH_SHAPES = ((3, 3, 3), (7, 3, 3), (3, 2, 2), (6, 3, 2))
 
 
@@ -58,6 +66,17 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
         c.epoch_split = False   # one compilation per cell: whole runs, evaluation included
         c.max_compile_s = 60.0  # stop growing P where a compilation takes minutes
         c.repeats = 2           # a shared CPU: both engines alternate, the best time is kept
+    elif arg == "compaction":
+        c.widths = (64, 128, 256)
+        c.method = "snip"
+        c.budgets = prune_config.STUDY_BUDGETS
+        c.lr = 0.1
+        c.schedule = "cosine"
+        c.epochs = 50
+        c.milestones = (15, 30)
+        c.cosine_t_max = 50
+        c.full_epochs = 1       # full width timed at 1 and 2 epochs, projected to ``epochs``
+        c.repeats = 2           # a shared CPU: the fastest of 2 warm calls each
     elif arg == "gpu":
         c.widths = SEARCH_SHAPES + (16, 64, 256)
         c.populations = tuple(4**i for i in range(9)) + (1 << 17,)

@@ -17,19 +17,32 @@ from spiralprune import masking, training
 from spiralprune.pruning import selection, signatures
 
 
+def init_and_prune(pruner, variant: training.Variant, data, *,
+                   spec: training.Spec) -> tuple:
+    """The first half of an at-init pruner's run: its init and its fixed masks; vmappable.
+
+    ``compaction`` computes these at full width, then trains the masks compacted.
+
+    Returns:
+      (params masked by masks, masks) of one run.
+    """
+    args = pruner.resolve_args(spec)
+    keys = training.run_keys(variant.seed)
+    # The study re-draws SNIP's and GraSP's kernels Xavier-normal in its random-init runs
+    # and trains that model (biases keep the torch draw: models.init uses the same key).
+    xavier = args.get("xavier", False) and spec.init != "given"
+    params = training.initial_params(variant, spec, keys["init"],
+                                     kind="xavier" if xavier else None)
+    masks = pruner.prune(keys["prune"], params, variant.masks, data, variant.budget,
+                         spec=spec, lr=variant.lr, args=args)
+    return masking.apply(params, masks), masks
+
+
 def at_init_train(pruner) -> Callable:
     """Prune at init, then train the fixed masks with the recipe."""
     def train(variant: training.Variant, data, *, spec: training.Spec) -> dict:
-        args = pruner.resolve_args(spec)
         keys = training.run_keys(variant.seed)
-        # The study re-draws SNIP's and GraSP's kernels Xavier-normal in its random-init runs
-        # and trains that model (biases keep the torch draw: models.init uses the same key).
-        xavier = args.get("xavier", False) and spec.init != "given"
-        params = training.initial_params(variant, spec, keys["init"],
-                                         kind="xavier" if xavier else None)
-        masks = pruner.prune(keys["prune"], params, variant.masks, data, variant.budget,
-                             spec=spec, lr=variant.lr, args=args)
-        params = masking.apply(params, masks)
+        params, masks = init_and_prune(pruner, variant, data, spec=spec)
         opt_state = training.optimizer(spec).init(params)
         params, _, loss = training.train_epochs(params, opt_state, masks, data, keys["data"],
                                                 variant.lr, variant.schedule, spec)

@@ -26,6 +26,7 @@ import pandas as pd
 
 from spiralprune import (
     analysis,
+    compaction,
     datasets,
     grids,
     masking,
@@ -171,9 +172,22 @@ def _variants(group: Group, rows: pd.DataFrame, spec):
         budget=rows["budget"].to_numpy(), params=params)
 
 
-def _train_chunk(group: Group, rows: pd.DataFrame, data, spec, pop_chunk: int):
+def compacted(config) -> bool:
+    """Whether fixed-mask groups (at-init pruners, dense) train compacted (``compaction``).
+
+    Off unless the config sets ``compact=True`` (the reproduce pieces do): the records the
+    existing presets made (the Quick start's, the shipped built-ins') were trained at full
+    width, and compacted training equals them only to float32 rounding.
+    """
+    return bool(config.get("compact", False))
+
+
+def _train_chunk(group: Group, rows: pd.DataFrame, data, spec, pop_chunk: int,
+                 compact: bool = False):
     variants = _variants(group, rows, spec)
-    out = populations.run(variants, data, spec=spec, chunk_size=pop_chunk)
+    # Fixed masks (at-init pruners, dense) may train compacted; GMP, RigL, LTH at full width.
+    train = compaction.run if compact else populations.run
+    out = train(variants, data, spec=spec, chunk_size=pop_chunk)
     cols = {c: rows[c].to_numpy() for c in rows.columns}
     cols["schedule"] = cols["schedule"].astype(str)
     cols["init"] = cols["init"].astype(str)
@@ -298,6 +312,8 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
     def precompile(grp):
         _, start, stop = min((i, a, b) for g, i, a, b in todo if g is grp)
         spec = _spec(config, grp)
+        if compacted(config) and compaction.compactable(spec):
+            return   # its programs are the buckets', known once its masks are
         populations.precompile(_variants(grp, grp.rows.iloc[start:stop], spec), data,
                                spec=spec, chunk_size=_pop_chunk(config, grp))
 
@@ -309,7 +325,8 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
         def compute(i):
             nonlocal finished
             start, stop = mine_here[i]
-            cols, flat = _train_chunk(grp, grp.rows.iloc[start:stop], data, spec, pop_chunk)
+            cols, flat = _train_chunk(grp, grp.rows.iloc[start:stop], data, spec, pop_chunk,
+                                      compacted(config))
             store.write(grp.stage, i, cols, flat)
             with lock:
                 finished += stop - start

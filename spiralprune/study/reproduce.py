@@ -169,6 +169,7 @@ class Pruning:
         c.grids = {self.grid: c.grids[self.grid]}
         c.grids[self.grid].widths = tuple(self.widths)
         c.grids[self.grid].repeats = int(self.repeats)
+        c.compact = True   # fixed-mask groups train compacted (spiralprune.compaction)
         return c
 
     def workdir(self, root, seed: int = 0) -> pathlib.Path:
