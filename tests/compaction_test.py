@@ -230,16 +230,21 @@ def test_bad_input_is_refused_before_compute(data):
 
 
 def test_pruning_grid_records_equal_full_width_training(tmp_path, monkeypatch):
-    # The pruning binary trains its at-init groups compacted (random from the torch init and
-    # from BENCH-95 here) and GMP at full width: its records equal full-width training's.
-    from experiments import prune
-    from experiments.configs import prune as prune_config
-    from spiralprune import recording
+    # With compact=True the pruning grid trains its at-init groups compacted (random from the
+    # torch init and from BENCH-95 here) and GMP at full width: its records equal full-width
+    # training's.
+    from spiralprune import configs, recording
+    from spiralprune.study import prune
 
-    config = prune_config.get_config("smoke")
+    config = configs.prune.get_config("smoke")
+    full = prune.run(config, tmp_path / "full")      # the presets' default: full width
+    with config.unlocked():
+        config.compact = True
+    calls = []
+    real = compaction.run
+    monkeypatch.setattr(compaction, "run", lambda *a, **k: calls.append(1) or real(*a, **k))
     comp = prune.run(config, tmp_path / "compacted")
-    monkeypatch.setattr(compaction, "compactable", lambda spec, train_fn=None: False)
-    full = prune.run(config, tmp_path / "full")
+    assert calls   # the compacted path ran
     key = ["stage", "chunk", "row"]
     comp, full = (df.sort_values(key).reset_index(drop=True) for df in (comp, full))
     assert set(comp["stage"]) == set(full["stage"])
