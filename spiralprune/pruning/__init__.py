@@ -7,6 +7,7 @@ from spiralprune.pruning import (
     connected,
     during_training,
     lottery,
+    neurons,
     prospr,
     registry,
     scores,
@@ -15,4 +16,4 @@ from spiralprune.pruning import (
 from spiralprune.pruning.api import Pruner, check, get, names, register
 
 __all__ = ["api", "at_init", "connected", "prospr", "scores", "selection", "during_training",
-           "lottery", "registry", "Pruner", "register", "get", "names", "check"]
+           "lottery", "neurons", "registry", "Pruner", "register", "get", "names", "check"]

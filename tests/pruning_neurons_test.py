@@ -1,0 +1,193 @@
+"""The "neurons" pruner: the pruner contract, a hand-worked choice of units and block, purity
+(same inputs, same masks; jit and vmap agree), exact budgets over every budget, connectivity,
+its FLOPs, and one-line errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pruning_contract_test as contract
+import pytest
+
+from spiralprune import analysis, masking, models, populations, training
+from spiralprune.pruning import api, connected, neurons
+
+
+@pytest.fixture(scope="module")
+def data(spiral_640):
+    return spiral_640
+
+
+def test_contract_suite(data):
+    contract.test_contract("neurons", data)
+
+
+def _hand_params():
+    """Widths 3: every kernel entry 1, scaled so the unit norms are read off by hand."""
+    k0 = np.ones((2, 3)) * np.array([1.0, 3.0, 2.0])[None, :]      # layer-1 in: 1, 3, 2
+    k1 = np.ones((3, 3)) * np.array([2.0, 1.0, 3.0])[None, :]      # rows equal; layer-2 in
+    k2 = np.ones((3, 3)) * np.array([1.0, 1.0, 5.0])[None, :]      # rows equal; layer-3 in
+    k3 = np.array([[4.0], [1.0], [0.5]])
+    return {name: {"kernel": jnp.asarray(k, jnp.float32), "bias": jnp.zeros(k.shape[1])}
+            for name, k in zip(models.LAYERS, (k0, k1, k2, k3))}
+
+
+def test_hand_worked_units_block_and_weights(data):
+    params = _hand_params()
+    masks = masking.ones_like(params)
+    # Layer 1: |in| = sqrt(2) (1, 3, 2), |out| equal -> units 1, 2, 0.
+    # Layer 2: |in| = sqrt(3) (2, 1, 3), |out| equal -> 2, 0, 1.
+    # Layer 3: |in| = sqrt(3) (1, 1, 5), |out| = (4, 1, 0.5) -> 4, 1, 2.5 -> 0, 2, 1.
+    s = neurons.unit_scores(None, params, masks, data, "norm")
+    r = [np.asarray(neurons.ranks(x)) for x in s]
+    np.testing.assert_array_equal(r[0], [2, 0, 1])
+    np.testing.assert_array_equal(r[1], [1, 2, 0])
+    np.testing.assert_array_equal(r[2], [0, 2, 1])
+    cap = np.asarray(neurons.capacities(r, masks))
+    for d1, d2, d3 in np.ndindex(3, 3, 3):   # a dense start: 2 a + a b + b c + c
+        a, b, c = d1 + 1, d2 + 1, d3 + 1
+        assert cap[d1, d2, d3] == 2 * a + a * b + b * c + c
+    # Budget 6: (1,1,1) holds 5; four units: (2,1,1) 8, (1,2,1) 7, (1,1,2) 7: the fewest spare
+    # weights, then the lower (d1, d2, d3) -> (1,1,2), then (1,2,1), then (2,1,1).
+    np.testing.assert_array_equal(neurons.blocks(jnp.asarray(cap), 6, 3),
+                                  [[1, 1, 2], [1, 2, 1], [2, 1, 1]])
+    # Block (1,1,2): unit 1 | unit 2 | units 0 and 2. Its 7 weights: k0[0,1] = k0[1,1] = 3,
+    # k1[1,2] = 3, k2[2,0] = 1, k2[2,2] = 5, k3[0] = 4, k3[2] = 0.5.
+    args = {**neurons.ARGS, "candidates": 1, "repair": False}
+    cands, dims = neurons.choose(None, params, masks, data, 6, args=args)
+    np.testing.assert_array_equal(dims, [[1, 1, 2]])
+    kept = {n: np.argwhere(np.asarray(cands[n]["kernel"][0])).tolist() for n in models.LAYERS}
+    # By |W| alone the smallest, k3[2] = 0.5, goes: layer-3 unit 2 is left a dead end.
+    assert kept == {"layer0": [[0, 1], [1, 1]], "layer1": [[1, 2]],
+                    "layer2": [[2, 0], [2, 2]], "layer3": [[0, 0]]}
+    # Repaired: the largest in and out of every unit are protected (k0[0,1] wins the tie), so
+    # the only unprotected weight, k0[1,1], goes and every weight is on a path.
+    cands, _ = neurons.choose(None, params, masks, data, 6, args={**args, "repair": True})
+    kept = {n: np.argwhere(np.asarray(cands[n]["kernel"][0])).tolist() for n in models.LAYERS}
+    assert kept == {"layer0": [[0, 1]], "layer1": [[1, 2]],
+                    "layer2": [[2, 0], [2, 2]], "layer3": [[0, 0], [2, 0]]}
+    for name, bias in zip(models.LAYERS, ([0, 1, 0], [0, 0, 1], [1, 0, 1], [1])):
+        np.testing.assert_array_equal(cands[name]["bias"][0], np.asarray(bias, bool))
+
+
+def test_snip_unit_scores_match_numpy(data):
+    """|dL/dc| of a gate on each unit = |sum of g * W over its outgoing row| (float64 ref)."""
+    params = models.init(jax.random.key(4), 4)
+    key = jax.random.key(5)
+    s = neurons.unit_scores(key, params, masking.ones_like(params), data, "snip", 64)
+    from spiralprune.pruning import at_init
+    x, y = at_init.draw_batch(jax.random.key(5), data, 64)
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    w = [np.asarray(params[n]["kernel"], np.float64) for n in models.LAYERS]
+    b = [np.asarray(params[n]["bias"], np.float64) for n in models.LAYERS]
+    for layer in range(3):
+        def loss(c, layer=layer):
+            h = x
+            for i in range(4):
+                h = h @ w[i] + b[i]
+                if i < 3:
+                    h = np.maximum(h, 0) * (c if i == layer else 1.0)
+            z = h[:, 0]
+            return np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))))
+        eps, ref = 1e-6, []
+        for j in range(4):
+            e = np.zeros(4)
+            e[j] = eps
+            ref.append(abs(loss(1 + e) - loss(1 - e)) / (2 * eps))
+        np.testing.assert_allclose(s[layer], ref, rtol=1e-3, atol=1e-6)
+
+
+def _sparse_start(width, seed=0):
+    like = models.init(jax.random.key(0), width)
+    n = models.num_weights(width)
+    keep = np.random.default_rng(seed).random(n) < 0.7
+    from spiralprune.pruning import selection
+    return selection.to_masks(jnp.asarray(keep), like), int(keep.sum())
+
+
+@pytest.mark.parametrize("repair", [True, False])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_exact_budgets_pure_jit_vmap(data, repair, sparse):
+    width = 4
+    params = models.init(jax.random.key(3), width)
+    masks, eligible = _sparse_start(width) if sparse else (
+        masking.ones_like(params), models.num_weights(width))
+    args = {**neurons.ARGS, "candidates": 3, "repair": repair, "units": "snip"}
+    budgets = jnp.arange(1, eligible)
+
+    def fn(b):
+        return neurons.choose(jax.random.key(9), params, masks, data, b, args=args)
+
+    out, dims = jax.jit(jax.vmap(fn))(budgets)
+    again, _ = jax.jit(jax.vmap(fn))(budgets)
+    for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(again)):
+        np.testing.assert_array_equal(a, b)
+    nnz = np.asarray(jax.vmap(jax.vmap(masking.nnz_weights))(out))
+    np.testing.assert_array_equal(nnz, np.repeat(np.asarray(budgets)[:, None], 3, axis=1))
+    start = np.asarray(masking.flatten_kernels(masks))
+    flat = np.asarray(jax.vmap(jax.vmap(masking.flatten_kernels))(out))
+    assert not (flat & ~start).any(), "kept weights outside the starting masks"
+    ruled = masking.bias_rule(out)
+    for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(ruled)):
+        np.testing.assert_array_equal(a, b)
+    for i in (0, len(budgets) // 2, len(budgets) - 1):   # jit alone == vmapped member
+        alone, d = jax.jit(fn)(budgets[i])
+        np.testing.assert_array_equal(d, dims[i])
+        for a, b in zip(jax.tree.leaves(alone), jax.tree.leaves(out)):
+            np.testing.assert_array_equal(a, b[i])
+    if repair and not sparse:
+        # Every block unit keeps a weight in and out once the budget holds the protected ones.
+        for i, b in enumerate(np.asarray(budgets)):
+            for c in range(3):
+                block = neurons.block_masks(
+                    [neurons.ranks(s) for s in neurons.unit_scores(
+                        jax.random.key(9), params, masks, data, "snip")], dims[i, c], masks)
+                protected = int(jnp.sum(neurons.weight_scores(params, block) >= 1))
+                keep = jnp.asarray(flat[i, c])
+                on, _, _ = connected.on_path(keep, params)
+                if b >= protected:
+                    assert bool(jnp.all(on == keep)), (b, c)
+
+
+def test_train_picks_the_lowest_loss_candidate(data):
+    spec = training.Spec(widths=(4,) * 3, epochs=1, batch_size=64, milestones=(1,),
+                         cosine_t_max=1, method="neurons",
+                         method_args=(("candidates", 3), ("probe_epochs", 1)))
+    like = models.init(jax.random.key(0), 4)
+    v = populations.make_variants(masks=masking.ones_like(like), lr=[0.1], schedule=["cosine"],
+                                  seed=[5], budget=[20])
+    out = populations.run(v, data, spec=spec, chunk_size=1)
+    keys = training.run_keys(jnp.uint32(5))
+    params0 = training.initial_params(jax.tree.map(lambda a: a[0], v), spec, keys["init"])
+    cands, _ = neurons.choose(keys["prune"], params0, masking.ones_like(like), data, 20,
+                              args={**neurons.ARGS, "candidates": 3})
+    losses = []
+    for c in range(3):
+        m = jax.tree.map(lambda a, c=c: a[c], cands)
+        p = masking.apply(params0, m)
+        _, _, loss = training.train_epochs(p, training.optimizer(spec).init(p), m, data,
+                                           keys["data"], v.lr[0], v.schedule[0], spec)
+        losses.append(float(loss))
+    best = int(np.argmin(losses))
+    for a, b in zip(jax.tree.leaves(out["masks"]), jax.tree.leaves(cands)):
+        np.testing.assert_array_equal(a[0], b[best])
+    np.testing.assert_allclose(out["train_loss"][0], losses[best], rtol=1e-5)
+
+
+def test_flops():
+    e, nnz = 390 * 128, 35.0
+    f = neurons.flops(16, 25, nnz, {"candidates": 8, "probe_epochs": 50})
+    np.testing.assert_allclose(f["total"], 8 * 50 * e * nnz)          # 7 losers + the winner
+    f = neurons.flops(16, 25, nnz, {"candidates": 8, "probe_epochs": 5, "warmup_epochs": 2,
+                                    "units": "snip"})
+    want = 2 * e * 609 + 128 * 609 + 8 * 5 * e * nnz + 50 * e * nnz
+    np.testing.assert_allclose(f["total"], want)
+    np.testing.assert_allclose(f["gmp"], analysis.flops("gmp", 16, 25, nnz=nnz)["total"])
+    np.testing.assert_allclose(f["relative_to_gmp"], want / f["gmp"])
+
+
+def test_bad_args_are_one_line_errors(data):
+    for bad, match in ((("units", "bogus"), "units must be one of"),
+                       (("candidates", 0), "candidates must be >= 1"),
+                       (("probe_epochs", -1), "probe_epochs must be >= 0")):
+        with pytest.raises(ValueError, match=match):
+            api.check("neurons", 4, [10], method_args=(bad,))
