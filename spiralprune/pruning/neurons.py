@@ -33,7 +33,9 @@ from spiralprune import analysis, masking, models, training
 from spiralprune.pruning import api, at_init, during_training, scores, selection
 
 ARGS = {"units": "norm", "candidates": 8, "probe_epochs": 50, "warmup_epochs": 0,
-        "rewind": True, "repair": True}
+        "rewind": True, "repair": True,
+        "rescale": False, "gradual": False,
+        "funnel": True}
 UNIT_SCORES = ("norm", "snip")
 
 
@@ -75,16 +77,23 @@ def capacities(unit_ranks, masks) -> jax.Array:
     return (c0[:, None, None] + c1[:, :, None] + c2[None, :, :] + c3[None, None, :])
 
 
-def blocks(cap: jax.Array, budget, k: int) -> jax.Array:
+def blocks(cap: jax.Array, budget, k: int, limit=None, funnel: bool = True) -> jax.Array:
     """The ``k`` blocks (d1, d2, d3) holding ``budget``: fewest units, then fewest spare
-    weights, then the lower (d1, d2, d3). int32 (k, 3); where fewer than k hold it, the
-    first repeats."""
+    weights, then the lower (d1, d2, d3); with ``funnel`` only d1 >= d2 >= d3 (else the
+    fewest units favour a one-unit first layer, a single half-plane); none wider than
+    ``limit`` (3,) per layer, if given (unless no block then holds the budget). int32 (k, 3);
+    where fewer than k hold it, the first repeats."""
     w1, w2, w3 = cap.shape
     d = np.stack(np.meshgrid(np.arange(1, w1 + 1), np.arange(1, w2 + 1), np.arange(1, w3 + 1),
                              indexing="ij"), -1).reshape(-1, 3)
     units = jnp.asarray(d.sum(1), jnp.int32)
     cap = cap.reshape(-1)
     ok = cap >= budget
+    if funnel:
+        ok = ok & jnp.asarray((d[:, 0] >= d[:, 1]) & (d[:, 1] >= d[:, 2]))
+    if limit is not None:
+        narrow = ok & jnp.all(jnp.asarray(d) <= jnp.asarray(limit)[None, :], axis=1)
+        ok = jnp.where(jnp.any(narrow), narrow, ok)
     big = jnp.iinfo(jnp.int32).max
     score = jnp.where(ok, units * (1 << 20) + cap - budget, big)
     idx = jnp.argsort(score, stable=True)[:k]
@@ -132,7 +141,8 @@ def choose(key, params, masks, data, budget, *, args, batch_size: int = 128):
     """
     r = [ranks(s) for s in unit_scores(key, params, masks, data, str(args["units"]),
                                        batch_size)]
-    dims = blocks(capacities(r, masks), budget, int(args["candidates"]))
+    dims = blocks(capacities(r, masks), budget, int(args["candidates"]),
+                  funnel=bool(args["funnel"]))
     w = masking.apply(params, masks)
 
     def one(d):
@@ -142,6 +152,81 @@ def choose(key, params, masks, data, budget, *, args, batch_size: int = 128):
         return selection.to_masks(keep, params)
 
     return jax.vmap(one)(dims), dims
+
+
+def rescale(params, masks, start):
+    """Every unit's incoming kernel column and bias times sqrt(fan-in in ``start`` / kept
+    fan-in): the block starts with the scale PyTorch's default init gives a layer of its kept
+    fan-in (a unit keeping 3 of 16 inputs: x sqrt(16 / 3))."""
+    out = {}
+    for name in models.LAYERS:
+        kept = jnp.sum(masks[name]["kernel"], axis=0)
+        full = jnp.sum(start[name]["kernel"], axis=0)
+        f = jnp.sqrt(full / jnp.maximum(kept, 1)).astype(params[name]["kernel"].dtype)
+        out[name] = {"kernel": params[name]["kernel"] * f[None, :],
+                     "bias": params[name]["bias"] * f}
+    return out
+
+
+def live_units(masks) -> jax.Array:
+    """Hidden units per layer with a kept incoming weight, (3,) int32."""
+    return jnp.stack([jnp.sum(jnp.any(masks[n]["kernel"], axis=0)) for n in models.LAYERS[:3]])
+
+
+def structured_prune(params, masks, start, target, *, repair: bool = True,
+                     funnel: bool = True):
+    """One gradual event: the block of the fewest top units (by "norm" of the current
+    weights; no layer wider than its live units now) whose ``start`` weights hold ``target``,
+    then the ``target`` best weights inside it (weights pruned earlier inside the block may
+    come back, at 0). Bias rule applied."""
+    p = masking.apply(params, masks)
+    r = [ranks(x) for x in unit_scores(None, p, masks, None, "norm")]
+    dims = blocks(capacities(r, start), target, 1, live_units(masks), funnel)[0]
+    block = block_masks(r, dims, start)
+    s = weight_scores(p, block) if repair else jnp.abs(masking.flatten_kernels(p))
+    return selection.to_masks(selection.topk_mask(s, target, masking.flatten_kernels(block)),
+                              params)
+
+
+def gradual(params, masks, data, data_key, lr, schedule, budget, spec: training.Spec, *,
+            repair: bool = True, funnel: bool = True) -> dict:
+    """GMP's loop and cubic schedule (``during_training.gmp``: an event every Delta steps,
+    199 + 2 of them in the study's recipe) with ``structured_prune`` as the event: units go
+    first, the weights inside the surviving block after. Returns params, masks, train_loss."""
+    spe = during_training.steps_per_epoch(data, spec)
+    num_steps = spec.epochs * spe
+    delta, _ = during_training.gmp_delta(num_steps)
+    num_events = (num_steps - 1) // delta
+    targets = during_training.gmp_targets(models.num_weights(spec.widths), budget, num_steps)
+
+    def train(params, opt_state, masks, start, n):
+        return during_training.train_steps(params, opt_state, masks, data, data_key, lr,
+                                           schedule, spec, start=start, num_steps=n)
+
+    start = masks
+    params = masking.apply(params, masks)
+    opt_state = training.optimizer(spec).init(params)
+    params, opt_state, head = train(params, opt_state, masks, 0, delta)
+
+    def segment(carry, k):
+        params, opt_state, masks = carry
+        masks = structured_prune(params, masks, start, targets[k - 1], repair=repair,
+                                 funnel=funnel)
+        params = masking.apply(params, masks)
+        opt_state = during_training.mask_momentum(opt_state, masks)
+        params, opt_state, losses = train(params, opt_state, masks, k * delta, delta)
+        return (params, opt_state, masks), losses
+
+    (params, opt_state, masks), mid = jax.lax.scan(
+        segment, (params, opt_state, masks), jnp.arange(1, num_events, dtype=jnp.int32))
+    masks = structured_prune(params, masks, start, targets[num_events - 1],
+                             repair=repair, funnel=funnel)
+    params = masking.apply(params, masks)
+    opt_state = during_training.mask_momentum(opt_state, masks)
+    t_last = num_events * delta
+    params, _, tail = train(params, opt_state, masks, t_last, num_steps - t_last)
+    losses = jnp.concatenate([head, mid.reshape(-1), tail])
+    return {"params": params, "masks": masks, "train_loss": jnp.mean(losses[-spe:])}
 
 
 def _check(args, spec: training.Spec) -> None:
@@ -170,6 +255,25 @@ def neurons_train(variant: training.Variant, data, *, spec: training.Spec) -> di
     _check(args, spec)
     keys = training.run_keys(variant.seed)
     start = variant.masks
+    if args["gradual"]:
+        params0 = training.initial_params(variant, spec, keys["init"])
+        k = int(args["candidates"])
+
+        def run(data_key):
+            return gradual(params0, start, data, data_key, variant.lr, variant.schedule,
+                           variant.budget, spec, repair=bool(args["repair"]),
+                           funnel=bool(args["funnel"]))
+
+        if k == 1:
+            out = run(keys["data"])
+        else:   # restarts side by side: the run's data order, then k - 1 others
+            data_keys = jnp.concatenate([keys["data"][None],
+                                         jax.random.split(keys["prune"], k - 1)])
+            outs = jax.vmap(run)(data_keys)
+            best = jnp.argmin(jnp.where(jnp.isfinite(outs["train_loss"]),
+                                        outs["train_loss"], jnp.inf))
+            out = jax.tree.map(lambda a: a[best], outs)
+        return training.result(out["params"], out["masks"], data, spec, out["train_loss"])
     params0 = masking.apply(training.initial_params(variant, spec, keys["init"]), start)
     warm = int(args["warmup_epochs"])
     scored = params0
@@ -185,6 +289,8 @@ def neurons_train(variant: training.Variant, data, *, spec: training.Spec) -> di
 
     def train(masks, epochs):
         p = masking.apply(origin, masks)
+        if args["rescale"]:
+            p = rescale(p, masks, start)
         p, _, loss = training.train_epochs(p, training.optimizer(spec).init(p), masks, data,
                                            keys["data"], variant.lr, variant.schedule, spec,
                                            num_epochs=epochs)
@@ -222,6 +328,24 @@ def flops(widths, budget: int, nnz: float, args=None, *, epochs: int = 50, n: in
     winner's probe when it is trained again). train: ``epochs`` epochs at ``nnz``.
     """
     a = {**ARGS, **dict(args or {})}
+    gmp = analysis.flops("gmp", widths, budget, nnz=nnz, epochs=epochs, n=n, batch=batch)
+    if a["gradual"]:
+        # GMP's weight counts step by step, every hidden bias counted (an upper bound: the
+        # block keeps only its units' biases), once per restart.
+        widths = models.check_widths(widths)
+        n_w, t = models.num_weights(widths), epochs * (n // batch)
+        events = during_training.gmp_event_steps(t)
+        delta, k = during_training.gmp_delta(t)
+        counts = [n_w] + [min(max(c, int(budget)), n_w) for c in
+                          during_training.gmp_counts(n_w, int(budget), len(events), delta=delta,
+                                                     n=k)]
+        bounds = np.concatenate([[0], events, [t]])
+        one = sum((w + sum(widths) + 1) * batch * int(hi - lo)
+                  for w, lo, hi in zip(counts, bounds[:-1], bounds[1:]))
+        total = int(a["candidates"]) * one
+        return {"prune": float(total - epochs * (n // batch) * batch * nnz),
+                "train": float(epochs * (n // batch) * batch * nnz), "total": float(total),
+                "gmp": float(gmp["total"]), "relative_to_gmp": float(total / gmp["total"])}
     samples = (n // batch) * batch
     dense = models.num_params(widths)
     k, probe = int(a["candidates"]), min(int(a["probe_epochs"]), epochs)
@@ -229,7 +353,6 @@ def flops(widths, budget: int, nnz: float, args=None, *, epochs: int = 50, n: in
     if k > 1 and probe:
         prune += (k - 1 if probe == epochs else k) * probe * samples * nnz
     train = epochs * samples * nnz
-    gmp = analysis.flops("gmp", widths, budget, nnz=nnz, epochs=epochs, n=n, batch=batch)
     total = prune + train
     return {"prune": float(prune), "train": float(train), "total": float(total),
             "gmp": float(gmp["total"]), "relative_to_gmp": float(total / gmp["total"])}
