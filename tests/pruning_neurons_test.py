@@ -17,8 +17,9 @@ def data(spiral_640):
     return spiral_640
 
 
-@pytest.mark.parametrize("args", [(), (("gradual", True), ("candidates", 2)),
-                                  (("warmup_epochs", 1), ("rewind", False), ("rescale", True))])
+@pytest.mark.parametrize("args", [(), (("gradual", True), ("candidates", 2), ("branch_epochs", 1)),
+                                  (("gradual", False), ("candidates", 3), ("warmup_epochs", 1),
+                                   ("rewind", False), ("rescale", True))])
 def test_contract_suite(data, args, monkeypatch):
     monkeypatch.setitem(contract.ARGS, "neurons", args)
     contract.test_contract("neurons", data)
@@ -192,7 +193,8 @@ def test_exact_budgets_pure_jit_vmap(data, repair, sparse):
 def test_train_picks_the_lowest_loss_candidate(data):
     spec = training.Spec(widths=(4,) * 3, epochs=1, batch_size=64, milestones=(1,),
                          cosine_t_max=1, method="neurons",
-                         method_args=(("candidates", 3), ("probe_epochs", 1)))
+                         method_args=(("gradual", False), ("candidates", 3),
+                                      ("probe_epochs", 1)))
     like = models.init(jax.random.key(0), 4)
     v = populations.make_variants(masks=masking.ones_like(like), lr=[0.1], schedule=["cosine"],
                                   seed=[5], budget=[20])
@@ -216,19 +218,30 @@ def test_train_picks_the_lowest_loss_candidate(data):
 
 def test_flops():
     e, nnz = 390 * 128, 35.0
-    f = neurons.flops(16, 25, nnz, {"candidates": 8, "probe_epochs": 50})
+    f = neurons.flops(16, 25, nnz, {"gradual": False, "candidates": 8, "probe_epochs": 50})
     np.testing.assert_allclose(f["total"], 8 * 50 * e * nnz)          # 7 losers + the winner
-    f = neurons.flops(16, 25, nnz, {"candidates": 8, "probe_epochs": 5, "warmup_epochs": 2,
-                                    "units": "snip"})
+    f = neurons.flops(16, 25, nnz, {"gradual": False, "candidates": 8, "probe_epochs": 5,
+                                    "warmup_epochs": 2, "units": "snip"})
     want = 2 * e * 609 + 128 * 609 + 8 * 5 * e * nnz + 50 * e * nnz
     np.testing.assert_allclose(f["total"], want)
     np.testing.assert_allclose(f["gmp"], analysis.flops("gmp", 16, 25, nnz=nnz)["total"])
     np.testing.assert_allclose(f["relative_to_gmp"], want / f["gmp"])
     # Gradual: GMP's counts with every bias (49) counted; with the same nnz it is a little
     # above GMP's modelled count and below it plus all biases all the time.
-    f = neurons.flops(16, 25, nnz, {"gradual": True, "candidates": 3})
-    assert 3 * f["gmp"] < f["total"] < 3 * (f["gmp"] + 49 * 50 * e)
-    np.testing.assert_allclose(f["relative_to_gmp"], f["total"] / f["gmp"])
+    # Gradual from a dense start: GMP's weight counts, each with its block's biases.
+    counts = [560, 300, 100, 40]
+    dims = neurons.gradual_blocks(16, counts)
+    np.testing.assert_array_equal(dims[-1], [5, 4, 2])   # 10 + 20 + 8 + 2 = 40, 11 units
+    for c, d in zip(counts, dims):
+        assert d[0] >= d[1] >= d[2] and 2 * d[0] + d[0] * d[1] + d[1] * d[2] + d[2] >= c
+    assert np.all(np.diff(dims, axis=0) <= 0)   # never wider than before
+    one = neurons.flops(16, 25, nnz, {"gradual": True, "candidates": 1})
+    three = neurons.flops(16, 25, nnz, {"gradual": True, "candidates": 3})
+    shared = neurons.flops(16, 25, nnz, {"gradual": True, "candidates": 3, "branch_epochs": 2})
+    # The first Delta steps (dense, before event 1) run once: a little under 3x.
+    assert 2.9 * one["total"] < three["total"] < 3 * one["total"]
+    assert one["total"] < shared["total"] < three["total"]
+    assert 0.9 < one["relative_to_gmp"] < 1.2   # fewer biases, the same weight schedule
 
 
 def test_bad_args_are_one_line_errors(data):

@@ -1,25 +1,27 @@
-"""A pruner of our own that chooses neurons before weights: "neurons".
+"""A pruner of our own that chooses neurons before weights: "neurons" (docs/neurons.md).
 
 The study's sparsest models are small, nearly dense blocks of units (BENCH-95: the dense
 (3, 2, 2)); pruners remove weights one at a time at full width. "neurons" keeps a block:
 
 1. score the hidden units (``units``): "norm", the L2 norm of a unit's incoming kernel column
    times that of its outgoing kernel row, or "snip", |dL/dc| for a gate c multiplying the
-   unit's activation (= |sum of g ⊙ W over its outgoing row|, on one random batch), at the
-   init, or after ``warmup_epochs`` of training the starting masks;
+   unit's activation (= |sum of g ⊙ W over its outgoing row|, on one random batch);
 2. rank the units of each layer (ties to the lower index) and enumerate every block
-   (d1, d2, d3) of the top-ranked units; its capacity is the number of starting-mask weights
-   inside it. Among the blocks whose capacity holds the budget f, take the ``candidates``
-   with the fewest units (each unit costs a bias), then the fewest spare weights, then
-   the lower (d1, d2, d3);
-3. inside each block keep exactly f weights: the largest |W| (of the scored params), then
-   (``repair``) the swaps of ``connected`` inside the block, so no kept weight lies off an
-   input-to-output path;
-4. train the candidates side by side from the init (rewound inside each block, LTH-style; or
-   from the warmed-up weights with ``rewind=False``) for ``probe_epochs`` epochs, keep the
-   one with the lowest training loss of its last epoch, and train it for ``spec.epochs``
-   epochs from the same start (``probe_epochs == spec.epochs``: the candidates are trained
-   in full and the winner is returned as is).
+   (d1, d2, d3) of the top-ranked units (``funnel``: d1 >= d2 >= d3 only); its capacity is
+   the number of starting-mask weights inside it. Among the blocks whose capacity holds the
+   target, the fewest units (each unit costs a bias), then the fewest spare weights, then the
+   lower (d1, d2, d3);
+3. inside the block keep exactly the target: the largest |W|, with (``repair``) every block
+   unit's largest incoming and outgoing weight protected first, so that no kept weight lies off
+   an input-to-output path once the target holds the protected ones.
+
+``gradual`` (the default): GMP's loop and cubic schedule with steps 1-3 as the event, units
+pruned first while the network trains (``gradual``); ``candidates`` restarts side by side on
+other data orders (sharing the first ``branch_epochs`` epochs), the lowest final training loss
+returned. One shot (``gradual=False``): steps 1-3 on the init (or after ``warmup_epochs`` of
+training) for the ``candidates`` best blocks, trained side by side for ``probe_epochs``; the
+one with the lowest training loss is trained for ``spec.epochs`` from the init (``rewind``,
+LTH-style) or from the warmed-up weights (``probe_epochs == spec.epochs``: returned as is).
 
 A "train" pruner ``(variant, data, *, spec) -> record``; its method args (``ARGS``) come from
 ``spec.method_args``. ``flops`` counts its cost with the study's convention (docs/pruners.md).
@@ -32,10 +34,9 @@ import numpy as np
 from spiralprune import analysis, masking, models, training
 from spiralprune.pruning import api, at_init, during_training, scores, selection
 
-ARGS = {"units": "norm", "candidates": 8, "probe_epochs": 50, "warmup_epochs": 0,
-        "rewind": True, "repair": True,
-        "rescale": False, "gradual": False,
-        "funnel": True}
+ARGS = {"gradual": True, "candidates": 1, "units": "norm", "funnel": True, "repair": True,
+        "branch_epochs": 0, "probe_epochs": 5, "warmup_epochs": 0, "rewind": True,
+        "rescale": False}
 UNIT_SCORES = ("norm", "snip")
 
 
@@ -188,45 +189,73 @@ def structured_prune(params, masks, start, target, *, repair: bool = True,
                               params)
 
 
-def gradual(params, masks, data, data_key, lr, schedule, budget, spec: training.Spec, *,
-            repair: bool = True, funnel: bool = True) -> dict:
+def gradual(params, masks, data, data_keys, lr, schedule, budget, spec: training.Spec, *,
+            repair: bool = True, funnel: bool = True, branch_epochs: int = 0) -> dict:
     """GMP's loop and cubic schedule (``during_training.gmp``: an event every Delta steps,
     199 + 2 of them in the study's recipe) with ``structured_prune`` as the event: units go
-    first, the weights inside the surviving block after. Returns params, masks, train_loss."""
+    first, the weights inside the surviving block after.
+
+    ``data_keys`` (R,) are R restarts: one model trains on the first key's data order for
+    ``branch_epochs`` epochs (its events included), then R copies go on side by side, each
+    on its own data order. Returns params, masks, train_loss, each with a leading axis R."""
     spe = during_training.steps_per_epoch(data, spec)
     num_steps = spec.epochs * spe
     delta, _ = during_training.gmp_delta(num_steps)
     num_events = (num_steps - 1) // delta
     targets = during_training.gmp_targets(models.num_weights(spec.widths), budget, num_steps)
-
-    def train(params, opt_state, masks, start, n):
-        return during_training.train_steps(params, opt_state, masks, data, data_key, lr,
-                                           schedule, spec, start=start, num_steps=n)
-
+    # Events 1 .. b - 1 are shared, b .. num_events - 1 per restart (then the last and the tail).
+    b = int(np.clip(branch_epochs * spe // delta, 1, num_events))
     start = masks
-    params = masking.apply(params, masks)
-    opt_state = training.optimizer(spec).init(params)
-    params, opt_state, head = train(params, opt_state, masks, 0, delta)
 
-    def segment(carry, k):
-        params, opt_state, masks = carry
+    def train(params, opt_state, masks, key, first, n):
+        return during_training.train_steps(params, opt_state, masks, data, key, lr,
+                                           schedule, spec, start=first, num_steps=n)
+
+    def event(params, opt_state, masks, k):
         masks = structured_prune(params, masks, start, targets[k - 1], repair=repair,
                                  funnel=funnel)
-        params = masking.apply(params, masks)
-        opt_state = during_training.mask_momentum(opt_state, masks)
-        params, opt_state, losses = train(params, opt_state, masks, k * delta, delta)
-        return (params, opt_state, masks), losses
+        return (masking.apply(params, masks), during_training.mask_momentum(opt_state, masks),
+                masks)
 
-    (params, opt_state, masks), mid = jax.lax.scan(
-        segment, (params, opt_state, masks), jnp.arange(1, num_events, dtype=jnp.int32))
-    masks = structured_prune(params, masks, start, targets[num_events - 1],
-                             repair=repair, funnel=funnel)
+    def segments(carry, key, ks):
+        def body(carry, k):
+            params, opt_state, masks = event(*carry, k)
+            params, opt_state, losses = train(params, opt_state, masks, key, k * delta, delta)
+            return (params, opt_state, masks), losses
+
+        carry, losses = jax.lax.scan(body, carry, ks)
+        return carry, losses.reshape(-1)
+
     params = masking.apply(params, masks)
-    opt_state = during_training.mask_momentum(opt_state, masks)
-    t_last = num_events * delta
-    params, _, tail = train(params, opt_state, masks, t_last, num_steps - t_last)
-    losses = jnp.concatenate([head, mid.reshape(-1), tail])
-    return {"params": params, "masks": masks, "train_loss": jnp.mean(losses[-spe:])}
+    opt_state = training.optimizer(spec).init(params)
+    params, opt_state, head = train(params, opt_state, masks, data_keys[0], 0, delta)
+    carry, shared = segments((params, opt_state, masks), data_keys[0],
+                             jnp.arange(1, b, dtype=jnp.int32))
+
+    def branch(key):
+        (params, opt_state, masks), mid = segments(carry, key,
+                                                   jnp.arange(b, num_events, dtype=jnp.int32))
+        params, opt_state, masks = event(params, opt_state, masks, num_events)
+        t_last = num_events * delta
+        params, _, tail = train(params, opt_state, masks, key, t_last, num_steps - t_last)
+        losses = jnp.concatenate([head, shared, mid, tail])
+        return {"params": params, "masks": masks, "train_loss": jnp.mean(losses[-spe:])}
+
+    return jax.vmap(branch)(data_keys)
+
+
+def gradual_blocks(widths, counts, funnel: bool = True) -> np.ndarray:
+    """The blocks a dense start passes through at the weight counts ``counts`` (host, int
+    (len(counts), 3)): ``blocks`` on the dense capacities 2 d1 + d1 d2 + d2 d3 + d3, each
+    no wider than the one before."""
+    w = models.check_widths(widths)
+    d = np.stack(np.meshgrid(*(np.arange(1, x + 1) for x in w), indexing="ij"), -1)
+    cap = jnp.asarray(2 * d[..., 0] + d[..., 0] * d[..., 1] + d[..., 1] * d[..., 2] + d[..., 2])
+    out, limit = [], np.asarray(w)
+    for c in counts:
+        limit = np.asarray(blocks(cap, int(c), 1, limit, funnel)[0])
+        out.append(limit)
+    return np.asarray(out)
 
 
 def _check(args, spec: training.Spec) -> None:
@@ -240,39 +269,35 @@ def _check(args, spec: training.Spec) -> None:
 
 
 def neurons_train(variant: training.Variant, data, *, spec: training.Spec) -> dict:
-    """One run: blocks of the best units, candidates side by side, the best one trained.
+    """One run of "neurons" (the module docstring; docs/neurons.md).
 
-    Method args (``ARGS``): units ("norm" | "snip"), candidates (blocks trained side by
-    side), probe_epochs (epochs each candidate trains before the choice; capped at
-    spec.epochs), warmup_epochs (epochs of training the starting masks before scoring),
-    rewind (start the candidates from the init rather than the warmed-up weights), repair
-    (``connected``'s swaps inside the block, ``rounds`` at most).
+    Method args (``ARGS``): gradual (units pruned during training on GMP's schedule, else one
+    shot), candidates (gradual: restarts; one shot: blocks), units ("norm" | "snip", one
+    shot; gradual uses "norm"), funnel (d1 >= d2 >= d3 blocks only), repair (protect every
+    block unit's largest in and out weight), branch_epochs (epochs the restarts share),
+    probe_epochs (one shot: epochs each candidate trains before the choice; capped at
+    spec.epochs), warmup_epochs (one shot: epochs of training the starting masks before
+    scoring), rewind (one shot: the winner starts from the init rather than the warmed-up
+    weights), rescale (one shot: ``rescale`` the start to the kept fan-in).
 
     Returns:
-      ``training.result(...)`` of the chosen candidate.
+            ``training.result(...)`` of the chosen candidate.
     """
     args = during_training.resolve_args(spec, ARGS)
     _check(args, spec)
     keys = training.run_keys(variant.seed)
     start = variant.masks
-    if args["gradual"]:
-        params0 = training.initial_params(variant, spec, keys["init"])
-        k = int(args["candidates"])
-
-        def run(data_key):
-            return gradual(params0, start, data, data_key, variant.lr, variant.schedule,
-                           variant.budget, spec, repair=bool(args["repair"]),
-                           funnel=bool(args["funnel"]))
-
-        if k == 1:
-            out = run(keys["data"])
-        else:   # restarts side by side: the run's data order, then k - 1 others
-            data_keys = jnp.concatenate([keys["data"][None],
-                                         jax.random.split(keys["prune"], k - 1)])
-            outs = jax.vmap(run)(data_keys)
-            best = jnp.argmin(jnp.where(jnp.isfinite(outs["train_loss"]),
-                                        outs["train_loss"], jnp.inf))
-            out = jax.tree.map(lambda a: a[best], outs)
+    k = int(args["candidates"])
+    if args["gradual"]:   # restarts: the run's data order, then k - 1 others
+        data_keys = keys["data"][None] if k == 1 else jnp.concatenate(
+            [keys["data"][None], jax.random.split(keys["prune"], k - 1)])
+        outs = gradual(training.initial_params(variant, spec, keys["init"]), start, data,
+                       data_keys, variant.lr, variant.schedule, variant.budget, spec,
+                       repair=bool(args["repair"]), funnel=bool(args["funnel"]),
+                       branch_epochs=int(args["branch_epochs"]))
+        best = jnp.argmin(jnp.where(jnp.isfinite(outs["train_loss"]), outs["train_loss"],
+                                    jnp.inf))
+        out = jax.tree.map(lambda a: a[best], outs)
         return training.result(out["params"], out["masks"], data, spec, out["train_loss"])
     params0 = masking.apply(training.initial_params(variant, spec, keys["init"]), start)
     warm = int(args["warmup_epochs"])
@@ -299,7 +324,6 @@ def neurons_train(variant: training.Variant, data, *, spec: training.Spec) -> di
     def pick(tree, i):
         return jax.tree.map(lambda a: a[i], tree)
 
-    k = int(args["candidates"])
     if k == 1 or probe == 0:
         masks = pick(cands, 0)
         params, loss = train(masks, spec.epochs)
@@ -330,21 +354,26 @@ def flops(widths, budget: int, nnz: float, args=None, *, epochs: int = 50, n: in
     a = {**ARGS, **dict(args or {})}
     gmp = analysis.flops("gmp", widths, budget, nnz=nnz, epochs=epochs, n=n, batch=batch)
     if a["gradual"]:
-        # GMP's weight counts step by step, every hidden bias counted (an upper bound: the
-        # block keeps only its units' biases), once per restart.
+        # GMP's weight counts step by step, each with the biases of its block (d1 + d2 + d3
+        # + 1: every block unit keeps a weight out). From a dense start the blocks depend on
+        # the counts only (``gradual_blocks``), once per restart.
         widths = models.check_widths(widths)
         n_w, t = models.num_weights(widths), epochs * (n // batch)
         events = during_training.gmp_event_steps(t)
         delta, k = during_training.gmp_delta(t)
-        counts = [n_w] + [min(max(c, int(budget)), n_w) for c in
-                          during_training.gmp_counts(n_w, int(budget), len(events), delta=delta,
-                                                     n=k)]
+        counts = [min(max(c, int(budget)), n_w) for c in
+                  during_training.gmp_counts(n_w, int(budget), len(events), delta=delta, n=k)]
+        dims = gradual_blocks(widths, counts, funnel=bool(a["funnel"]))
+        params = [models.num_params(widths)] + [w + int(d.sum()) + 1
+                                                for w, d in zip(counts, dims)]
         bounds = np.concatenate([[0], events, [t]])
-        one = sum((w + sum(widths) + 1) * batch * int(hi - lo)
-                  for w, lo, hi in zip(counts, bounds[:-1], bounds[1:]))
-        total = int(a["candidates"]) * one
-        return {"prune": float(total - epochs * (n // batch) * batch * nnz),
-                "train": float(epochs * (n // batch) * batch * nnz), "total": float(total),
+        per = np.asarray([p * batch * int(hi - lo)
+                          for p, lo, hi in zip(params, bounds[:-1], bounds[1:])], float)
+        # The first b segments (until event b, ``gradual``'s branch point) run once.
+        b = int(np.clip(int(a["branch_epochs"]) * (n // batch) // delta, 1, len(events)))
+        total = per[:b].sum() + int(a["candidates"]) * per[b:].sum()
+        train = epochs * (n // batch) * batch * nnz
+        return {"prune": float(total - train), "train": float(train), "total": float(total),
                 "gmp": float(gmp["total"]), "relative_to_gmp": float(total / gmp["total"])}
     samples = (n // batch) * batch
     dense = models.num_params(widths)
