@@ -189,15 +189,17 @@ def structured_prune(params, masks, start, target, *, repair: bool = True,
                               params)
 
 
-def gradual(params, masks, data, data_keys, lr, schedule, budget, spec: training.Spec, *,
-            repair: bool = True, funnel: bool = True, branch_epochs: int = 0) -> dict:
+def gradual(params, masks, data, data_key, lr, schedule, budget, spec: training.Spec, *,
+            restart_keys=None, repair: bool = True, funnel: bool = True,
+            branch_epochs: int = 0) -> dict:
     """GMP's loop and cubic schedule (``during_training.gmp``: an event every Delta steps,
     199 + 2 of them in the study's recipe) with ``structured_prune`` as the event: units go
     first, the weights inside the surviving block after.
 
-    ``data_keys`` (R,) are R restarts: one model trains on the first key's data order for
-    ``branch_epochs`` epochs (its events included), then R copies go on side by side, each
-    on its own data order. Returns params, masks, train_loss, each with a leading axis R."""
+    ``restart_keys`` (R,) are R restarts (default: ``data_key`` alone): one model trains on
+    ``data_key``'s data order for ``branch_epochs`` epochs (its events included), then R
+    copies go on side by side, each on its own data order. Returns params, masks, train_loss,
+    each with a leading axis R."""
     spe = during_training.steps_per_epoch(data, spec)
     num_steps = spec.epochs * spe
     delta, _ = during_training.gmp_delta(num_steps)
@@ -228,8 +230,10 @@ def gradual(params, masks, data, data_keys, lr, schedule, budget, spec: training
 
     params = masking.apply(params, masks)
     opt_state = training.optimizer(spec).init(params)
-    params, opt_state, head = train(params, opt_state, masks, data_keys[0], 0, delta)
-    carry, shared = segments((params, opt_state, masks), data_keys[0],
+    if restart_keys is None:
+        restart_keys = jax.random.clone(data_key)[None]
+    params, opt_state, head = train(params, opt_state, masks, data_key, 0, delta)
+    carry, shared = segments((params, opt_state, masks), data_key,
                              jnp.arange(1, b, dtype=jnp.int32))
 
     def branch(key):
@@ -241,7 +245,7 @@ def gradual(params, masks, data, data_keys, lr, schedule, budget, spec: training
         losses = jnp.concatenate([head, shared, mid, tail])
         return {"params": params, "masks": masks, "train_loss": jnp.mean(losses[-spe:])}
 
-    return jax.vmap(branch)(data_keys)
+    return jax.vmap(branch)(restart_keys)
 
 
 def gradual_blocks(widths, counts, funnel: bool = True) -> np.ndarray:
@@ -289,10 +293,12 @@ def neurons_train(variant: training.Variant, data, *, spec: training.Spec) -> di
     start = variant.masks
     k = int(args["candidates"])
     if args["gradual"]:   # restarts: the run's data order, then k - 1 others
-        data_keys = keys["data"][None] if k == 1 else jnp.concatenate(
-            [keys["data"][None], jax.random.split(keys["prune"], k - 1)])
+        first = jax.random.clone(keys["data"])[None]
+        restart_keys = first if k == 1 else jnp.concatenate(
+            [first, jax.random.split(keys["prune"], k - 1)])
         outs = gradual(training.initial_params(variant, spec, keys["init"]), start, data,
-                       data_keys, variant.lr, variant.schedule, variant.budget, spec,
+                       keys["data"], variant.lr, variant.schedule, variant.budget, spec,
+                       restart_keys=restart_keys,
                        repair=bool(args["repair"]), funnel=bool(args["funnel"]),
                        branch_epochs=int(args["branch_epochs"]))
         best = jnp.argmin(jnp.where(jnp.isfinite(outs["train_loss"]), outs["train_loss"],
