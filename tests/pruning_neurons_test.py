@@ -17,7 +17,8 @@ def data(spiral_640):
     return spiral_640
 
 
-@pytest.mark.parametrize("args", [(), (("gradual", True), ("candidates", 2), ("branch_epochs", 1)),
+# The default (gradual, one run) also runs in pruning_api_test's contract of every pruner.
+@pytest.mark.parametrize("args", [(("gradual", True), ("candidates", 2), ("branch_epochs", 1)),
                                   (("gradual", False), ("candidates", 3), ("warmup_epochs", 1),
                                    ("rewind", False), ("rescale", True))])
 def test_contract_suite(data, args, monkeypatch):
@@ -66,7 +67,12 @@ def test_hand_worked_units_block_and_weights(data):
     # Block (1,1,2): unit 1 | unit 2 | units 0 and 2. Its 7 weights: k0[0,1] = k0[1,1] = 3,
     # k1[1,2] = 3, k2[2,0] = 1, k2[2,2] = 5, k3[0] = 4, k3[2] = 0.5.
     args = {**neurons.ARGS, "candidates": 1, "repair": False, "funnel": False}
-    cands, dims = neurons.choose(None, params, masks, data, 6, args=args)
+
+    def choose(args):
+        return jax.jit(lambda p, m: neurons.choose(None, p, m, data, 6, args=args))(params,
+                                                                                    masks)
+
+    cands, dims = choose(args)
     np.testing.assert_array_equal(dims, [[1, 1, 2]])
     kept = {n: np.argwhere(np.asarray(cands[n]["kernel"][0])).tolist() for n in models.LAYERS}
     # By |W| alone the smallest, k3[2] = 0.5, goes: layer-3 unit 2 is left a dead end.
@@ -74,7 +80,7 @@ def test_hand_worked_units_block_and_weights(data):
                     "layer2": [[2, 0], [2, 2]], "layer3": [[0, 0]]}
     # Repaired: the largest in and out of every unit are protected (k0[0,1] wins the tie), so
     # the only unprotected weight, k0[1,1], goes and every weight is on a path.
-    cands, _ = neurons.choose(None, params, masks, data, 6, args={**args, "repair": True})
+    cands, _ = choose({**args, "repair": True})
     kept = {n: np.argwhere(np.asarray(cands[n]["kernel"][0])).tolist() for n in models.LAYERS}
     assert kept == {"layer0": [[0, 1]], "layer1": [[1, 2]],
                     "layer2": [[2, 0], [2, 2]], "layer3": [[0, 0], [2, 0]]}
@@ -88,7 +94,7 @@ def test_hand_worked_gradual_event():
     (ties to the lower row), k1[1,2] and k1[2,2] (outs), k2[2,0], k3[0]; k0[1,1], k0[1,2] go."""
     params = _hand_params()
     ones = masking.ones_like(params)
-    masks = neurons.structured_prune(params, ones, ones, 6)
+    masks = jax.jit(lambda p, m: neurons.structured_prune(p, m, m, 6))(params, ones)
     kept = {n: np.argwhere(np.asarray(masks[n]["kernel"])).tolist() for n in models.LAYERS}
     assert kept == {"layer0": [[0, 1], [0, 2]], "layer1": [[1, 2], [2, 2]],
                     "layer2": [[2, 0]], "layer3": [[0, 0]]}
@@ -97,8 +103,8 @@ def test_hand_worked_gradual_event():
 
 def test_rescale_by_hand():
     params = _hand_params()
-    masks = neurons.structured_prune(params, masking.ones_like(params),
-                                     masking.ones_like(params), 6)
+    ones = masking.ones_like(params)
+    masks = jax.jit(lambda p, m: neurons.structured_prune(p, m, m, 6))(params, ones)
     out = neurons.rescale(masking.apply(params, masks), masks, masking.ones_like(params))
     # Layer-2 unit 2 keeps 2 of 3 inputs (3 each): x sqrt(3/2); layer-1 units keep 1 of 2.
     np.testing.assert_allclose(out["layer1"]["kernel"][:, 2], [0, 3 * np.sqrt(1.5),
@@ -201,15 +207,16 @@ def test_train_picks_the_lowest_loss_candidate(data):
     out = populations.run(v, data, spec=spec, chunk_size=1)
     keys = training.run_keys(jnp.uint32(5))
     params0 = training.initial_params(jax.tree.map(lambda a: a[0], v), spec, keys["init"])
-    cands, _ = neurons.choose(keys["prune"], params0, masking.ones_like(like), data, 20,
-                              args={**neurons.ARGS, "candidates": 3})
-    losses = []
-    for c in range(3):
-        m = jax.tree.map(lambda a, c=c: a[c], cands)
+    cands, _ = jax.jit(lambda p, m: neurons.choose(keys["prune"], p, m, data, 20, args={
+        **neurons.ARGS, "candidates": 3}))(params0, masking.ones_like(like))
+
+    def train(m):
         p = masking.apply(params0, m)
         _, _, loss = training.train_epochs(p, training.optimizer(spec).init(p), m, data,
                                            keys["data"], v.lr[0], v.schedule[0], spec)
-        losses.append(float(loss))
+        return loss
+
+    losses = np.asarray(jax.jit(jax.vmap(train))(cands))
     best = int(np.argmin(losses))
     for a, b in zip(jax.tree.leaves(out["masks"]), jax.tree.leaves(cands)):
         np.testing.assert_array_equal(a[0], b[best])
