@@ -254,6 +254,7 @@ def test_flops():
 def test_bad_args_are_one_line_errors(data):
     for bad, match in ((("units", "bogus"), "units must be one of"),
                        (("candidates", 0), "candidates must be >= 1"),
-                       (("probe_epochs", -1), "probe_epochs must be >= 0")):
+                       (("probe_epochs", -1), "probe_epochs must be >= 0"),
+                       (("branch_epochs", -1), "branch_epochs must be >= 0")):
         with pytest.raises(ValueError, match=match):
             api.check("neurons", 4, [10], method_args=(bad,))

@@ -267,7 +267,7 @@ def _check(args, spec: training.Spec) -> None:
         raise ValueError(f"neurons: units must be one of {UNIT_SCORES}, got {args['units']!r}")
     if int(args["candidates"]) < 1:
         raise ValueError(f"neurons: candidates must be >= 1, got {args['candidates']}")
-    for name in ("probe_epochs", "warmup_epochs"):
+    for name in ("probe_epochs", "warmup_epochs", "branch_epochs"):
         if not 0 <= int(args[name]):
             raise ValueError(f"neurons: {name} must be >= 0, got {args[name]}")
 
