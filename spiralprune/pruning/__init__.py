@@ -12,7 +12,8 @@ checks of a pruner's functions), ``train_fns`` (the single-run train functions b
 pruner), ``plugins`` (pruners given by import path), ``checks`` (a pruner run once before
 training, method args, budgets), ``costs`` (pruning FLOPs, a field of the table), and the
 methods: ``scores``, ``selection``, ``at_init``, ``prospr``, ``during_training`` (GMP, RigL),
-``lottery`` (LTH), ``connected`` (this project's example pruner).
+``lottery`` (LTH), ``connected`` (this project's example pruner), ``neurons`` (this
+project's units-first pruner).
 """
 
 from spiralprune.pruning import (
@@ -22,6 +23,7 @@ from spiralprune.pruning import (
     costs,
     during_training,
     lottery,
+    neurons,
     plugins,
     prospr,
     pruner,
@@ -35,6 +37,6 @@ from spiralprune.pruning.checks import check
 from spiralprune.pruning.pruner import Pruner
 from spiralprune.pruning.registry import get, make, names, register
 
-__all__ = ["at_init", "checks", "connected", "costs", "during_training", "lottery", "plugins",
-           "prospr", "pruner", "registry", "scores", "selection", "signatures", "train_fns",
-           "Pruner", "register", "get", "make", "names", "check"]
+__all__ = ["at_init", "checks", "connected", "costs", "during_training", "lottery", "neurons",
+           "plugins", "prospr", "pruner", "registry", "scores", "selection", "signatures",
+           "train_fns", "Pruner", "register", "get", "make", "names", "check"]
