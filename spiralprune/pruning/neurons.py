@@ -200,7 +200,7 @@ def gradual(params, masks, data, data_key, lr, schedule, budget, spec: training.
     ``data_key``'s data order for ``branch_epochs`` epochs (its events included), then R
     copies go on side by side, each on its own data order. Returns params, masks, train_loss,
     each with a leading axis R."""
-    spe = during_training.steps_per_epoch(data, spec)
+    spe = training.steps_per_epoch(data, spec)
     num_steps = spec.epochs * spe
     delta, _ = during_training.gmp_delta(num_steps)
     num_events = (num_steps - 1) // delta
@@ -210,13 +210,13 @@ def gradual(params, masks, data, data_key, lr, schedule, budget, spec: training.
     start = masks
 
     def train(params, opt_state, masks, key, first, n):
-        return during_training.train_steps(params, opt_state, masks, data, key, lr,
+        return training.train_steps(params, opt_state, masks, data, key, lr,
                                            schedule, spec, start=first, num_steps=n)
 
     def event(params, opt_state, masks, k):
         masks = structured_prune(params, masks, start, targets[k - 1], repair=repair,
                                  funnel=funnel)
-        return (masking.apply(params, masks), during_training.mask_momentum(opt_state, masks),
+        return (masking.apply(params, masks), training.mask_momentum(opt_state, masks),
                 masks)
 
     def segments(carry, key, ks):
