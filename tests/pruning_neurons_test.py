@@ -243,12 +243,14 @@ def test_flops():
         assert d[0] >= d[1] >= d[2] and 2 * d[0] + d[0] * d[1] + d[1] * d[2] + d[2] >= c
     assert np.all(np.diff(dims, axis=0) <= 0)   # never wider than before
     one = neurons.flops(16, 25, nnz, {"gradual": True, "candidates": 1})
-    three = neurons.flops(16, 25, nnz, {"gradual": True, "candidates": 3})
+    three = neurons.flops(16, 25, nnz, {"gradual": True, "candidates": 3, "branch_epochs": 0})
     shared = neurons.flops(16, 25, nnz, {"gradual": True, "candidates": 3, "branch_epochs": 2})
     # The first Delta steps (dense, before event 1) run once: a little under 3x.
     assert 2.9 * one["total"] < three["total"] < 3 * one["total"]
     assert one["total"] < shared["total"] < three["total"]
     assert 0.9 < one["relative_to_gmp"] < 1.2   # fewer biases, the same weight schedule
+    assert neurons.flops(16, 25, nnz)["relative_to_gmp"] < 3   # the default: 3 restarts
+    assert neurons.flops(3, 18, 26)["relative_to_gmp"] < 3
 
 
 def test_bad_args_are_one_line_errors(data):

@@ -16,12 +16,13 @@ The study's sparsest models are small, nearly dense blocks of units (BENCH-95: t
    an input-to-output path once the target holds the protected ones.
 
 ``gradual`` (the default): GMP's loop and cubic schedule with steps 1-3 as the event, units
-pruned first while the network trains (``gradual``); ``candidates`` restarts side by side on
-other data orders (sharing the first ``branch_epochs`` epochs), the lowest final training loss
-returned. One shot (``gradual=False``): steps 1-3 on the init (or after ``warmup_epochs`` of
-training) for the ``candidates`` best blocks, trained side by side for ``probe_epochs``; the
-one with the lowest training loss is trained for ``spec.epochs`` from the init (``rewind``,
-LTH-style) or from the warmed-up weights (``probe_epochs == spec.epochs``: returned as is).
+pruned first while the network trains (``gradual``); ``candidates`` (3) restarts side by side
+on other data orders (sharing the first ``branch_epochs`` (2) epochs), the lowest final
+training loss returned (2.8-2.9x GMP's FLOPs). One shot (``gradual=False``): steps 1-3 on
+the init (or after ``warmup_epochs`` of training) for the ``candidates`` best blocks, trained
+side by side for ``probe_epochs``; the one with the lowest training loss is trained for
+``spec.epochs`` from the init (``rewind``, LTH-style) or from the warmed-up weights
+(``probe_epochs == spec.epochs``: returned as is).
 
 A "train" pruner ``(variant, data, *, spec) -> record``; its method args (``ARGS``) come from
 ``spec.method_args``. ``flops`` counts its cost with the study's convention (docs/pruners.md).
@@ -34,8 +35,8 @@ import numpy as np
 from spiralprune import analysis, masking, models, training
 from spiralprune.pruning import at_init, costs, during_training, registry, scores, selection
 
-ARGS = {"gradual": True, "candidates": 1, "units": "norm", "funnel": True, "repair": True,
-        "branch_epochs": 0, "probe_epochs": 5, "warmup_epochs": 0, "rewind": True,
+ARGS = {"gradual": True, "candidates": 3, "units": "norm", "funnel": True, "repair": True,
+        "branch_epochs": 2, "probe_epochs": 5, "warmup_epochs": 0, "rewind": True,
         "rescale": False}
 UNIT_SCORES = ("norm", "snip")
 
