@@ -348,3 +348,50 @@ def test_two_writers_share_a_search_and_a_killed_one_resumes_trains(tmp_path):
     pd.testing.assert_frame_equal(_table(shared), _table(killed))
     for wd in (shared, killed):
         assert not list(wd.glob("shards/*/.*.claim"))
+
+
+# --- A pruner's JAX mistakes: one line naming the pruner (and the layer) and what to do. ---
+
+def _np_scores(key, params, masks, batch):
+    return {n: {"kernel": np.abs(np.asarray(p["kernel"])), "bias": p["bias"]}
+            for n, p in params.items()}
+
+
+def _list_scores(key, params, masks, batch):
+    return [p["kernel"] for p in params.values()]
+
+
+def _if_budget(key, params, masks, data, budget):
+    return masks if budget > 20 else masks
+
+
+def _no_last_layer(key, params, masks, batch):
+    return {n: {"kernel": p["kernel"], "bias": p["bias"]} for n, p in params.items()
+            if n != models.LAYERS[-1]}
+
+
+@pytest.mark.parametrize("fn,kind,match", [
+    (_np_scores, "scores", "TracerArrayConversionError on layer0's kernel: use jnp, not np"),
+    (_list_scores, "scores", "use jnp, not np, inside a pruner, and return jax arrays"),
+    (_if_budget, "masks", "the budget (and every array) is a traced value: use jnp.where"),
+    (_no_last_layer, "scores", f"score function returned no {models.LAYERS[-1]!r}"),
+])
+def test_pruner_jax_mistakes_get_a_hint(fn, kind, match):
+    from spiralprune import pruning
+    from spiralprune.pruning import checks, registry
+    name = f"mistake{fn.__name__}"
+    pruning.register(name, fn, kind=kind)
+    try:
+        with pytest.raises(ValueError, match=re.escape(match)) as e:
+            checks.check(name, 16, [20], "bench95")
+        assert "\n" not in str(e.value) and f"pruner {name!r}" in str(e.value)
+    finally:
+        registry._REGISTRY.pop(name, None)
+
+
+def test_study_refuses_a_file_workdir_before_printing_its_plan(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(ValueError, match="is not a directory"):
+        study.run(_study(lambda c: None), afile, dry_run=True)
+    assert capsys.readouterr().out == ""
