@@ -429,7 +429,10 @@ def _search_section(rec: Records, targets, out: _Out, grid: int, data) -> list[s
     lines += ["", f"### Sparsest models of `{rec.label}`", "",
               "Fewest nonzero parameters among the phase-two models reaching each target; the "
               "decision boundary and the playground picture (neuron maps, weights as curves, "
-              "disconnected paths dashed grey) of each, and an interactive HTML page.", ""]
+              "disconnected paths dashed grey) of each, and an interactive HTML page. The "
+              "accuracy is phase two's training of the model; the search's headline result "
+              "(summary, leaderboard) is the best run of that count over both phases, which "
+              "can be phase one's dense run of the configuration (docs/search.md).", ""]
     table, drawn = [], {}
     for t in sorted(set(rec.targets) | set(targets)):
         row = search.sparsest(df2, t)

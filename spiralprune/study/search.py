@@ -211,11 +211,27 @@ def run(config, workdir, progress=None) -> dict:
         else:
             entry["sparsest"] = _row(search.sparsest(df2, target))
             entry["models_over_target"] = int((df2["accuracy"] >= target).sum())
+            entry["result"] = _result(df1, entry["sparsest"], target)
         if not df2.attrs["complete"]:
             summary["status"] = "phase two incomplete"
     store.put_json("summary", summary)
     _print_summary(summary)
     return summary
+
+
+def _result(df1, sp, target: float):
+    """The search's result as the summary, leaderboard and frontier count it (docs/search.md):
+    the sparsest count over both phases and the best accuracy at it, which is phase one's
+    dense run of the winner where that run beat phase two's training of the same (unpruned)
+    mask. None when phase two's model is also the best run at its count."""
+    if sp is None or df1 is None or df1.empty:
+        return None
+    same = df1[(df1["nnz"] == sp["nnz"]) & (df1["accuracy"] >= target)]
+    if same.empty or float(same["accuracy"].max()) <= float(sp["accuracy"]):
+        return None
+    r = same.sort_values("accuracy", ascending=False, kind="stable").iloc[0]
+    return {"nnz": int(r["nnz"]), "accuracy": float(r["accuracy"]),
+            "config": [int(r["d1"]), int(r["d2"]), int(r["d3"])], "stage": "phase1"}
 
 
 def _print_summary(summary: dict) -> None:
@@ -238,5 +254,10 @@ def _print_summary(summary: dict) -> None:
                   f"{sp['schedule']}, mask {sp['mask_index']} "
                   f"({entry['models_over_target']:,} model"
                   f"{'s' * (entry['models_over_target'] != 1)} over the target)")
+            if res := entry.get("result"):
+                print(f"  the search's result (both phases; docs/search.md): {res['nnz']} "
+                      f"nonzeros at {res['accuracy']:.2%}, phase one's dense "
+                      f"{tuple(res['config'])} run; the line above is phase two's training of "
+                      "that count (the model the figures draw)")
         elif se:
             print(f"  no model of the phase-two search reaches {float(target):.2%}")
