@@ -34,9 +34,10 @@ METHOD_STYLES = {
     "rigl": ("#17becf", "<"),
     "lth": ("#bcbd22", ">"),
 }
-# Names outside the table (another ``by`` column) take these, in sorted order of the names.
-_SPARE = (("#393b79", "o"), ("#e7969c", "s"), ("#6b6ecf", "^"), ("#b5cf6b", "D"),
-          ("#843c39", "v"), ("#de9ed6", "P"))
+# Names outside the table (another ``by`` column, e.g. schedules) take these, in sorted order
+# of the names: hues far apart (ColorBrewer Dark2), so two or three names never look alike.
+_SPARE = (("#1b9e77", "o"), ("#d95f02", "s"), ("#7570b3", "^"), ("#e7298a", "D"),
+          ("#66a61e", "v"), ("#a6761d", "P"))
 SEARCH_ZORDER = 6
 # The pruners a figure highlights (e.g. a leaderboard's new ones): strong colours outside the
 # table, black-edged stars, bold step lines, listed first; the other methods are dimmed.
