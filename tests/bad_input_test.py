@@ -82,6 +82,12 @@ SEARCH_CASES = [
     (dict(subset_lrs=(0.0,)), "subset_lrs must be positive"),
     (dict(max_phase_two_runs=0), "max_phase_two_runs must be >= 1"),
     (dict(max_structured_params=1), "no configuration"),
+    (dict(subset_first_k=0), "subset_first_k must be >= 1"),
+    (dict(lrs=(1e-50,)), "is 0 or infinite in float32"),
+    (dict(lrs=(1e39,)), "is 0 or infinite in float32"),
+    (dict(lrs=(0.1, 0.1)), "repeats a value"),
+    (dict(schedules=("cosine", "cosine")), "repeats a value"),
+    (dict(init="bench95", width=20), "is 16 wide"),
 ]
 
 
@@ -117,6 +123,14 @@ PRUNE_CASES = [
     (_set("epochs", 0), ">= 1"),
     (_set("batch_size", 0), ">= 1"),
     (_set("task_index", 3), "task_index"),
+    (_set("grids.random.lrs", (1e-50,)), "is 0 or infinite in float32"),
+    (_set("grids.random.lrs", (1e39,)), "is 0 or infinite in float32"),
+    (_set("grids.random.budgets", (15, 15)), "repeats a value"),
+    (_set("grids.random.schedules", ("constant", "constant")), "repeats a value"),
+    (_set("grids.random.budgets", ()), "budgets is empty"),
+    (_set("num_points", 1), "larger than the 1 training points"),
+    (_set("batch_size", 100000), "larger than the 640 training points"),
+    (_set("seed", 2 ** 32), "seed must be in [0, 2^32)"),
 ]
 
 
@@ -395,3 +409,44 @@ def test_study_refuses_a_file_workdir_before_printing_its_plan(tmp_path, capsys)
     with pytest.raises(ValueError, match="is not a directory"):
         study.run(_study(lambda c: None), afile, dry_run=True)
     assert capsys.readouterr().out == ""
+
+
+
+def test_a_prune_config_given_to_search_is_one_line(tmp_path):
+    with pytest.raises(ValueError, match="not a search config") as e:
+        search.run(prune_config.get_config("smoke"), tmp_path / "wd")
+    assert "\n" not in str(e.value) and not (tmp_path / "wd").exists()
+
+
+@pytest.mark.parametrize("stage", ["search", "prune"])
+def test_an_empty_workdir_is_refused_not_taken_for_a_default(tmp_path, monkeypatch, stage):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="workdir is empty"):
+        if stage == "search":
+            search.run(_search(), "")
+        else:
+            prune.run(prune_config.get_config("smoke"), "")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_bad_claim_stale_env_is_refused_before_writing(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPIRALPRUNE_CLAIM_STALE_S", "soon")
+    with pytest.raises(ValueError, match="SPIRALPRUNE_CLAIM_STALE_S must be a number of "
+                                         "seconds > 0, got 'soon'"):
+        recording.Store(tmp_path / "wd", {"a": 1}, kind="search")
+    assert not (tmp_path / "wd").exists()
+
+
+def test_masks_of_other_widths_are_one_line():
+    import jax
+    params = models.init(jax.random.key(0), 4)
+    masks = masking.ones_like(models.init(jax.random.key(0), 3))
+    with pytest.raises(ValueError, match=r"mask \['layer0'\]\['bias'\] has shape|mask "
+                                         r"\['layer0'\]\['kernel'\] has shape"):
+        masking.apply(params, masks)
+
+
+def test_a_pruner_path_with_non_ascii_letters_names_a_valid_stage():
+    from spiralprune.pruning import plugins
+    stage = plugins.stage_name("/data/prüfer/mine.py:schnitt")
+    assert recording._check_name(stage, "stage") == stage

@@ -23,7 +23,8 @@ def is_path(name: str) -> bool:
 
 def stage_name(name: str) -> str:
     """``name`` with every character a record stage may not hold replaced by "-"."""
-    return "".join(c if c.isalnum() or c in "_.-" else "-" for c in name)
+    # ASCII only: a record stage is [A-Za-z0-9_.-]+ (a path with other letters becomes "-").
+    return "".join(c if (c.isascii() and c.isalnum()) or c in "_.-" else "-" for c in name)
 
 
 def short_name(name: str) -> str:
