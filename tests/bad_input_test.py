@@ -450,3 +450,12 @@ def test_a_pruner_path_with_non_ascii_letters_names_a_valid_stage():
     from spiralprune.pruning import plugins
     stage = plugins.stage_name("/data/prüfer/mine.py:schnitt")
     assert recording._check_name(stage, "stage") == stage
+
+
+def test_a_pruner_module_that_exits_is_one_line(tmp_path):
+    from spiralprune.pruning import checks
+    path = tmp_path / "quits.py"
+    path.write_text("import sys\nsys.exit(0)\n\ndef f(key, params, masks, batch):\n"
+                    "    return params\n")
+    with pytest.raises(ValueError, match=r"called sys.exit\(0\)"):
+        checks.check_method(f"{path}:f")

@@ -37,6 +37,11 @@ def _exec(key: str, spec):
     sys.modules[key] = module
     try:
         spec.loader.exec_module(module)
+    except SystemExit as e:   # a module that exits would end the binary with no word
+        del sys.modules[key]
+        raise ValueError(f"importing pruner module {spec.origin or spec.name} called "
+                         f"sys.exit({e.code!r}); a pruner module must only define functions"
+                         ) from None
     except BaseException:
         del sys.modules[key]
         raise
