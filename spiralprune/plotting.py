@@ -224,9 +224,10 @@ def accuracy_vs_nonzeros(df: pd.DataFrame, *, by: str = "method", search=None,
     ax.set_ylabel("accuracy")
     _percent_y(ax)
     ax.grid(alpha=0.3)
-    # Outside the Axes, so it never hides a point; highlighted names first, then the search.
+    # Outside the Axes, so it never hides a point; highlighted names (if any) first, then the
+    # search, then the others.
     handles, labels = ax.get_legend_handles_labels()
-    first = highlight + [search_label]
+    first = highlight + [search_label] if highlight else []
     order = sorted(range(len(labels)), key=lambda i: (
         first.index(labels[i]) if labels[i] in first else len(first), i))
     legend = ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=8,
