@@ -116,7 +116,8 @@ def test_workdirs_root_is_the_checkout_from_any_directory(monkeypatch, tmp_path)
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "spiralprune"\n')
     (tmp_path / "notebooks").mkdir()
     monkeypatch.chdir(tmp_path / "notebooks")
-    assert cli.workdirs_root() == tmp_path / "workdirs"
+    assert str(cli.workdirs_root()) == "../workdirs"
+    assert cli.workdirs_root().resolve() == (tmp_path / "workdirs").resolve()
     monkeypatch.chdir(tmp_path)
     assert str(cli.workdirs_root()) == "workdirs"
 
