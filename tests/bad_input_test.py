@@ -459,3 +459,22 @@ def test_a_pruner_module_that_exits_is_one_line(tmp_path):
                     "    return params\n")
     with pytest.raises(ValueError, match=r"called sys.exit\(0\)"):
         checks.check_method(f"{path}:f")
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(epochs=2.5), "Spec.epochs must be a whole number"),
+    (dict(batch_size=64.5), "Spec.batch_size must be a whole number"),
+    (dict(milestones=(30, 15)), "Spec.milestones must be increasing"),
+    (dict(milestones=(-1,)), "Spec.milestones must be increasing"),
+    (dict(gamma=0.0), "Spec.gamma must be in (0, 1]"),
+    (dict(gamma=2.0), "Spec.gamma must be in (0, 1]"),
+    (dict(momentum=1.0), "Spec.momentum must be in [0, 1)"),
+    (dict(momentum=-0.1), "Spec.momentum must be in [0, 1)"),
+    (dict(weight_decay=-1e-4), "Spec.weight_decay must be in [0, 1]"),
+    (dict(weight_decay=float("nan")), "Spec.weight_decay must be in [0, 1]"),
+])
+def test_spec_refuses_a_recipe_with_a_wrong_meaning(kw, match):
+    with pytest.raises(ValueError, match=re.escape(match)):
+        training.Spec(**kw)
+    assert training.Spec(epochs=2.0).epochs == 2 and isinstance(training.Spec(epochs=2.0).epochs,
+                                                                 int)
