@@ -20,7 +20,8 @@ def main(argv):
     for name in ("task_index", "num_tasks"):
         if getattr(flags.FLAGS, name) is not None:
             config[name] = getattr(flags.FLAGS, name)
-    search.run(config, flags.FLAGS.workdir or f"./workdirs/search_{config.preset}")
+    given = flags.FLAGS.workdir   # "--workdir=" (empty) is refused, never the default
+    search.run(config, given if given is not None else f"./workdirs/search_{config.preset}")
 
 
 if __name__ == "__main__":

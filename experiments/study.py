@@ -41,7 +41,9 @@ def main(argv):
                                  f"({name} {tasks[i]}); leave it out")
             config[name] = value if value is not None else (
                 tasks[i] if tasks else config[name])
-    pipeline.run(config, f.workdir or f"./workdirs/study_{config.preset}", dry_run=f.dry_run)
+    # "--workdir=" (empty) is refused by pipeline.run, never taken for the default.
+    workdir = f.workdir if f.workdir is not None else f"./workdirs/study_{config.preset}"
+    pipeline.run(config, workdir, dry_run=f.dry_run)
 
 
 if __name__ == "__main__":

@@ -96,11 +96,24 @@ def points(init: str, source: str | None = None, path=FRONTIER_FILE) -> pd.DataF
 
 def sparsest(init: str, target: float, source: str | None = None, path=FRONTIER_FILE):
     """The sparsest search model reaching ``target``: a dict (nnz, accuracy, config, source,
-    label), or None if the frontier holds no such model."""
+    label), or None if the frontier holds no such model.
+
+    Any target: a level the entry does not list is read off its points (the fewest nonzeros
+    whose best accuracy reaches it, as ``from_records`` counts), so 90% needs no new search.
+    """
     for e in entries(init, source, path):
-        hit = e["targets"].get(f"{float(target):g}")
+        hit = e["targets"].get(f"{float(target):g}") or _from_points(e, float(target))
         if hit is not None:
             return dict(hit, source=e["source"], label=e["label"])
+    return None
+
+
+def _from_points(e: dict, target: float):
+    """The first point (fewest nonzeros; points hold the best accuracy per count) reaching it."""
+    for p in sorted(e.get("points") or [], key=lambda p: p["nnz"]):
+        if p["accuracy"] >= target:
+            return {k: p[k] for k in ("nnz", "accuracy", "config", "lr", "schedule",
+                                      "disconnected") if k in p}
     return None
 
 

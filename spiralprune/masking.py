@@ -24,7 +24,22 @@ def ones_like(params: base.Params) -> base.Masks:
 
 
 def apply(params: base.Params, masks: base.Masks) -> base.Params:
-    """Zeroes masked entries (``where``, so NaN/inf in masked entries become exactly 0)."""
+    """Zeroes masked entries (``where``, so NaN/inf in masked entries become exactly 0).
+
+    One-line ValueError (at trace time, before any compute) if ``masks`` does not mirror
+    ``params`` or a mask's shape cannot broadcast to its parameter's (e.g. other widths).
+    """
+    if jax.tree.structure(params) != jax.tree.structure(masks):
+        raise ValueError(f"masks tree {jax.tree.structure(masks)} does not mirror params tree "
+                         f"{jax.tree.structure(params)}")
+    for path, p, m in zip(jax.tree_util.tree_flatten_with_path(params)[0],
+                          jax.tree.leaves(params), jax.tree.leaves(masks)):
+        try:
+            if jnp.broadcast_shapes(jnp.shape(m), jnp.shape(p)) != jnp.shape(p):
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"mask {jax.tree_util.keystr(path[0])} has shape {jnp.shape(m)}, "
+                             f"params {jnp.shape(p)} (masks of other widths?)") from None
     return jax.tree.map(lambda p, m: jnp.where(m, p, jnp.zeros_like(p)), params, masks)
 
 

@@ -34,10 +34,14 @@ METHOD_STYLES = {
     "rigl": ("#17becf", "<"),
     "lth": ("#bcbd22", ">"),
 }
-# Names outside the table (another ``by`` column) take these, in sorted order of the names.
-_SPARE = (("#393b79", "o"), ("#e7969c", "s"), ("#6b6ecf", "^"), ("#b5cf6b", "D"),
-          ("#843c39", "v"), ("#de9ed6", "P"))
+# Names outside the table (another ``by`` column, e.g. schedules) take these, in sorted order
+# of the names: hues far apart (ColorBrewer Dark2), so two or three names never look alike.
+_SPARE = (("#1b9e77", "o"), ("#d95f02", "s"), ("#7570b3", "^"), ("#e7298a", "D"),
+          ("#66a61e", "v"), ("#a6761d", "P"))
 SEARCH_ZORDER = 6
+# The pruners a figure highlights (e.g. a leaderboard's new ones): strong colours outside the
+# table, black-edged stars, bold step lines, listed first; the other methods are dimmed.
+HIGHLIGHT_STYLES = ("#e41a1c", "#7b2fff", "#00a6a6", "#ff8c00")
 
 
 def method_style(name, others=()) -> tuple[str, str]:
@@ -164,7 +168,8 @@ def phase_one_scatter(df: pd.DataFrame, *, targets=(0.95, 0.995), winners=None, 
 def accuracy_vs_nonzeros(df: pd.DataFrame, *, by: str = "method", search=None,
                          targets=(0.95, 0.995), frontier: bool = True, logx: bool = False,
                          x: str = "nnz", y: str = "accuracy", ax=None,
-                         search_label: str = "search") -> matplotlib.axes.Axes:
+                         search_label: str = "search",
+                         highlight=()) -> matplotlib.axes.Axes:
     """Accuracy against nonzero parameters per method, with each method's frontier.
 
     Args:
@@ -178,6 +183,8 @@ def accuracy_vs_nonzeros(df: pd.DataFrame, *, by: str = "method", search=None,
       x, y: column names of the nonzero count and the accuracy.
       ax: Axes to draw into (new if None).
       search_label: the search's legend entry (e.g. saying whose points they are).
+      highlight: values of ``by`` to stand out (``HIGHLIGHT_STYLES``, bold, first in the
+        legend, in the order given); the others are drawn lighter.
 
     Returns:
       the Axes.
@@ -185,12 +192,25 @@ def accuracy_vs_nonzeros(df: pd.DataFrame, *, by: str = "method", search=None,
     analysis.check_records(df, (x, y, by))
     ax = _new_axes(ax, figsize=(8.5, 5))
     names = [str(n) for n in df[by].unique()]
+    highlight = [str(h) for h in highlight if str(h) in names]
+    dim = bool(highlight)
     for name, group in df.groupby(by, sort=True):
+        if str(name) in highlight:
+            continue
         colour, marker = method_style(name, names)
-        ax.scatter(group[x], group[y], s=18, alpha=0.7, color=colour, marker=marker,
-                   edgecolors="none", label=str(name))
+        ax.scatter(group[x], group[y], s=18, alpha=0.45 if dim else 0.7, color=colour,
+                   marker=marker, edgecolors="none", label=str(name))
         if frontier:
-            _step(ax, _front(group, x, y), x, y, color=colour, lw=1.2)
+            _step(ax, _front(group, x, y), x, y, color=colour, lw=0.9 if dim else 1.2,
+                  alpha=0.6 if dim else 1.0)
+    for i, name in enumerate(highlight):
+        group = df[df[by].astype(str) == name]
+        colour = HIGHLIGHT_STYLES[i % len(HIGHLIGHT_STYLES)]
+        ax.scatter(group[x], group[y], s=70, color=colour, marker="*", edgecolors="black",
+                   linewidths=0.5, zorder=SEARCH_ZORDER - 2, label=name)
+        if frontier:
+            _step(ax, _front(group, x, y), x, y, color=colour, lw=2.4,
+                  zorder=SEARCH_ZORDER - 2)
     if search is not None:
         analysis.check_records(search, (x, y))
         front = _front(search, x, y)
@@ -204,9 +224,18 @@ def accuracy_vs_nonzeros(df: pd.DataFrame, *, by: str = "method", search=None,
     ax.set_ylabel("accuracy")
     _percent_y(ax)
     ax.grid(alpha=0.3)
-    # Outside the Axes, so it never hides a point.
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,
-              markerscale=1.5)
+    # Outside the Axes, so it never hides a point; highlighted names (if any) first, then the
+    # search, then the others.
+    handles, labels = ax.get_legend_handles_labels()
+    first = highlight + [search_label] if highlight else []
+    order = sorted(range(len(labels)), key=lambda i: (
+        first.index(labels[i]) if labels[i] in first else len(first), i))
+    legend = ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=8,
+                       loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,
+                       markerscale=1.5)
+    for text in legend.get_texts():
+        if text.get_text() in highlight:
+            text.set_fontweight("bold")
     return ax
 
 

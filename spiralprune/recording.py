@@ -253,7 +253,10 @@ class Store:
           config: dict or ml_collections.ConfigDict; must match an existing config.json.
           kind: what the workdir records, e.g. "search", "prune", "study".
         """
+        if not str(workdir).strip():
+            raise ValueError("workdir is empty")
         self.workdir, self.read_only, self._cache = pathlib.Path(workdir), False, None
+        claim_stale_s()   # a bad env value is refused here, not in a heartbeat thread
         self.kind = _check_name(kind, "kind")
         self.config = json.loads(_canon(_jsonable(config)))
         self.config_hash, self._warned_legacy = config_hash(self.config), False
@@ -479,8 +482,17 @@ class Store:
 
 
 def claim_stale_s() -> float:
-    """Seconds without a heartbeat after which a claim is taken over (env override)."""
-    return float(os.environ.get("SPIRALPRUNE_CLAIM_STALE_S", "120"))
+    """Seconds without a heartbeat after which a claim is taken over (env override); a
+    one-line ValueError for a value that is not a positive number of seconds."""
+    raw = os.environ.get("SPIRALPRUNE_CLAIM_STALE_S", "120")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value != float("inf")):
+        raise ValueError(f"SPIRALPRUNE_CLAIM_STALE_S must be a number of seconds > 0, got "
+                         f"{raw!r}")
+    return value
 
 
 def _process_start(pid: int) -> int | None:

@@ -73,8 +73,25 @@ class Spec:
             if any(d > D for d, D in zip(self.widths, self.dist_widths)):
                 raise ValueError(f"widths {self.widths} exceed dist_widths {self.dist_widths}")
         for name in ("epochs", "batch_size", "eval_chunk", "cosine_t_max"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"Spec.{name} must be >= 1, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if isinstance(value, bool) or float(value) != int(value):
+                raise ValueError(f"Spec.{name} must be a whole number, got {value!r}")
+            if int(value) < 1:
+                raise ValueError(f"Spec.{name} must be >= 1, got {value}")
+            object.__setattr__(self, name, int(value))
+        ms = [float(m) for m in self.milestones]
+        if any(m != int(m) or m < 0 for m in ms) or any(b <= a for a, b in zip(ms, ms[1:])):
+            raise ValueError(f"Spec.milestones must be increasing whole epochs >= 0, got "
+                             f"{tuple(self.milestones)}")
+        for name, lo, hi in (("momentum", 0.0, 1.0), ("weight_decay", 0.0, 1.0),
+                             ("gamma", 0.0, 1.0)):
+            value = float(getattr(self, name))
+            if not (lo <= value <= hi) or (name == "gamma" and value == 0.0) or (
+                    name == "momentum" and value == 1.0):
+                raise ValueError(f"Spec.{name} must be in "
+                                 + ("(0, 1]" if name == "gamma" else
+                                    "[0, 1)" if name == "momentum" else "[0, 1]")
+                                 + f", got {getattr(self, name)!r}")
         if self.init not in models.INIT_KINDS + ("given",):
             raise ValueError(f"unknown init {self.init!r}; choose from "
                              f"{models.INIT_KINDS + ('given',)}")

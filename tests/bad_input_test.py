@@ -82,6 +82,12 @@ SEARCH_CASES = [
     (dict(subset_lrs=(0.0,)), "subset_lrs must be positive"),
     (dict(max_phase_two_runs=0), "max_phase_two_runs must be >= 1"),
     (dict(max_structured_params=1), "no configuration"),
+    (dict(subset_first_k=0), "subset_first_k must be >= 1"),
+    (dict(lrs=(1e-50,)), "is 0 or infinite in float32"),
+    (dict(lrs=(1e39,)), "is 0 or infinite in float32"),
+    (dict(lrs=(0.1, 0.1)), "repeats a value"),
+    (dict(schedules=("cosine", "cosine")), "repeats a value"),
+    (dict(init="bench95", width=20), "is 16 wide"),
 ]
 
 
@@ -117,6 +123,14 @@ PRUNE_CASES = [
     (_set("epochs", 0), ">= 1"),
     (_set("batch_size", 0), ">= 1"),
     (_set("task_index", 3), "task_index"),
+    (_set("grids.random.lrs", (1e-50,)), "is 0 or infinite in float32"),
+    (_set("grids.random.lrs", (1e39,)), "is 0 or infinite in float32"),
+    (_set("grids.random.budgets", (15, 15)), "repeats a value"),
+    (_set("grids.random.schedules", ("constant", "constant")), "repeats a value"),
+    (_set("grids.random.budgets", ()), "budgets is empty"),
+    (_set("num_points", 1), "larger than the 1 training points"),
+    (_set("batch_size", 100000), "larger than the 640 training points"),
+    (_set("seed", 2 ** 32), "seed must be in [0, 2^32)"),
 ]
 
 
@@ -348,3 +362,119 @@ def test_two_writers_share_a_search_and_a_killed_one_resumes_trains(tmp_path):
     pd.testing.assert_frame_equal(_table(shared), _table(killed))
     for wd in (shared, killed):
         assert not list(wd.glob("shards/*/.*.claim"))
+
+
+# --- A pruner's JAX mistakes: one line naming the pruner (and the layer) and what to do. ---
+
+def _np_scores(key, params, masks, batch):
+    return {n: {"kernel": np.abs(np.asarray(p["kernel"])), "bias": p["bias"]}
+            for n, p in params.items()}
+
+
+def _list_scores(key, params, masks, batch):
+    return [p["kernel"] for p in params.values()]
+
+
+def _if_budget(key, params, masks, data, budget):
+    return masks if budget > 20 else masks
+
+
+def _no_last_layer(key, params, masks, batch):
+    return {n: {"kernel": p["kernel"], "bias": p["bias"]} for n, p in params.items()
+            if n != models.LAYERS[-1]}
+
+
+@pytest.mark.parametrize("fn,kind,match", [
+    (_np_scores, "scores", "TracerArrayConversionError on layer0's kernel: use jnp, not np"),
+    (_list_scores, "scores", "use jnp, not np, inside a pruner, and return jax arrays"),
+    (_if_budget, "masks", "the budget (and every array) is a traced value: use jnp.where"),
+    (_no_last_layer, "scores", f"score function returned no {models.LAYERS[-1]!r}"),
+])
+def test_pruner_jax_mistakes_get_a_hint(fn, kind, match):
+    from spiralprune import pruning
+    from spiralprune.pruning import checks, registry
+    name = f"mistake{fn.__name__}"
+    pruning.register(name, fn, kind=kind)
+    try:
+        with pytest.raises(ValueError, match=re.escape(match)) as e:
+            checks.check(name, 16, [20], "bench95")
+        assert "\n" not in str(e.value) and f"pruner {name!r}" in str(e.value)
+    finally:
+        registry._REGISTRY.pop(name, None)
+
+
+def test_study_refuses_a_file_workdir_before_printing_its_plan(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(ValueError, match="is not a directory"):
+        study.run(_study(lambda c: None), afile, dry_run=True)
+    assert capsys.readouterr().out == ""
+
+
+
+def test_a_prune_config_given_to_search_is_one_line(tmp_path):
+    with pytest.raises(ValueError, match="not a search config") as e:
+        search.run(prune_config.get_config("smoke"), tmp_path / "wd")
+    assert "\n" not in str(e.value) and not (tmp_path / "wd").exists()
+
+
+@pytest.mark.parametrize("stage", ["search", "prune"])
+def test_an_empty_workdir_is_refused_not_taken_for_a_default(tmp_path, monkeypatch, stage):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="workdir is empty"):
+        if stage == "search":
+            search.run(_search(), "")
+        else:
+            prune.run(prune_config.get_config("smoke"), "")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_bad_claim_stale_env_is_refused_before_writing(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPIRALPRUNE_CLAIM_STALE_S", "soon")
+    with pytest.raises(ValueError, match="SPIRALPRUNE_CLAIM_STALE_S must be a number of "
+                                         "seconds > 0, got 'soon'"):
+        recording.Store(tmp_path / "wd", {"a": 1}, kind="search")
+    assert not (tmp_path / "wd").exists()
+
+
+def test_masks_of_other_widths_are_one_line():
+    import jax
+    params = models.init(jax.random.key(0), 4)
+    masks = masking.ones_like(models.init(jax.random.key(0), 3))
+    with pytest.raises(ValueError, match=r"mask \['layer0'\]\['bias'\] has shape|mask "
+                                         r"\['layer0'\]\['kernel'\] has shape"):
+        masking.apply(params, masks)
+
+
+def test_a_pruner_path_with_non_ascii_letters_names_a_valid_stage():
+    from spiralprune.pruning import plugins
+    stage = plugins.stage_name("/data/prüfer/mine.py:schnitt")
+    assert recording._check_name(stage, "stage") == stage
+
+
+def test_a_pruner_module_that_exits_is_one_line(tmp_path):
+    from spiralprune.pruning import checks
+    path = tmp_path / "quits.py"
+    path.write_text("import sys\nsys.exit(0)\n\ndef f(key, params, masks, batch):\n"
+                    "    return params\n")
+    with pytest.raises(ValueError, match=r"called sys.exit\(0\)"):
+        checks.check_method(f"{path}:f")
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(epochs=2.5), "Spec.epochs must be a whole number"),
+    (dict(batch_size=64.5), "Spec.batch_size must be a whole number"),
+    (dict(milestones=(30, 15)), "Spec.milestones must be increasing"),
+    (dict(milestones=(-1,)), "Spec.milestones must be increasing"),
+    (dict(gamma=0.0), "Spec.gamma must be in (0, 1]"),
+    (dict(gamma=2.0), "Spec.gamma must be in (0, 1]"),
+    (dict(momentum=1.0), "Spec.momentum must be in [0, 1)"),
+    (dict(momentum=-0.1), "Spec.momentum must be in [0, 1)"),
+    (dict(weight_decay=-1e-4), "Spec.weight_decay must be in [0, 1]"),
+    (dict(weight_decay=float("nan")), "Spec.weight_decay must be in [0, 1]"),
+])
+def test_spec_refuses_a_recipe_with_a_wrong_meaning(kw, match):
+    with pytest.raises(ValueError, match=re.escape(match)):
+        training.Spec(**kw)
+    assert training.Spec(epochs=2.0).epochs == 2 and isinstance(training.Spec(epochs=2.0).epochs,
+                                                                 int)

@@ -10,6 +10,7 @@ import matplotlib.colors
 import matplotlib.image
 import matplotlib.lines
 import numpy as np
+import pandas as pd
 import pytest
 
 from spiralprune import analysis, plotting, recording, search
@@ -286,3 +287,59 @@ def test_each_method_has_one_colour_in_every_figure(study, tmp_path, monkeypatch
         assert all(c == expected for c in per_figure.values()), (method, per_figure)
     # The same method is drawn in more than one figure (fronts and disconnected paths).
     assert len(by_method["gmp"]) >= 2 and len(by_method["search"]) >= 2
+
+
+def test_fronts_draw_the_searchs_targets_and_dense_as_a_line(study, tmp_path, monkeypatch):
+    # A front draws the targets its setting's search used (the smoke search's 50% and 55%),
+    # not 99.5% because some run is accurate; dense (hundreds of nonzeros) is a dotted line at
+    # its best accuracy, so the nonzero axis spans the pruners and the search only.
+    records, _ = figures.discover([str(study["root"])])
+    prune = study["prune"].assign(setting=lambda d: d["init"].map(
+        lambda i: "random" if i == "torch" else i), accuracy=0.999)
+    prune = prune[prune["setting"] == "random"]
+    dense = prune.iloc[:2].assign(method="dense", nnz=609, accuracy=0.9991)
+    prune = pd.concat([prune, dense], ignore_index=True)
+    calls = []
+    draw = plotting.accuracy_vs_nonzeros
+
+    def spy(df, **kw):
+        ax = draw(df, **kw)
+        calls.append((df, kw, ax))
+        return ax
+    monkeypatch.setattr(plotting, "accuracy_vs_nonzeros", spy)
+    out = figures._Out(tmp_path)
+    figures._fronts_section(prune, records, (0.5, 0.55, 0.95, 0.995), out)
+    assert calls
+    for df, kw, ax in calls:
+        assert tuple(kw["targets"]) == (0.5, 0.55)
+        assert "dense" not in set(df["method"]) and ax.get_xlim()[1] < 609
+        labels = ax.get_legend_handles_labels()[1]
+        assert any(t.startswith("dense (609 nonzeros): 99.91%") for t in labels)
+
+
+def test_flops_figure_says_it_is_computed_at_the_table_1_setting(tmp_path):
+    import unittest.mock
+
+    import matplotlib.figure
+    captured = {}
+    real = matplotlib.figure.Figure.savefig
+
+    def spy(self, *a, **k):
+        captured["title"] = self.axes[0].get_title()
+        captured["labels"] = self.axes[0].get_legend_handles_labels()[1]
+        return real(self, *a, **k)
+    with unittest.mock.patch.object(matplotlib.figure.Figure, "savefig", spy):
+        figures._flops_section(figures._Out(tmp_path))
+    assert "computed" in captured["title"] and "width 16, budget 55" in captured["title"]
+    assert "prune (0: none)" not in captured["labels"]
+
+
+def test_spare_colours_are_far_apart():
+    # Three names outside the method table (notebook 01's schedules) get distinct hues.
+    hues = [matplotlib.colors.rgb_to_hsv(matplotlib.colors.to_rgb(
+        plotting.method_style(s, ("constant", "cosine", "step"))[0]))[0]
+        for s in ("constant", "cosine", "step")]
+    for i in range(3):
+        for j in range(i + 1, 3):
+            d = abs(hues[i] - hues[j])
+            assert min(d, 1 - d) > 0.1, (i, j, hues)

@@ -2,6 +2,7 @@
 the shipped built-ins' records and the shipped search frontier; bad pruners fail before training.
 """
 
+import pandas as pd
 import pytest
 
 from spiralprune import frontier
@@ -70,8 +71,11 @@ def test_smoke_leaderboard_with_a_user_file(tmp_path):
     tab = out["table"]
     assert tab.iloc[0]["method"] == "search" and tab.iloc[0]["nnz"] == 26
     new = tab[tab["new"]]
-    assert list(new["method"]) == [f"{path}:magnitude"] and int(new["runs"].iloc[0]) == 2
-    assert "magnitude (new)" in out["markdown"]
+    assert list(new["method"]) == ["magnitude"] and int(new["runs"].iloc[0]) == 2
+    assert list(new["path"]) == [f"{path}:magnitude"]
+    assert "**magnitude** (new)" in out["markdown"]
+    csv = pd.read_csv(out["files"][1])        # one name everywhere: the short one
+    assert "magnitude" in set(csv["method"]) and f"{path}:magnitude" not in set(csv["method"])
     again = leaderboard.run(c, tmp_path / "lb")   # recorded: nothing retrains
     assert len(again["runs"]) == len(out["runs"])
 
@@ -95,3 +99,129 @@ def test_bad_pruner_fails_before_training(tmp_path):
     with pytest.raises(ValueError, match="score function returned"):
         leaderboard.run(c, tmp_path / "lb")
     assert not (tmp_path / "lb").exists()
+
+
+def test_presets_have_their_own_default_workdirs(monkeypatch, tmp_path):
+    monkeypatch.setenv("SPIRALPRUNE_WORKDIRS", str(tmp_path))
+    dirs = {leaderboard.default_workdir(leaderboard_config.get_config(p))
+            for p in leaderboard_config.PRESETS}
+    assert len(dirs) == len(leaderboard_config.PRESETS)
+    assert leaderboard.default_workdir(leaderboard_config.get_config("random16")) == \
+        tmp_path / "leaderboard" / "random16"
+
+
+def test_workdirs_root_is_the_checkout_from_any_directory(monkeypatch, tmp_path):
+    from spiralprune.study import cli
+    monkeypatch.delenv("SPIRALPRUNE_WORKDIRS", raising=False)
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "spiralprune"\n')
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert str(cli.workdirs_root()) == "../workdirs"
+    assert cli.workdirs_root().resolve() == (tmp_path / "workdirs").resolve()
+    monkeypatch.chdir(tmp_path)
+    assert str(cli.workdirs_root()) == "workdirs"
+
+
+def test_two_grids_and_report_fields_share_a_workdir(tmp_path):
+    # Another grid in the same workdir keeps its own records (no "different config" refusal);
+    # targets and the figure are the report's: changing them never retrains, and the search
+    # row is read at any target (90% from the shipped frontier's points).
+    c = leaderboard_config.get_config("smoke")
+    c.methods = "random"
+    c.builtins = "none"
+    c.budgets = (20,)
+    c.figure = False
+    leaderboard.run(c, tmp_path / "lb")
+    c.budgets = (26,)
+    leaderboard.run(c, tmp_path / "lb")
+    c.targets = (0.9,)
+    c.figure = True
+    out = leaderboard.run(c, tmp_path / "lb")
+    assert len(list((tmp_path / "lb" / "prune").iterdir())) == 2
+    assert len(out["runs"]) == 1                  # recorded before: nothing trained
+    search = out["table"][out["table"]["method"] == "search"]
+    assert len(search) == 1 and int(search["nnz"].iloc[0]) == 26
+    assert "Search: 90.0%: 26 nonzeros" in out["markdown"]
+    c.targets = (0.95,)
+    c.preset = "bench95"                          # the preset's name is not a record either
+    assert len(leaderboard.run(c, tmp_path / "lb")["runs"]) == 1
+
+
+def test_table_ranks_search_then_nnz_then_accuracy():
+    c = leaderboard_config.get_config("smoke")
+    c.targets = (0.95,)
+    runs = pd.DataFrame({
+        "method": ["/abs/a.py:zeta", "snip", "gmp", "lth", "/x/mine.py:alpha", "grasp"],
+        "width": 3, "budget": 20,
+        "nnz": [30, 25, 25, 28, 40, 50],
+        "accuracy": [0.97, 0.96, 0.98, 0.90, 0.80, 0.85],
+        "disconnected": 0})
+    best = {0.95: {"nnz": 26, "accuracy": 0.96, "config": [3, 2, 2], "source": "measured"}}
+    tab = leaderboard.table(runs, best, c, new=("/abs/a.py:zeta",),
+                            asked=("/abs/a.py:zeta", "/x/mine.py:alpha"))
+    assert list(tab["method"]) == ["search", "gmp", "snip", "zeta", "lth", "grasp", "alpha"]
+    assert list(tab["asked"]) == [False, False, False, True, False, False, True]
+
+
+def test_colliding_short_names_stay_distinct():
+    names = leaderboard.display_names(["/a/one.py:prune", "/b/two.py:prune", "snip"])
+    assert names == {"/a/one.py:prune": "one:prune", "/b/two.py:prune": "two:prune",
+                     "snip": "snip"}
+
+
+def test_budget_no_width_holds_is_refused_before_training(tmp_path):
+    c = leaderboard_config.get_config("smoke")
+    c.methods = "random"
+    c.widths = (3, 16)
+    c.budgets = (30, 600)
+    with pytest.raises(ValueError, match="budget 600 fits no width of \\(3, 16\\)"):
+        leaderboard.run(c, tmp_path / "lb")
+    assert not (tmp_path / "lb").exists()
+
+
+def test_budget_one_width_cannot_hold_is_in_the_plan_and_grid_difference_warns(capsys):
+    c = leaderboard_config.get_config("bench95")
+    c.budgets = (20, 30)
+    notes = leaderboard.plan_notes(c, frontier.pruner_runs())
+    assert any("width 3 holds budgets below 27 only: 30" in n for n in notes)
+    assert any("not like for like" in n and "not in their grid" in n for n in notes)
+    c = leaderboard_config.get_config("bench95")
+    assert leaderboard.plan_notes(c, frontier.pruner_runs()) == []   # the shipped grid
+    c.epochs = 10
+    assert any("epochs=10" in n for n in leaderboard.plan_notes(c, frontier.pruner_runs()))
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("targets", (1.5,), "targets must be"), ("targets", (), "targets must be"),
+    ("budgets", (20, 20), "repeat a value"),
+    ("search_workdir", "/nonexistent/search", "holds no search records"),
+])
+def test_report_and_grid_mistakes_are_refused_before_training(tmp_path, field, value, match):
+    c = leaderboard_config.get_config("smoke")
+    c.methods = "random"
+    c[field] = value
+    with pytest.raises(ValueError, match=match):
+        leaderboard.run(c, tmp_path / "lb")
+    assert not (tmp_path / "lb").exists()
+
+
+def test_leaderboard_figure_highlights_the_given_pruner(tmp_path):
+    from spiralprune import plotting
+    runs = frontier.pruner_runs()
+    mine = runs[runs["method"] == "snip"].assign(method="/data/mine.py:my_magnitude")
+    runs = pd.concat([runs, mine], ignore_index=True)
+    c = leaderboard_config.get_config("bench95")
+    path = tmp_path / "lb.png"
+    leaderboard.figure(runs, frontier.points("bench95"), c, path,
+                       asked=("/data/mine.py:my_magnitude",))
+    assert path.stat().st_size > 0
+    ax = plotting.accuracy_vs_nonzeros(
+        runs.assign(method=runs["method"].map(leaderboard.display_names(runs["method"]))),
+        search=frontier.points("bench95"), highlight=("my_magnitude",))
+    texts = ax.get_legend().get_texts()
+    assert texts[0].get_text() == "my_magnitude" and texts[0].get_fontweight() == "bold"
+    assert texts[1].get_text() == "search"
+    colours = [tuple(h.get_facecolor()[0][:3]) for h in ax.get_legend().legend_handles
+               if hasattr(h, "get_facecolor")]
+    import matplotlib.colors as mc
+    assert colours[0] == mc.to_rgb(plotting.HIGHLIGHT_STYLES[0])

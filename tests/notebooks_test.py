@@ -59,6 +59,7 @@ def test_notebook_runs_on_the_smoke_presets(path, kernel_env, monkeypatch, tmp_p
     monkeypatch.setenv("JAX_PLATFORMS", "cpu")
     monkeypatch.delenv("SPIRALPRUNE_WORKDIR", raising=False)
     monkeypatch.setenv("TMPDIR", str(tmp_path))  # the notebooks' temp workdirs land here
+    monkeypatch.setenv("SPIRALPRUNE_WORKDIRS", str(tmp_path / "workdirs"))  # default workdirs
     book = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(book, kernel_name=KERNEL, timeout=300,
                                      resources={"metadata": {"path": str(path.parent)}})
@@ -81,3 +82,12 @@ def test_notebooks_read_the_quick_start_study_before_retraining():
         first_use = min(code.index(s) for s in ("WORKDIR is None:", "WORKDIR is not None:")
                         if s in code)
         assert code.index("WORKDIR = str(QUICK_START)") < first_use, path.name
+
+
+def test_your_pruner_notebook_reuses_its_leaderboard_records():
+    # The checkout's workdirs/leaderboard/<preset> from any directory, so a rerun trains nothing
+    # and no temporary folder is left behind.
+    path = ROOT / "notebooks" / "05_your_pruner.ipynb"
+    code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells
+                     if c.cell_type == "code")
+    assert "leaderboard.default_workdir(config)" in code and "tempfile" not in code

@@ -242,6 +242,24 @@ def test_rigl_training_keeps_erk_counts(data):
         assert np.all(np.asarray(p)[~np.asarray(m)] == 0)
 
 
+def test_rigl_reference_counts_are_the_studys_in_training(data):
+    # The study's rigl-torch rounding at width 16, f = 30 is [6, 10, 10, 6] (exact: [5, 10, 10,
+    # 5]); reference_counts=True trains with it, the budget traced, and drop-and-grow keeps it.
+    ref = jax.jit(lambda b: during_training.reference_erk_counts(16, b))
+    np.testing.assert_array_equal(ref(30), [6, 10, 10, 6])
+    for f in (15, 30, 55, 200):
+        np.testing.assert_array_equal(ref(f), selection.erk_counts(16, f, reference=True))
+    spec = _spec(width=16, epochs=1)
+    params, start = _init(16)
+    out = jax.jit(lambda p: during_training.rigl(
+        p, start, data, jax.random.key(3), jax.random.key(4), 0.2, 0, 30, spec, delta=2,
+        reference_counts=True))(params)
+    np.testing.assert_array_equal(_counts(out["masks"]), [6, 10, 10, 6])
+    assert during_training.RIGL_ARGS["reference_counts"] is False   # exact by default
+    from spiralprune.pruning import checks
+    checks.check_method_args("rigl", {"reference_counts": True})   # a method argument
+
+
 # --- LTH ---
 
 

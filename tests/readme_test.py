@@ -21,13 +21,14 @@ def test_the_study_figures_and_leaderboard_snippet_runs(tmp_path, monkeypatch, c
     for call in ("study.figures.run", "study.leaderboard.run"):
         assert call in code
     monkeypatch.chdir(tmp_path)   # its relative workdirs land here
+    monkeypatch.delenv("SPIRALPRUNE_WORKDIRS", raising=False)
     scope = {}
     exec(compile(code, "README.md", "exec"), scope)
     assert scope["result"]["status"] == "complete"
     assert (tmp_path / "workdirs" / "study_smoke" / "summary.md").is_file()
     assert scope["figs"]["figures"] and all(pathlib.Path(f).exists()
                                             for f in scope["figs"]["figures"])
-    assert (tmp_path / "workdirs" / "leaderboard" / "leaderboard.md").is_file()
+    assert (tmp_path / "workdirs" / "leaderboard" / "smoke" / "leaderboard.md").is_file()
     out = capsys.readouterr().out
     assert scope["result"]["finding"] in out and scope["board"]["markdown"] in out
 

@@ -77,3 +77,27 @@ def test_the_pruning_estimate_counts_groups_trained_side_by_side(tmp_path, monke
         assert search_s == seconds["search"]   # search stages do not train groups side by side
     # A grid of one group cannot train two at once.
     assert seconds[2] == pytest.approx([s / min(2, g) for s, g in zip(seconds[1], groups)])
+
+
+def test_a_rate_measured_on_a_loaded_machine_says_so(monkeypatch):
+    config = study_config.get_config("smoke")
+    config.estimate = "measured"
+    monkeypatch.setattr(study_plan, "measure_rates", lambda base: dict(base))
+    monkeypatch.setattr(study_plan.os, "getloadavg", lambda: (7.5, 7.0, 6.0))
+    monkeypatch.setattr(study_plan.os, "cpu_count", lambda: 2)
+    line = study_plan.cost_model(config, measure=True)[1]
+    assert "while the machine was loaded (load average 7.5 on 2 cores" in line
+    monkeypatch.setattr(study_plan.os, "getloadavg", lambda: (0.2, 0.2, 0.2))
+    assert "loaded" not in study_plan.cost_model(config, measure=True)[1]
+
+
+def test_the_dry_run_prints_this_machines_and_one_gpus_estimate(tmp_path, capsys):
+    from spiralprune.study import pipeline
+    config = study_config.get_config("smoke")
+    config.estimate = "assumed"
+    pipeline.run(config, tmp_path / "wd", dry_run=True)
+    out = capsys.readouterr().out
+    gpu = study_plan.plan(config, tmp_path / "wd", study_plan.ASSUMED["gpu"])
+    assert ("estimate on one GPU (the rates fitted to the device check on one H200, "
+            f"BENCHMARKS.md): {study_plan.format_seconds(sum(p.seconds for p in gpu))}") in out
+    assert not (tmp_path / "wd").exists()

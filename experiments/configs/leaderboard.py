@@ -9,8 +9,11 @@ Runbook (from the repository root):
     built-ins (and dense, random) are read from ./workdirs/study_quick/prune when the Quick
     start has run, else from the records shipped in the package, and the search from the
     shipped frontier (26 nonzeros at 96.36% in this project's run; the paper: 26 at 96.47%).
-    Writes leaderboard.md / .csv / .png into --workdir (default ./workdirs/leaderboard); every
-    pruner gets its own records folder there, so adding one later trains only that one.
+    Writes leaderboard.md / .csv / .png into --workdir (default workdirs/leaderboard/<preset>
+    of the checkout holding the current directory, or $SPIRALPRUNE_WORKDIRS/leaderboard/<preset>:
+    ``spiralprune.study.cli.workdirs_root``); every pruner and grid gets its own records folder
+    there, so adding a pruner or going back to a grid trains only what is missing, and the
+    report's fields (targets, figure, preset name) never retrain.
     Measured on 2 busy CPU cores for the worked example (``connected``): see README.md.
   python experiments/leaderboard.py --config=experiments/configs/leaderboard.py:random16 \
       --config.methods=my_pkg.my_module:my_pruner
@@ -27,7 +30,8 @@ Runbook (from the repository root):
 
 Fields: methods (pruner names: built-in or registered names, or import paths
 ``package.module:function``; a comma-separated string or a tuple), init, widths, budgets, lrs,
-schedules, repeats, targets, the training recipe (epochs, batch_size, milestones,
+schedules, repeats, targets (any accuracy levels: the search's sparsest model at each is read
+off its frontier), the training recipe (epochs, batch_size, milestones,
 cosine_t_max, precision, num_points), method_args (method -> {name: value}), chunk_size,
 seed, builtins ("auto": the Quick start's workdir if present, else "shipped"; "shipped";
 "none"; or a prune workdir), search_workdir (a search workdir to read the frontier from

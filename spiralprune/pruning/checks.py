@@ -7,6 +7,7 @@ signature, returned tree, NaN scores, budget) into a one-line ValueError naming 
 
 import dataclasses
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +31,43 @@ def _check_params(widths, init: str):
         return models.bench_init(init, widths)
     kind = init if init in models.INIT_KINDS else "torch"
     return models.init(jax.random.key(0), widths, kind=kind)
+
+
+# What to do about the JAX errors a pruner's own code most often raises when traced.
+_HINTS = {
+    "TracerArrayConversionError": "use jnp, not np, inside a pruner, and return jax arrays "
+                                  "(not lists or NumPy arrays)",
+    "TracerBoolConversionError": "the budget (and every array) is a traced value: use "
+                                 "jnp.where or jax.lax.cond, not Python if/while",
+    "ConcretizationTypeError": "the budget (and every array) is a traced value: use jnp.where "
+                               "or jax.lax.cond, and shapes that do not depend on it",
+    "TracerIntegerConversionError": "the budget (and every array) is a traced value: index "
+                                    "with jnp operations (jnp.where, jnp.take), not int()",
+}
+
+
+def _layer_of(text: str, params) -> str:
+    """The layers whose kernel has the shape a JAX error names ("float32[2,16]"), or ""."""
+    found = re.search(r"\w+\[(\d+(?:,\s*\d+)*)\]", text)
+    if not found:
+        return ""
+    shape = tuple(int(d) for d in found.group(1).split(","))
+    names = [f"{n}'s kernel" for n in models.LAYERS if tuple(params[n]["kernel"].shape) == shape]
+    names += [f"{n}'s bias" for n in models.LAYERS if tuple(params[n]["bias"].shape) == shape]
+    return f" on {' or '.join(names)}" if names else ""
+
+
+def _failure(pruner, where: str, e: Exception, params=None) -> ValueError:
+    """One line naming the pruner, the error and, for a known JAX mistake, what to do and the
+    layer whose array it was (by its shape)."""
+    kind = type(e).__name__
+    lines = [ln for ln in str(e).splitlines() if ln.strip()]
+    hint = _HINTS.get(kind)
+    detail = f"{kind}: {lines[0] if lines else ''}"
+    if hint:
+        layer = _layer_of(" ".join(lines[:3]), params) if params is not None else ""
+        detail = f"{kind}{layer}: {hint} ({lines[0][:160] if lines else ''})"
+    return ValueError(f"pruner {pruner.name!r} {where}: {detail}")
 
 
 def check(name, widths, budgets, init: str = "torch", *, method_args=()) -> None:
@@ -65,8 +103,7 @@ def check(name, widths, budgets, init: str = "torch", *, method_args=()) -> None
             except ValueError:
                 raise
             except Exception as e:  # noqa: BLE001 - one line, naming the pruner
-                raise ValueError(f"pruner {pruner.name!r} failed at budget {b}: "
-                                 f"{type(e).__name__}: {str(e).splitlines()[0]}") from None
+                raise _failure(pruner, f"failed at budget {b}", e, params) from None
             if int(nans):
                 raise ValueError(f"pruner {pruner.name!r}: {int(nans)} of {n} scores are NaN "
                                  f"(widths {widths}, budget {b})")
@@ -85,8 +122,7 @@ def check(name, widths, budgets, init: str = "torch", *, method_args=()) -> None
     except ValueError:
         raise
     except Exception as e:  # noqa: BLE001 - one line, naming the pruner
-        raise ValueError(f"pruner {pruner.name!r} does not trace: {type(e).__name__}: "
-                         f"{str(e).splitlines()[0]}") from None
+        raise _failure(pruner, "does not trace", e, params) from None
 
 
 def check_method(method: str) -> str:

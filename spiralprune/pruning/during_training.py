@@ -23,7 +23,8 @@ from spiralprune import base, masking, models, training
 from spiralprune.pruning import selection
 
 GMP_ARGS = {"gmp_steps": 199, "reference_counts": False}
-RIGL_ARGS = {"rigl_delta": 100, "rigl_alpha": 0.3, "rigl_end": 0.75}
+RIGL_ARGS = {"rigl_delta": 100, "rigl_alpha": 0.3, "rigl_end": 0.75,
+             "reference_counts": False}
 
 
 def resolve_args(spec: training.Spec, defaults: dict) -> dict:
@@ -276,6 +277,23 @@ def erk_counts(widths, budget) -> jax.Array:
     return floor + ((jnp.sum(ahead, axis=1) < left) & ~dense).astype(jnp.int32)
 
 
+@functools.lru_cache(maxsize=8)
+def _reference_erk_table(widths) -> np.ndarray:
+    """``selection.erk_counts(widths, f, reference=True)`` for every f in [0, N], (N + 1, 4)."""
+    n = models.num_weights(widths)
+    return np.stack([selection.erk_counts(widths, f, reference=True) for f in range(n + 1)]
+                    ).astype(np.int32)
+
+
+def reference_erk_counts(widths, budget) -> jax.Array:
+    """The study's rigl-torch per-layer counts (``n_l - int((1 - d_l) n_l)``, >= budget), for a
+    traced budget: looked up in a table made once per widths in float64, the study's order of
+    operations (``selection.erk_counts(reference=True)``). Width 16, f = 30: [6, 10, 10, 6]."""
+    widths = tuple(models.check_widths(widths))
+    table = jnp.asarray(_reference_erk_table(widths))
+    return table[jnp.clip(jnp.asarray(budget, jnp.int32), 0, table.shape[0] - 1)]
+
+
 def rigl_drop_fraction(s, t_end: int, alpha: float = 0.3) -> jax.Array:
     """Cosine drop fraction alpha / 2 (1 + cos(pi s / T_end)) at update step ``s`` (1-based)."""
     return alpha / 2 * (1 + jnp.cos(jnp.pi * jnp.asarray(s, jnp.float32) / t_end))
@@ -371,7 +389,7 @@ def rigl_schedule(num_steps: int, delta: int, end_fraction: float = 0.75) -> tup
 
 def rigl(params: base.Params, start: base.Masks, data, data_key, prune_key, lr, schedule,
          budget, spec: training.Spec, *, delta: int = 100, alpha: float = 0.3,
-         end_fraction: float = 0.75) -> dict:
+         end_fraction: float = 0.75, reference_counts: bool = False) -> dict:
     """Trains one model with RigL at ``budget`` weights, ERK-allocated per layer.
 
     Loop: a scan over U blocks of Delta steps, each Delta - 1 normal steps then the update step
@@ -388,6 +406,8 @@ def rigl(params: base.Params, start: base.Masks, data, data_key, prune_key, lr, 
       lr, schedule, budget: the run's base lr, schedule index, weight budget f (traced).
       spec: static description. delta, alpha, end_fraction: Delta T (100 as coded; the paper
         says 200), the cosine drop fraction's alpha (0.3), T_end / T (0.75).
+      reference_counts: False: ERK counts summing exactly to the budget (``erk_counts``);
+        True: the study's rigl-torch rounding per layer (``reference_erk_counts``, >= budget).
 
     Returns:
       dict: params, masks, train_loss (mean of the last epoch), counts (4,) ERK counts.
@@ -399,7 +419,7 @@ def rigl(params: base.Params, start: base.Masks, data, data_key, prune_key, lr, 
     spe = training.steps_per_epoch(data, spec)
     num_steps = spec.epochs * spe
     t_end, num_updates = rigl_schedule(num_steps, delta, end_fraction)
-    counts = erk_counts(spec.widths, budget)
+    counts = (reference_erk_counts if reference_counts else erk_counts)(spec.widths, budget)
     masks = rigl_init_masks(prune_key, start, counts)
     params = masking.apply(params, masks)
     opt_state = training.optimizer(spec).init(params)
@@ -429,7 +449,8 @@ def rigl(params: base.Params, start: base.Masks, data, data_key, prune_key, lr, 
 def rigl_train(variant: training.Variant, data, *, spec: training.Spec) -> dict:
     """``populations`` train_fn of RigL: init and initial mask from the run's keys.
 
-    Method args: ("rigl_delta", 100), ("rigl_alpha", 0.3), ("rigl_end", 0.75).
+    Method args: ("rigl_delta", 100), ("rigl_alpha", 0.3), ("rigl_end", 0.75),
+    ("reference_counts", False: exact ERK counts; True: the study's, ``reference_erk_counts``).
 
     Returns:
       ``training.result(...)``.
@@ -442,5 +463,6 @@ def rigl_train(variant: training.Variant, data, *, spec: training.Spec) -> dict:
     params = training.initial_params(variant, spec, keys["init"])
     out = rigl(params, variant.masks, data, keys["data"], keys["prune"], variant.lr,
                variant.schedule, variant.budget, spec, delta=int(args["rigl_delta"]),
-               alpha=float(args["rigl_alpha"]), end_fraction=float(args["rigl_end"]))
+               alpha=float(args["rigl_alpha"]), end_fraction=float(args["rigl_end"]),
+               reference_counts=bool(args["reference_counts"]))
     return training.result(out["params"], out["masks"], data, spec, out["train_loss"])

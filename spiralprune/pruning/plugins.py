@@ -23,7 +23,8 @@ def is_path(name: str) -> bool:
 
 def stage_name(name: str) -> str:
     """``name`` with every character a record stage may not hold replaced by "-"."""
-    return "".join(c if c.isalnum() or c in "_.-" else "-" for c in name)
+    # ASCII only: a record stage is [A-Za-z0-9_.-]+ (a path with other letters becomes "-").
+    return "".join(c if (c.isascii() and c.isalnum()) or c in "_.-" else "-" for c in name)
 
 
 def short_name(name: str) -> str:
@@ -36,6 +37,11 @@ def _exec(key: str, spec):
     sys.modules[key] = module
     try:
         spec.loader.exec_module(module)
+    except SystemExit as e:   # a module that exits would end the binary with no word
+        del sys.modules[key]
+        raise ValueError(f"importing pruner module {spec.origin or spec.name} called "
+                         f"sys.exit({e.code!r}); a pruner module must only define functions"
+                         ) from None
     except BaseException:
         del sys.modules[key]
         raise

@@ -123,8 +123,10 @@ def check_tree(name, what, out, params, dtype=None) -> None:
     except Exception:  # noqa: BLE001 - anything that is not a pytree
         same = False
     if not same:
-        raise ValueError(f"pruner {name!r}: {what} returned {_short(out)}; need a tree like "
-                         f"params {jax.tree.structure(params)}")
+        where = _tree_diff(out, params)
+        raise ValueError(f"pruner {name!r}: {what} returned " + (
+            f"{where}; " if where else "") + f"{_short(out)}; need a tree like params "
+            f"{jax.tree.structure(params)}")
     for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(params)):
         if jnp.shape(a) != jnp.shape(b):
             raise ValueError(f"pruner {name!r}: {what} returned a leaf of shape {jnp.shape(a)} "
@@ -132,6 +134,28 @@ def check_tree(name, what, out, params, dtype=None) -> None:
         if dtype is bool and jnp.asarray(a).dtype != jnp.bool_:
             raise ValueError(f"pruner {name!r}: {what} returned {jnp.asarray(a).dtype} masks; "
                              "need bool")
+
+
+def _tree_diff(out, params, at="") -> str:
+    """The first layer or leaf where ``out`` departs from ``params`` ("no 'dense_3'",
+    "an extra 'x' in 'dense_0'"), named before anything long is printed; "" if not found."""
+    if not isinstance(params, Mapping):
+        return ""
+    here = f" in {at!r}" if at else ""
+    if not isinstance(out, Mapping):
+        return f"{type(out).__name__}{here} where params have a dict" if at or out is not None \
+            else ""
+    missing = [k for k in params if k not in out]
+    if missing:
+        return f"no {', '.join(repr(k) for k in missing)}{here}"
+    extra = [k for k in out if k not in params]
+    if extra:
+        return f"an extra {', '.join(repr(k) for k in extra)}{here}"
+    for k in params:
+        d = _tree_diff(out[k], params[k], f"{at}.{k}" if at else str(k))
+        if d:
+            return d
+    return ""
 
 
 def _short(obj) -> str:

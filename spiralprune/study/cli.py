@@ -12,6 +12,7 @@ set ``SPIRALPRUNE_TRACEBACK=1`` to see the traceback of a user error too.
 """
 
 import os
+import pathlib
 import sys
 
 from absl import app, flags
@@ -20,6 +21,27 @@ from ml_collections import config_flags
 USER_ERRORS = (ValueError, OSError)
 _PREFIXES = ("ValueError: ", "KeyError: ", "AttributeError: ", "FileNotFoundError: ",
              "OSError: ", "IOError: ", "TypeError: ")
+
+
+def workdirs_root() -> pathlib.Path:
+    """Where default workdirs go (``workdirs/study_quick``, ``workdirs/leaderboard/<preset>``).
+
+    One rule: ``$SPIRALPRUNE_WORKDIRS`` if set; else ``workdirs`` in the spiralprune checkout
+    holding the current directory (the nearest ancestor whose pyproject.toml names the project,
+    so a notebook in notebooks/ and a binary run from the root share records); else
+    ``./workdirs``.
+    """
+    env = os.environ.get("SPIRALPRUNE_WORKDIRS", "")
+    if env:
+        return pathlib.Path(env).expanduser()
+    here = pathlib.Path.cwd()
+    for d in (here, *here.parents):
+        try:
+            if 'name = "spiralprune"' in (d / "pyproject.toml").read_text():
+                return pathlib.Path(os.path.relpath(d / "workdirs"))   # e.g. ../workdirs
+        except (OSError, UnicodeDecodeError):
+            continue
+    return pathlib.Path("workdirs")
 
 
 def tracebacks() -> bool:

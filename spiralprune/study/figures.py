@@ -429,7 +429,10 @@ def _search_section(rec: Records, targets, out: _Out, grid: int, data) -> list[s
     lines += ["", f"### Sparsest models of `{rec.label}`", "",
               "Fewest nonzero parameters among the phase-two models reaching each target; the "
               "decision boundary and the playground picture (neuron maps, weights as curves, "
-              "disconnected paths dashed grey) of each, and an interactive HTML page.", ""]
+              "disconnected paths dashed grey) of each, and an interactive HTML page. The "
+              "accuracy is phase two's training of the model; the search's headline result "
+              "(summary, leaderboard) is the best run of that count over both phases, which "
+              "can be phase one's dense run of the configuration (docs/search.md).", ""]
     table, drawn = [], {}
     for t in sorted(set(rec.targets) | set(targets)):
         row = search.sparsest(df2, t)
@@ -509,9 +512,13 @@ def _fronts_section(prune: pd.DataFrame, records, targets, out: _Out) -> list[st
              "Accuracy against nonzero parameters (weights and biases) of every pruned run, each "
              "method's frontier as a step line, and the search's frontier (every model it "
              "trained, phase one and two) in black; one figure per init setting and width, and "
-             "one with all widths where the pruners ran at more than one."]
+             "one with all widths where the pruners ran at more than one. Dense training is a "
+             "dotted line at its best accuracy (its hundreds of nonzeros would stretch the "
+             "axis); the dashed lines are the targets the setting's search used."]
     for setting, df in prune.groupby("setting", sort=True):
         srch = search_rows(records, setting)
+        used = sorted({float(t) for r in records if r.kind == "search"
+                       and r.setting == setting for t in r.targets})
         if srch.empty:
             lines += ["", f"_No search records with the {setting} init: its fronts are drawn "
                       "without the search's frontier._"]
@@ -519,11 +526,22 @@ def _fronts_section(prune: pd.DataFrame, records, targets, out: _Out) -> list[st
         pics = []
         for width in widths + ([None] if len(widths) > 1 else []):
             part = df if width is None else df[df["width"] == width]
+            dense = part[part["method"] == "dense"]
+            part = part[part["method"] != "dense"] if len(dense) < len(part) else part
             acc = np.concatenate([part["accuracy"], srch["accuracy"] if len(srch) else []])
             nnz = np.concatenate([part["nnz"], srch["nnz"] if len(srch) else []])
             ax = plotting.accuracy_vs_nonzeros(
                 part, by="method", search=srch if len(srch) else None,
-                targets=_visible(targets, acc), logx=nnz.max() > 20 * max(nnz.min(), 1))
+                targets=tuple(used) or _visible(targets, acc),
+                logx=nnz.max() > 20 * max(nnz.min(), 1))
+            if len(dense) and len(dense) < len(df):
+                best = dense.loc[dense["accuracy"].idxmax()]
+                colour = plotting.METHOD_STYLES["dense"][0]
+                ax.axhline(float(best["accuracy"]), color=colour, ls=":", lw=1.2, zorder=1)
+                ax.plot([], [], color=colour, ls=":", label=f"dense ({int(best['nnz'])} "
+                        f"nonzeros): {float(best['accuracy']):.2%}")
+                ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                          borderaxespad=0, markerscale=1.5)
             which = "all widths" if width is None else f"width {width}"
             ax.set_title(f"Accuracy against nonzeros: {setting} init, pruners at {which}")
             pics.append(out.save(ax.figure, f"fronts_{setting}_"
@@ -672,13 +690,16 @@ def _flops_section(out: _Out) -> tuple[list[str], list[str]]:
     ys = np.arange(len(df))[::-1]
     # Side by side on a log axis: a stacked bar would hide pruning costs 1000x below training.
     ax.barh(ys + 0.2, df["train"], height=0.4, color="#4a78a8", label="train")
-    ax.barh(ys - 0.2, df["prune"], height=0.4, color="#f59322", label="prune (0: none)")
+    ax.barh(ys - 0.2, df["prune"], height=0.4, color="#f59322",
+            label="prune (no bar: the method has no pruning cost)")
     ax.set_yticks(ys, df["method"])
     ax.set_xscale("log")
     positive = np.concatenate([df["train"], df["prune"]]).astype(float)
     ax.set_xlim(left=max(positive[positive > 0].min() / 3, 1.0))
     ax.set_xlabel("floating-point operations, forward pass, nonzero parameters (log scale)")
-    ax.set_title(f"Cost to prune and train one model (width {width}, budget {budget})")
+    ax.set_title(f"Cost to prune and train one model: computed (a count, not measured)\n"
+                 f"at the study's Table 1 setting, width {width}, budget {budget} weights",
+                 fontsize=10)
     ax.grid(alpha=0.3, axis="x")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2,
               frameon=False)

@@ -1,18 +1,24 @@
 """A leaderboard: given pruners beside the nine built-ins and the search's sparsest models.
 
   python experiments/leaderboard.py [--config=experiments/configs/leaderboard.py:bench95]
-      [--config.methods=my_pkg.my_module:my_pruner,snip] [--workdir=./workdirs/leaderboard]
+      [--config.methods=my_pkg.my_module:my_pruner,snip] [--workdir=./workdirs/leaderboard/bench95]
 
 The given pruners (built-in names, registered names or import paths ``package.module:function``)
 train on the configured grid through the pruning-grid stage, ``study.prune`` (one records folder
-per pruner under WORKDIR/prune, so a rerun or a new pruner trains only what is missing); the
+per pruner and grid under WORKDIR/prune, ``records_dir``, so a rerun, a new pruner or a grid
+used before trains only what is missing; targets and the figure are the report's and never
+retrain). The default workdir is WORKDIRS/leaderboard/<preset> (``default_workdir``: each preset
+its own; WORKDIRS as ``cli.workdirs_root`` resolves it); the
 built-ins' records come from a cache (the Quick start's workdir, or the records shipped in the
 package) and the search from the shipped frontier (``spiralprune.frontier``). Every pruner is
 checked before any training (``pruning.checks.check``: one-line errors naming it).
 
-Writes WORKDIR/leaderboard.md (the table, per target: fewest nonzeros reaching it, accuracy,
-gap to the search in nonzeros and as a ratio, nonzeros on disconnected paths, FLOPs),
-leaderboard.csv and leaderboard.png (accuracy against nonzeros, the search on top).
+Writes WORKDIR/leaderboard.md (the table, per target: the search first, then the pruners by
+fewest nonzeros reaching it, then accuracy; those that never reach it by their best accuracy;
+the accuracy, gap to the search in nonzeros and as a ratio, nonzeros on disconnected paths,
+FLOPs), leaderboard.csv (the same rows; one name per pruner, ``display_names``, the import path
+in its own column) and leaderboard.png (accuracy against nonzeros, the search on top, the
+given pruners highlighted and first in the legend).
 """
 
 import logging
@@ -25,14 +31,18 @@ import pandas as pd
 from spiralprune import analysis, frontier, models, plotting, recording
 from spiralprune.configs import prune as prune_configs
 from spiralprune.configs import search as search_configs
-from spiralprune.pruning import checks, plugins, registry
-from spiralprune.study import prune
+from spiralprune.pruning import plugins, registry
+from spiralprune.study import cli, prune
 from spiralprune.study import search as search_stage
 
 logging.getLogger("jax._src.xla_bridge").addFilter(
     lambda record: "Unable to initialize backend" not in record.getMessage())
 
-QUICK_PRUNE_WORKDIR = pathlib.Path("workdirs") / "study_quick" / "prune"
+
+
+def quick_prune_workdir() -> pathlib.Path:
+    """The Quick start's pruning records (``cli.workdirs_root``/study_quick/prune)."""
+    return cli.workdirs_root() / "study_quick" / "prune"
 
 
 def methods(config) -> tuple[str, ...]:
@@ -46,10 +56,31 @@ def methods(config) -> tuple[str, ...]:
     return names
 
 
+def display_names(names) -> dict:
+    """One name per pruner, used in the table, CSV, Markdown and figure: the short name
+    (``plugins.short_name``), or ``file_or_module:function`` where two short names collide."""
+    names = list(dict.fromkeys(names))
+    short = {n: plugins.short_name(n) for n in names}
+    out = {}
+    for n in names:
+        if list(short.values()).count(short[n]) == 1:
+            out[n] = short[n]
+        else:
+            module, _, attr = n.rpartition(":")
+            out[n] = f"{pathlib.Path(module).stem}:{attr}" if module else n
+    if len(set(out.values())) != len(out):   # still ambiguous: the full names
+        out = {n: n for n in names}
+    return out
+
+
 def prune_config(config, method: str):
-    """The experiments/prune.py config training ``method`` on the leaderboard's grid."""
+    """The experiments/prune.py config training ``method`` on the leaderboard's grid.
+
+    Only what changes a record is in it (the grid and the training recipe): the preset's name,
+    the targets and the figure are the leaderboard's report, so changing them never retrains.
+    """
     c = prune_configs.get_config("paper")
-    c.preset = f"leaderboard_{config.preset}"
+    c.preset = "leaderboard"
     c.grids = {"leaderboard": {
         "init": config.init, "methods": (method,), "widths": tuple(config.widths),
         "budgets": tuple(config.budgets), "lrs": tuple(config.lrs),
@@ -60,8 +91,18 @@ def prune_config(config, method: str):
     c.milestones = tuple(config.milestones)
     args = config.method_args.to_dict() if hasattr(config.method_args, "to_dict") else {}
     c.method_args = {method: args[method]} if method in args else {}
-    c.targets = tuple(config.targets)
     return c
+
+
+def records_dir(config, method: str, workdir) -> pathlib.Path:
+    """Where ``method``'s runs on this grid are recorded: WORKDIR/prune/<pruner>-<grid key>.
+
+    The key is the recorded config's hash (``recording.config_hash``: grid and recipe), so
+    two grids (the presets, or a changed budget list) keep their records side by side in one
+    workdir and switching back to a grid reuses its records.
+    """
+    key = recording.config_hash(prune_config(config, method).to_dict())[:10]
+    return pathlib.Path(workdir) / "prune" / f"{plugins.stage_name(method)}-{key}"
 
 
 def builtin_runs(config) -> tuple[pd.DataFrame, str]:
@@ -71,10 +112,11 @@ def builtin_runs(config) -> tuple[pd.DataFrame, str]:
         return pd.DataFrame(), "none"
     df = pd.DataFrame()
     if choice == "auto":   # the Quick start's records where they hold this init
-        if QUICK_PRUNE_WORKDIR.is_dir():
-            df = recording.load_runs(str(QUICK_PRUNE_WORKDIR))
+        quick = quick_prune_workdir()
+        if quick.is_dir():
+            df = recording.load_runs(str(quick))
         held = "init" in df and (df["init"] == config.init).any()
-        choice = str(QUICK_PRUNE_WORKDIR) if held else "shipped"
+        choice = str(quick) if held else "shipped"
     if choice == "shipped":
         path = frontier.pruner_file(config.init)
         df = frontier.pruner_runs(path)
@@ -121,13 +163,22 @@ def _flops(method, width, budget, nnz, config, trained_here: bool) -> float:
         return float("nan")
 
 
-def table(runs: pd.DataFrame, search_best: dict, config, new=()) -> pd.DataFrame:
-    """Per target and method: fewest nonzeros reaching it and the gap to the search."""
+def table(runs: pd.DataFrame, search_best: dict, config, new=(), asked=()) -> pd.DataFrame:
+    """Per target and method: fewest nonzeros reaching it and the gap to the search.
+
+    Ranked per target: the search first, then the methods reaching the target by fewest
+    nonzeros, then best accuracy at that count, then those that never reach it by their best
+    accuracy. ``method`` is the one display name (``display_names``); ``path`` the name the
+    pruner was given by (an import path), ``asked`` whether it was given, ``new`` whether it
+    trained here.
+    """
+    shown = display_names(list(asked) + sorted(set(runs["method"]) if len(runs) else []))
     rows = []
     for t in (float(x) for x in config.targets):
         ref = search_best.get(t)
         if ref:
-            rows.append({"target": t, "method": "search", "new": False, "runs": np.nan,
+            rows.append({"target": t, "method": "search", "path": "", "asked": False,
+                         "new": False, "runs": np.nan,
                          "nnz": ref["nnz"], "accuracy": ref["accuracy"],
                          "at": "({},{},{})".format(*ref["config"]), "gap": 0, "ratio": 1.0,
                          "disconnected": ref.get("disconnected", np.nan), "flops": np.nan,
@@ -135,7 +186,9 @@ def table(runs: pd.DataFrame, search_best: dict, config, new=()) -> pd.DataFrame
         for method, g in runs.groupby("method", sort=True):
             hit = g[g["accuracy"] >= t].sort_values(["nnz", "accuracy"],
                                                     ascending=[True, False], kind="stable")
-            row = {"target": t, "method": method, "new": method in new, "runs": len(g),
+            row = {"target": t, "method": shown[method],
+                   "path": method if method != shown[method] else "",
+                   "asked": method in asked, "new": method in new, "runs": len(g),
                    "best_acc": float(g["accuracy"].max())}
             if len(hit):
                 r = hit.iloc[0]
@@ -149,10 +202,14 @@ def table(runs: pd.DataFrame, search_best: dict, config, new=()) -> pd.DataFrame
                             "ratio": int(r["nnz"]) / int(ref["nnz"])}
             rows.append(row)
     df = pd.DataFrame(rows)
-    df["reached"] = df["nnz"].notna()
-    df = df.sort_values(["target", "reached", "nnz", "accuracy"],
-                        ascending=[True, False, True, False], kind="stable")
-    return df.drop(columns="reached").reset_index(drop=True)
+    for col in ("nnz", "accuracy", "best_acc"):
+        if col not in df:
+            df[col] = np.nan
+    df["_rank"] = np.where(df["method"] == "search", 0, np.where(df["nnz"].notna(), 1, 2))
+    df = df.sort_values(["target", "_rank", "nnz", "accuracy", "best_acc", "method"],
+                        ascending=[True, True, True, False, False, True], kind="stable",
+                        na_position="last")
+    return df.drop(columns="_rank").reset_index(drop=True)
 
 
 def format_table(df: pd.DataFrame, config) -> str:
@@ -165,7 +222,8 @@ def format_table(df: pd.DataFrame, config) -> str:
         for r in g.itertuples():
             def cell(v, fmt):
                 return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else fmt(v)
-            name = plugins.short_name(r.method) + (" (new)" if r.new else "")
+            name = f"**{r.method}**" if r.asked else r.method
+            name += " (new)" if r.new else ""
             if r.method == "search":
                 name = f"**search** ({r.source})"
             out.append("| " + " | ".join([
@@ -181,12 +239,15 @@ def format_table(df: pd.DataFrame, config) -> str:
     return "\n".join(out)
 
 
-def figure(runs: pd.DataFrame, search_pts: pd.DataFrame, config, path, search_label="search"):
-    """Accuracy against nonzeros per method (dense left out), the search's front on top."""
-    shown = runs[runs["method"] != "dense"].assign(
-        method=lambda d: d["method"].map(plugins.short_name))
+def figure(runs: pd.DataFrame, search_pts: pd.DataFrame, config, path, search_label="search",
+           asked=()):
+    """Accuracy against nonzeros per method (dense left out), the search's front on top and
+    the pruners given (``asked``) highlighted: strong colours, bold, first in the legend."""
+    names = display_names(list(asked) + sorted(set(runs["method"])))
+    shown = runs[runs["method"] != "dense"].assign(method=lambda d: d["method"].map(names))
     ax = plotting.accuracy_vs_nonzeros(shown, by="method", search=search_pts,
-                                       targets=tuple(config.targets), search_label=search_label)
+                                       targets=tuple(config.targets), search_label=search_label,
+                                       highlight=[names[m] for m in asked])
     widths = ", ".join(str(w) for w in config.widths)
     plural = "s" if len(config.widths) > 1 else ""
     ax.set_title(f"Leaderboard: {models.setting(str(config.init))} init, width{plural} "
@@ -194,38 +255,128 @@ def figure(runs: pd.DataFrame, search_pts: pd.DataFrame, config, path, search_la
     ax.figure.savefig(path, dpi=120)
 
 
-def run(config, workdir) -> dict:
+# The recipe the built-ins' cached and shipped records trained (the study's).
+BUILTIN_RECIPE = {"epochs": 50, "batch_size": 128, "num_points": 0, "precision": "highest"}
+
+
+def default_workdir(config) -> pathlib.Path:
+    """WORKDIRS/leaderboard/<preset> (``cli.workdirs_root``): each preset its own."""
+    return cli.workdirs_root() / "leaderboard" / str(config.preset)
+
+
+def check(config) -> tuple[str, ...]:
+    """Everything the leaderboard would refuse, before any training: one-line ValueErrors.
+
+    Returns:
+      the pruners to train (``methods``).
+    """
+    names = methods(config)
+    targets = list(config.targets) if not isinstance(config.targets, str) else []
+    if not targets or not all(isinstance(t, (int, float)) and 0 < float(t) <= 1
+                              for t in targets):
+        raise ValueError(f"targets must be a non-empty list of accuracies in (0, 1], got "
+                         f"{config.targets!r}")
+    widths = [int(w) for w in config.widths]
+    budgets = [int(b) for b in config.budgets]
+    if not widths or not budgets:
+        raise ValueError("widths and budgets must not be empty")
+    if len(set(budgets)) != len(budgets):
+        raise ValueError(f"budgets {tuple(budgets)} repeat a value (each would train twice)")
+    largest = max(models.num_weights(w) for w in widths)
+    held_nowhere = [b for b in budgets if b >= largest]
+    if held_nowhere:
+        raise ValueError(
+            f"budget{'s' if len(held_nowhere) > 1 else ''} {', '.join(map(str, held_nowhere))} "
+            f"fit{'' if len(held_nowhere) > 1 else 's'} no width of {tuple(widths)} (a budget "
+            f"must be below N_w, the weights of the width: at most {largest - 1} here)")
+    if str(config.search_workdir) and not config.recompute:
+        try:
+            recording.Store.open(str(config.search_workdir))
+        except ValueError:
+            raise ValueError(f"search_workdir {config.search_workdir} holds no search records"
+                             ) from None
+    if config.recompute:
+        search_configs.get_config(str(config.search_preset))   # an unknown preset: refused
+    for m in names:   # every pruner run once per width, and the whole prune config (recipe,
+        prune.check(prune_config(config, m))   # lrs, schedules, memory), before any training
+    return names
+
+
+def plan_notes(config, cached: pd.DataFrame) -> list[str]:
+    """Lines for the plan: budgets some width cannot hold, and a grid or recipe other than
+    the one the built-ins' records trained (the comparison is then not like for like)."""
+    notes = []
+    for w in (int(w) for w in config.widths):
+        skipped = [int(b) for b in config.budgets if int(b) >= models.num_weights(w)]
+        if skipped:
+            notes.append(f"width {w} holds budgets below {models.num_weights(w)} only: "
+                         f"{', '.join(map(str, skipped))} train at the other widths")
+    if cached.empty:
+        return notes
+    held = set(zip(cached["width"].astype(int), cached["budget"].astype(int),
+                   cached["lr"].astype(float), cached["schedule"].astype(str)))
+    mine = {(int(w), int(b), float(lr), str(s)) for w in config.widths for b in config.budgets
+            for lr in config.lrs for s in config.schedules if int(b) < models.num_weights(w)}
+    recipe = {k: config[k] for k in BUILTIN_RECIPE if config[k] != BUILTIN_RECIPE[k]}
+    repeats = int(cached["repeat"].max()) + 1 if "repeat" in cached else 1
+    if not mine <= held or recipe or int(config.repeats) > repeats:
+        what = []
+        if not mine <= held:
+            what.append(f"{len(mine - held)} of {len(mine)} (width, budget, lr, schedule) "
+                        "points are not in their grid")
+        if recipe:
+            what.append("recipe " + ", ".join(f"{k}={v}" for k, v in recipe.items())
+                        + " (theirs: " + ", ".join(f"{k}={BUILTIN_RECIPE[k]}" for k in recipe)
+                        + ")")
+        if int(config.repeats) > repeats:
+            what.append(f"{config.repeats} repeats (theirs: {repeats})")
+        notes.append("warning: the grid differs from the built-ins' records (" + "; ".join(what)
+                     + "): the comparison is not like for like (builtins='none' trains the "
+                     "built-ins named in methods on this grid)")
+    return notes
+
+
+def run(config, workdir=None) -> dict:
     """Trains the given pruners (what is not recorded yet) and writes the leaderboard.
+
+    Args:
+      config: a leaderboard ConfigDict (``spiralprune.configs.leaderboard``).
+      workdir: where records, table and figure go; None: ``default_workdir(config)``.
 
     Returns:
       {"table": DataFrame, "runs": every run shown, "markdown": str, "files": [paths],
        "seconds": wall time, "builtins": where the built-ins' records came from}.
     """
     t0 = time.perf_counter()
-    workdir = pathlib.Path(workdir)
-    names = methods(config)
-    for m in names:   # every pruner checked before any training
-        for w in config.widths:
-            budgets = [int(b) for b in config.budgets if int(b) < models.num_weights(w)]
-            checks.validate(m, w, budgets, config.init)
+    workdir = pathlib.Path(default_workdir(config) if workdir is None else workdir)
+    if not str(workdir).strip():
+        raise ValueError("--workdir is empty; leave it out for the default "
+                         f"({default_workdir(config)})")
+    if workdir.exists() and not workdir.is_dir():
+        raise ValueError(f"workdir {workdir} is not a directory")
+    names = check(config)
     cached, source = builtin_runs(config)
+    for note in plan_notes(config, cached):
+        print(f"[leaderboard] {note}", flush=True)
+    targets = tuple(float(t) for t in config.targets)
     trained = []
     for m in names:
         if (m in registry.METHODS and str(config.builtins) != "none"
                 and (cached["method"] == m).any()):
             continue   # a built-in the cache holds is not retrained
-        df = prune.run(prune_config(config, m), workdir / "prune" / plugins.stage_name(m),
-                       targets=tuple(config.targets))
+        df = prune.run(prune_config(config, m), records_dir(config, m, workdir),
+                       targets=targets)
         trained.append(df)
     new = tuple(m for m in names if m not in registry.METHODS or str(config.builtins) == "none")
     runs = pd.concat([cached] + trained, ignore_index=True) if trained else cached
     search_pts, search_best = search_frontier(config, workdir)
-    tab = table(runs, search_best, config, new)
+    tab = table(runs, search_best, config, new, asked=names)
     md = format_table(tab, config)
-    header = (f"# Leaderboard ({config.preset}): {', '.join(names)}\n\n"
-              f"Built-ins: {source}. Search: "
-              + "; ".join(f"{t:.1%}: {b['nnz']} nonzeros at {b['accuracy']:.2%} ({b['label']})"
-                          for t, b in search_best.items()) + ".\n"
+    shown = display_names(list(names))
+    reached = "; ".join(f"{t:.1%}: {b['nnz']} nonzeros at {b['accuracy']:.2%} ({b['label']})"
+                        for t, b in search_best.items()) or "reaches no target"
+    header = (f"# Leaderboard ({config.preset}): {', '.join(shown[m] for m in names)}\n\n"
+              f"Built-ins: {source}. Search: {reached}.\n"
               "FLOPs: the study's Table 1 count (forward, nonzero parameters, pruning and "
               "training); a pruner outside the built-ins is counted as training its model only."
               "\n\n")
@@ -237,7 +388,8 @@ def run(config, workdir) -> dict:
         files.append(workdir / "leaderboard.png")
         sources = {b.get("source") for b in search_best.values()}
         figure(runs, search_pts, config, files[-1],
-               "search (the paper's points)" if sources == {"paper"} else "search")
+               "search (the paper's points)" if sources == {"paper"} else "search",
+               asked=names)
     seconds = time.perf_counter() - t0
     print(header + md, flush=True)
     print(f"[leaderboard] {len(names)} pruner(s) in {seconds:.1f} s; wrote "

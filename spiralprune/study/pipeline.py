@@ -397,7 +397,12 @@ def run(config, workdir, *, dry_run: bool = False) -> dict:
     """
     study_config.apply_seed(config)
     check(config)
+    if not str(workdir).strip():
+        raise ValueError("workdir is empty; leave --workdir out for the default")
     workdir = pathlib.Path(workdir)
+    for path in [workdir] + [workdir / n for n in study_config.stages(config)]:
+        if path.exists() and not path.is_dir():   # refused before the plan is printed
+            raise ValueError(f"workdir {path} is not a directory")
     _check_workdir(workdir, config)
     rates, source = study_plan.cost_model(config, measure=dry_run)
     parts = study_plan.plan(config, workdir, rates)

@@ -14,6 +14,7 @@ stage) whose callbacks the stages (``study.search``, ``study.prune``) call.
 import contextlib
 import dataclasses
 import io
+import os
 import pathlib
 import time
 
@@ -129,16 +130,39 @@ def cost_model(config, measure: bool) -> tuple[dict, str]:
     if config.get("estimate", "measured") == "assumed" or not measure:
         rates, how = base, f"assumed rates for {platform} ({kind})"
     else:
-        t0 = time.perf_counter()
+        t0, busy = time.perf_counter(), loaded()
         try:
             rates = measure_rates(base)
             how = f"rates measured on {kind} in {time.perf_counter() - t0:.0f} s"
+            if busy:
+                how += f" while the machine was loaded ({busy}: the estimate errs long)"
         except Exception as e:  # noqa: BLE001 - an estimate must never stop a dry run
             rates = base
             how = (f"assumed rates for {platform} ({kind}; measuring failed: "
                    f"{type(e).__name__})")
     w16 = 1 / (rates["a"] + models.num_params(16) * rates["b"])
     return rates, f"{how}: {w16:,.0f} width-16 model-epochs/s, {rates['compile_s']:.1f} s a group"
+
+
+def loaded() -> str:
+    """"load average L on C cores" when other work keeps over half the CPU cores busy (the
+    1-minute load average before measuring), else "" (also where the OS cannot say)."""
+    try:
+        load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    except (OSError, AttributeError):
+        return ""
+    return f"load average {load:.1f} on {cores} cores" if load > 0.5 * cores else ""
+
+
+def other_estimate(config, workdir, parts) -> str:
+    """The same plan's time on the other kind of device, from its fitted rates (``ASSUMED``):
+    one GPU on a CPU machine, 2 CPU cores on a GPU one."""
+    gpu_here = jax.default_backend() != "cpu"
+    other = plan(config, workdir, ASSUMED["cpu" if gpu_here else "gpu"])
+    what = ("2 CPU cores (the rates fitted on 2 cores)" if gpu_here else
+            "one GPU (the rates fitted to the device check on one H200, BENCHMARKS.md)")
+    return (f"on {what}: {format_seconds(sum(p.seconds for p in other))} for the same "
+            f"{sum(p.todo for p in parts):,} runs")
 
 
 def measure_rates(base: dict, widths=(16,), runs_per_device: int = 256,
@@ -362,6 +386,7 @@ def print_plan(config, workdir, parts: list[Part], source: str) -> None:
     print(format_plan(parts), flush=True)
     print(f"estimate: {source}; phase two's size is known once phase one has picked its "
           "configuration", flush=True)
+    print(f"estimate {other_estimate(config, workdir, parts)}", flush=True)
     if config.get("figures", False):
         print(f"then the figures: about {format_seconds(FIGURES_S)} (in the ETA; parts whose "
               "records did not change are skipped)", flush=True)

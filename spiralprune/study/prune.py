@@ -82,12 +82,26 @@ def plan(config) -> list[Group]:
     for method in config.method_args:
         checks.check_method_args(method, _method_args(config, method))
     groups = []
+    if not 0 <= int(config.seed) < 2 ** 32:
+        raise ValueError(f"seed must be in [0, 2^32), got {config.seed}")
     for name, g in config.grids.items():
         if int(g.repeats) < 1:
             raise ValueError(f"grid {name!r}: repeats must be >= 1, got {g.repeats}")
         for lr in g.lrs:
             if not float(lr) > 0:
                 raise ValueError(f"grid {name!r}: learning rates must be > 0, got {lr}")
+            with np.errstate(over="ignore", under="ignore"):
+                lr32 = np.float32(float(lr))
+            if not (np.isfinite(lr32) and lr32 > 0):
+                raise ValueError(f"grid {name!r}: learning rate {lr} is 0 or infinite in "
+                                 "float32, the precision it trains in")
+        for field in ("methods", "widths", "budgets", "lrs", "schedules"):
+            values = [str(v) for v in g[field]]
+            if len(set(values)) != len(values):
+                raise ValueError(f"grid {name!r}: {field} {tuple(g[field])} repeats a value "
+                                 "(each would train and count twice)")
+        if not len(g.budgets):
+            raise ValueError(f"grid {name!r}: budgets is empty")
         for s in g.schedules:
             schedules.index(s)
         for method in g.methods:
@@ -149,6 +163,10 @@ def _data(config):
             raise ValueError(f"num_points must be in [0, {len(y)}], got {n}")
         sub = np.sort(np.random.default_rng(0).choice(len(y), n, replace=False))
         x, y = x[sub], y[sub]
+    if int(config.batch_size) >= 1 and len(y) < int(config.batch_size):
+        raise ValueError(f"batch_size {config.batch_size} is larger than the {len(y)} training "
+                         "points: an epoch would have no step (lower batch_size or raise "
+                         "num_points)")
     return x, y
 
 
@@ -286,6 +304,8 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
     Returns:
       every recorded row (all tasks' chunks found in the workdir).
     """
+    if not str(workdir).strip():
+        raise ValueError("workdir is empty; give --workdir=DIR")
     groups = check(config)  # everything refusable is refused before the first byte is written
     side_by_side = workers()
     recorded = config.to_dict()

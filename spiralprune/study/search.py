@@ -15,8 +15,17 @@ import pathlib
 
 import jax
 import matplotlib.backends.backend_agg
+import numpy as np
 
-from spiralprune import enumeration, masking, plotting, populations, recording, search
+from spiralprune import (
+    enumeration,
+    masking,
+    models,
+    plotting,
+    populations,
+    recording,
+    search,
+)
 
 # jax probes for a TPU at start-up and logs its absence at INFO on every CPU or GPU machine.
 logging.getLogger("jax._src.xla_bridge").addFilter(
@@ -82,6 +91,12 @@ def plot_phase_one(df, winners: dict, path) -> None:
 _MAX_CONFIGURATIONS = 10_000_000  # phase one enumerates width**3 configurations
 
 
+def _float32_positive(x) -> bool:
+    with np.errstate(over="ignore", under="ignore"):
+        v = np.float32(float(x))
+    return bool(np.isfinite(v) and v > 0)
+
+
 def check(config, name: str = "search") -> None:
     """One-line ValueErrors for a search config that cannot run, before anything is written.
 
@@ -89,13 +104,31 @@ def check(config, name: str = "search") -> None:
       config: a configs/search.py ConfigDict.
       name: how messages name the config (the study passes its stage name).
     """
+    missing = [f for f in ("targets", "width", "lrs", "schedules", "phase_one", "init")
+               if f not in config]
+    if missing:
+        raise ValueError(f"{name}: not a search config (no field {missing[0]!r}); use "
+                         "experiments/configs/search.py")
     targets = tuple(float(t) for t in config.targets)
     if not targets:
         raise ValueError(f"{name}.targets is empty")
     width = int(config.width)
+    for field in ("lrs", "schedules", "targets"):
+        values = [str(v) for v in config[field]]
+        if len(set(values)) != len(values):
+            raise ValueError(f"{name}.{field} {tuple(config[field])} repeats a value (each "
+                             "would train or count twice)")
+    if config.init in models.BENCH_INITS and width > 16:
+        raise ValueError(f"{name}: init {config.init} is 16 wide; cannot search width {width}")
+    if int(config.get("subset_first_k", 1)) < 1:
+        raise ValueError(f"{name}.subset_first_k must be >= 1, got {config.subset_first_k}")
     lrs, names = search._check_common(width, config.lrs, config.schedules, targets,
                                       config.init, config.epochs, chunk_size(config),
                                       int(config.task_index), int(config.num_tasks))
+    for lr in config.lrs:
+        if not _float32_positive(lr):
+            raise ValueError(f"{name}: learning rate {lr} is 0 or infinite in float32, the "
+                             "precision it trains in")
     if config.phase_two_config is not None:
         masking.check_config(config.phase_two_config, width)
     elif not config.phase_one:
@@ -141,6 +174,8 @@ def run(config, workdir, progress=None) -> dict:
     Returns:
       the summary (also stored as the note "summary"): status, phase_one, targets.
     """
+    if not str(workdir).strip():
+        raise ValueError("workdir is empty; leave --workdir out for the default")
     workdir = pathlib.Path(workdir)
     check(config)  # everything that can be refused is refused before the first byte is written
     targets = tuple(float(t) for t in config.targets)
@@ -211,11 +246,27 @@ def run(config, workdir, progress=None) -> dict:
         else:
             entry["sparsest"] = _row(search.sparsest(df2, target))
             entry["models_over_target"] = int((df2["accuracy"] >= target).sum())
+            entry["result"] = _result(df1, entry["sparsest"], target)
         if not df2.attrs["complete"]:
             summary["status"] = "phase two incomplete"
     store.put_json("summary", summary)
     _print_summary(summary)
     return summary
+
+
+def _result(df1, sp, target: float):
+    """The search's result as the summary, leaderboard and frontier count it (docs/search.md):
+    the sparsest count over both phases and the best accuracy at it, which is phase one's
+    dense run of the winner where that run beat phase two's training of the same (unpruned)
+    mask. None when phase two's model is also the best run at its count."""
+    if sp is None or df1 is None or df1.empty:
+        return None
+    same = df1[(df1["nnz"] == sp["nnz"]) & (df1["accuracy"] >= target)]
+    if same.empty or float(same["accuracy"].max()) <= float(sp["accuracy"]):
+        return None
+    r = same.sort_values("accuracy", ascending=False, kind="stable").iloc[0]
+    return {"nnz": int(r["nnz"]), "accuracy": float(r["accuracy"]),
+            "config": [int(r["d1"]), int(r["d2"]), int(r["d3"])], "stage": "phase1"}
 
 
 def _print_summary(summary: dict) -> None:
@@ -238,5 +289,10 @@ def _print_summary(summary: dict) -> None:
                   f"{sp['schedule']}, mask {sp['mask_index']} "
                   f"({entry['models_over_target']:,} model"
                   f"{'s' * (entry['models_over_target'] != 1)} over the target)")
+            if res := entry.get("result"):
+                print(f"  the search's result (both phases; docs/search.md): {res['nnz']} "
+                      f"nonzeros at {res['accuracy']:.2%}, phase one's dense "
+                      f"{tuple(res['config'])} run; the line above is phase two's training of "
+                      "that count (the model the figures draw)")
         elif se:
             print(f"  no model of the phase-two search reaches {float(target):.2%}")
