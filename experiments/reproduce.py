@@ -1,7 +1,10 @@
 """Runs one piece of the study's remaining claims (the runbook: experiments/configs/reproduce.py).
 
   python experiments/reproduce.py --config=experiments/configs/reproduce.py:<piece> \
-      [--workdir=./workdirs/reproduce] [--config.seeds=0,1,2] [--config.ship=True]
+      [--workdir=DIR] [--config.seeds=0,1,2] [--config.ship=True]
+
+--workdir (the folder holding one workdir per piece) defaults to workdirs/reproduce
+(``spiralprune.study.cli.workdirs_root``).
 
 The work is ``spiralprune.study.reproduce.main``.
 """
@@ -17,7 +20,10 @@ from spiralprune.study import cli, reproduce
 def main(argv):
     del argv  # positional arguments are refused by the flags parser
     c = flags.FLAGS.config
-    reproduce.main(c.piece, flags.FLAGS.workdir, seeds=tuple(c.seeds), ship_it=c.ship,
+    if flags.FLAGS.workdir == "":
+        raise ValueError("--workdir is empty; give a folder or leave it out for the default")
+    root = flags.FLAGS.workdir or cli.workdirs_root() / "reproduce"
+    reproduce.main(c.piece, root, seeds=tuple(c.seeds), ship_it=c.ship,
                    figures=c.figures, task_index=c.task_index, num_tasks=c.num_tasks,
                    train=c.train,
                    command=" ".join(["python", "experiments/reproduce.py", *sys.argv[1:]]))
@@ -27,5 +33,6 @@ if __name__ == "__main__":
     cli.define_config("reproduce", "config",
                       f"{pathlib.Path(__file__).parent}/configs/reproduce.py:random_phase_one",
                       "piece")
-    flags.DEFINE_string("workdir", "./workdirs/reproduce", "the folder of the pieces' workdirs")
+    flags.DEFINE_string("workdir", None, "the folder of the pieces' workdirs (default "
+                        "workdirs/reproduce, see spiralprune.study.cli.workdirs_root)")
     cli.run("reproduce", main)  # user errors: one line on stderr, exit status 2
