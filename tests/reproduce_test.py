@@ -200,3 +200,9 @@ def test_a_pruning_piece_runs_its_grid_and_resumes(tmp_path, monkeypatch):
     drawn = reproduce.draw_all(tmp_path / "figs", path)
     assert sorted(p.name for p in drawn) == ["bench995_pruning.png", "fewest_by_width.png",
                                              "width_sweep_95.png", "width_sweep_995.png"]
+
+
+def test_provenance_keeps_no_machine_path():
+    got = reproduce.provenance("python experiments/reproduce.py --workdir=/data/me/runs --x=1")
+    assert got["command"] == "python experiments/reproduce.py --workdir=WORKDIR --x=1"
+    assert set(got) == {"command", "device", "date", "commit"}

@@ -44,6 +44,7 @@ import json
 import os
 import pathlib
 import platform
+import re
 import subprocess
 
 import jax
@@ -527,7 +528,9 @@ def _device() -> str:
 
 
 def provenance(command: str, device: str | None = None) -> dict:
-    """Command, device, date and commit for a summary that joins the package data."""
+    """Command, device, date and commit for a summary that joins the package data (the
+    workdir, a path of one machine, is written as WORKDIR)."""
+    command = re.sub(r"--workdir=\S+", "--workdir=WORKDIR", command)
     return {"command": command, "device": device or _device(),
             "date": datetime.date.today().isoformat(), "commit": _commit()}
 
