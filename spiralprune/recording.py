@@ -70,7 +70,9 @@ _LEGACY_SHARD_FORMATS = ("spiralprune-shard/1",)  # no config hash: accepted wit
 RECORD_FORMAT = 2  # bumped whenever the meaning of a recorded column changes
 _STORE_FORMAT = "spiralprune-store/1"
 _RESERVED = ("stage", "chunk", "row", "workdir")
-_TASK_FIELDS = ("task_index", "num_tasks")
+# Fields that say how work is split (tasks; chunk_seconds: the store notes the chunks cut),
+# never what a record holds: not part of a config's identity.
+TASK_FIELDS = ("task_index", "num_tasks", "chunk_seconds")
 _PARTS = ("values", "index", "offsets")
 _log = logging.getLogger(__name__)
 
@@ -120,7 +122,7 @@ def _first_diff(a, b) -> str | None:
 
 def _strip_task_fields(cfg):
     if isinstance(cfg, dict):
-        return {k: _strip_task_fields(v) for k, v in cfg.items() if k not in _TASK_FIELDS}
+        return {k: _strip_task_fields(v) for k, v in cfg.items() if k not in TASK_FIELDS}
     return [_strip_task_fields(v) for v in cfg] if isinstance(cfg, list) else cfg
 
 
@@ -472,6 +474,28 @@ class Store:
         path = self._note_path(name)
         path.parent.mkdir(exist_ok=True)
         _write_json(path, _jsonable(obj, name))
+
+    def put_json_once(self, name: str, obj):
+        """Writes the JSON note ``name`` unless it exists; returns the note as stored.
+
+        Exclusive across writers sharing the workdir (a link that fails if the note exists):
+        the first writer's value is every writer's.
+        """
+        if self.read_only:
+            raise ValueError(f"store {self.workdir} was opened read-only")
+        path = self._note_path(name)
+        path.parent.mkdir(exist_ok=True)
+        if not path.exists():
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+            _write_json(tmp, _jsonable(obj, name))
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+        return self.get_json(name)
 
     def get_json(self, name: str, default=None):
         """Returns the JSON note `name`, or `default` if it was never written."""

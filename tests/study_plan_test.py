@@ -1,13 +1,16 @@
-"""experiments/study_plan.py: durations for people and the measured cost model."""
+"""study.plan and study.rates: durations for people, the measured cost model, chunking."""
 
+import json
 import math
 
 import jax
+import numpy as np
 import pytest
 
 from spiralprune import models
 from spiralprune.configs import study as study_config
 from spiralprune.study import plan as study_plan
+from spiralprune.study import rates
 
 
 @pytest.mark.parametrize("seconds,text", [
@@ -18,18 +21,53 @@ def test_format_seconds_reads_as_days_hours_minutes(seconds, text):
     assert study_plan.format_seconds(seconds) == text
 
 
-def test_measured_rates_come_from_a_tiny_calibration_population():
-    base = study_plan.ASSUMED["cpu"]
-    rates = study_plan.measure_rates(base, widths=(3,), runs_per_device=4, steps=2)
-    assert set(rates) == set(base) and rates["step_s"] == base["step_s"]
-    assert rates["a"] > 0 and rates["b"] > 0 and rates["compile_s"] >= 0
-    # One width scales the assumed model: the ratio a / b is kept.
-    assert rates["a"] / rates["b"] == pytest.approx(base["a"] / base["b"])
-    per_epoch = rates["a"] + rates["b"] * models.num_params(3)
-    assert 1e-6 < per_epoch < 60  # seconds per model-epoch: some finite, positive rate
+def test_a_measured_table_is_cached_per_machine_and_interpolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPIRALPRUNE_CACHE_DIR", str(tmp_path))
+    calls = []
+    real = rates.measure
+
+    def tiny(**kw):
+        calls.append(1)
+        return real(widths=(3, 4), lanes_shapes=((3, 3, 3),), steps=2)
+    monkeypatch.setattr(rates, "measure", tiny)
+    table, line = rates.load()
+    assert calls == [1] and "measured on this machine in" in line
+    assert rates.cache_path().exists() and rates.cache_path().parent == tmp_path
+    again, line = rates.load()
+    assert calls == [1] and again == table and "measured on this machine 20" in line
+    rates.load(fresh=True)
+    assert calls == [1, 1]
+    assert [n for n, _ in table["vmap"]] == [models.num_params(3), models.num_params(4)]
+    assert all(s > 0 for _, s in table["vmap"] + table["lanes"])
+    assert rates.current()["table"] == rates.load()[0]   # a run reads the cache, never measures
+    # A table from another machine is not used.
+    other = dict(table, machine=dict(table["machine"], cores=999))
+    rates.cache_path().write_text(json.dumps(other))
+    assert "table" not in rates.current()
 
 
-def test_cost_model_measures_only_in_a_dry_run():
+def test_model_epoch_seconds_interpolate_log_log_between_cells():
+    table = {"vmap": [[models.num_params(3), 0.01], [models.num_params(64), 0.16]],
+             "lanes": [], "compile_s": 1.0}
+    r = rates.with_table(dict(rates.ASSUMED["cpu"], lanes=4.0), table)
+    assert rates.model_epoch_s(r, 3) == pytest.approx(0.01)
+    assert rates.model_epoch_s(r, 64) == pytest.approx(0.16)
+    assert rates.model_epoch_s(r, 256) == pytest.approx(0.16)   # flat beyond the last cell
+    assert rates.model_epoch_s(r, 2) == pytest.approx(0.01)     # and before the first
+    n3, n16, n64 = (models.num_params(w) for w in (3, 16, 64))
+    t = np.log(n16 / n3) / np.log(n64 / n3)                    # log-log, by parameters
+    assert rates.model_epoch_s(r, 16) == pytest.approx(0.01 * 16 ** t)
+    # No lanes cell: vmap's divided by the assumed lanes factor.
+    assert rates.model_epoch_s(r, 3, "lanes") == pytest.approx(0.01 / 4)
+    table["lanes"] = [[n3, 0.002]]
+    assert rates.model_epoch_s(r, (3, 3, 3), "lanes") == pytest.approx(0.002)
+    # Assumed rates: a + b * params.
+    a = rates.ASSUMED["cpu"]
+    assert rates.model_epoch_s(a, 16) == pytest.approx(a["a"] + a["b"] * n16)
+
+
+def test_cost_model_measures_only_in_a_dry_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPIRALPRUNE_CACHE_DIR", str(tmp_path))   # nothing cached
     config = study_config.get_config("smoke")
     config.estimate = "measured"
     rates, line = study_plan.cost_model(config, measure=False)
@@ -79,10 +117,13 @@ def test_the_pruning_estimate_counts_groups_trained_side_by_side(tmp_path, monke
     assert seconds[2] == pytest.approx([s / min(2, g) for s, g in zip(seconds[1], groups)])
 
 
-def test_a_rate_measured_on_a_loaded_machine_says_so(monkeypatch):
+def test_a_rate_measured_on_a_loaded_machine_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPIRALPRUNE_CACHE_DIR", str(tmp_path))
     config = study_config.get_config("smoke")
-    config.estimate = "measured"
-    monkeypatch.setattr(study_plan, "measure_rates", lambda base: dict(base))
+    config.estimate = "remeasure"
+    table = {"vmap": [[37, 0.01]], "lanes": [], "compile_s": 1.0, "measured": "2026-01-01",
+             "format": rates.FORMAT, "machine": rates.machine()}
+    monkeypatch.setattr(rates, "measure", lambda: table)
     monkeypatch.setattr(study_plan.os, "getloadavg", lambda: (7.5, 7.0, 6.0))
     monkeypatch.setattr(study_plan.os, "cpu_count", lambda: 2)
     line = study_plan.cost_model(config, measure=True)[1]
@@ -101,3 +142,90 @@ def test_the_dry_run_prints_this_machines_and_one_gpus_estimate(tmp_path, capsys
     assert ("estimate on one GPU (the rates fitted to the device check on one H200, "
             f"BENCHMARKS.md): {study_plan.format_seconds(sum(p.seconds for p in gpu))}") in out
     assert not (tmp_path / "wd").exists()
+
+
+# --- Bounded chunks: cut from the estimate, noted once per workdir. ---
+
+def _one_second_a_model_epoch():
+    return dict(rates.ASSUMED["cpu"], a=1.0, b=0.0, step_s=0.0)
+
+
+def test_a_chunk_holds_the_runs_that_train_in_chunk_seconds():
+    from spiralprune.configs import prune as prune_config
+    from spiralprune.study import prune
+    config = prune_config.get_config("smoke")   # 640 points, batch 64: 10 steps an epoch, 1 epoch
+    config.chunk_size = 1000
+    gmp = next(g for g in prune.plan(config) if g.method == "gmp")
+    per = prune.run_seconds(config, gmp, _one_second_a_model_epoch())
+    assert per == pytest.approx(10 / 390)
+    for seconds, rows in ((1.0, 39), (0.01, 1), (1e6, 1000)):
+        config.chunk_seconds = seconds
+        assert prune.chunk_rows(config, gmp, _one_second_a_model_epoch()) == rows
+    config.chunk_seconds = 1.0
+    config.method_args = {"lth": {"lth_rounds": 4}}
+    lth = dict(gmp.__dict__, method="lth")
+    assert prune.chunk_rows(config, prune.Group(**lth), _one_second_a_model_epoch()) == 9
+
+
+def test_the_chunking_is_noted_once_and_a_legacy_workdir_keeps_chunk_size(tmp_path):
+    from spiralprune import recording
+    from spiralprune.configs import prune as prune_config
+    from spiralprune.study import prune
+    config = prune_config.get_config("smoke")
+    config.chunk_size, config.chunk_seconds = 1000, 0.05   # 1 run a chunk at 1 s/model-epoch
+    groups = prune.plan(config)
+    store = recording.Store(tmp_path / "a", {"x": 1}, kind="prune")
+    first = prune.chunking(config, groups, store, _one_second_a_model_epoch())
+    assert set(first.values()) == {1}
+    # Another writer with other rates (another machine) cuts the same chunks: the note wins.
+    again = prune.chunking(config, groups, store, dict(_one_second_a_model_epoch(), a=1e-6))
+    assert again == first
+    assert prune.chunking(config, groups, None, dict(_one_second_a_model_epoch(), a=1e-6)) != first
+    # A stage recorded before chunkings were noted keeps chunk_size.
+    legacy = recording.Store(tmp_path / "b", {"x": 1}, kind="prune")
+    grp = groups[0]
+    legacy.write(grp.stage, 0, {"v": np.zeros(1)}, {})
+    cut = prune.chunking(config, groups, legacy, _one_second_a_model_epoch())
+    assert cut[grp.stage] == 1000 and cut[groups[1].stage] == 1
+
+
+def test_a_grid_cut_in_bounded_chunks_records_what_one_chunk_records(tmp_path):
+    from spiralprune.configs import prune as prune_config
+    from spiralprune.study import prune
+    config = prune_config.get_config("smoke")
+    config.grids = {"random": config.grids.random}
+    config.chunk_size = 1000
+    whole = prune.run(config, tmp_path / "whole")
+    config.chunk_seconds = 1e-9            # one run a chunk
+    cut = prune.run(config, tmp_path / "cut")
+    assert cut.groupby("stage")["chunk"].nunique().to_dict() == {
+        s: n for s, n in whole.groupby("stage").size().items()}
+    key = ["stage", "budget", "schedule"]
+    a, b = whole.sort_values(key).reset_index(), cut.sort_values(key).reset_index()
+    np.testing.assert_array_equal(a["seed"], b["seed"])
+    np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-5, atol=1e-6)
+    assert (a["accuracy"] - b["accuracy"]).abs().max() <= 1 / 640 * 2
+
+
+def test_the_plan_counts_the_chunks_a_run_cuts_and_compaction_lowers_the_estimate(tmp_path):
+    from spiralprune.configs import prune as prune_config
+    from spiralprune.study import prune
+    config = study_config.get_config("smoke")
+    r = _one_second_a_model_epoch()
+    full = [p for p in study_plan.plan(config, tmp_path, r) if p.stage == "prune"]
+    sub = prune_config.get_config("paper")
+    sub.grids = {"random": sub.grids.random}
+    sub.grids.random.methods, sub.grids.random.widths = ("snip",), (64,)
+    grp = prune.plan(sub)[0]
+    wide = prune.run_seconds(sub, grp, r)
+    sub.compact = True
+    narrow = prune.run_seconds(sub, grp, r)
+    assert narrow == pytest.approx(wide)   # a + 0 * params: the shape does not matter
+    r["a"], r["b"] = 0.0, 1e-4             # in proportion to params: compacted shapes cost less
+    sub.compact = False
+    wide = prune.run_seconds(sub, grp, r)
+    assert wide == pytest.approx(1e-4 * models.num_params(64) * 50)
+    sub.compact = True
+    assert prune.run_seconds(sub, grp, r) < 0.5 * wide
+    assert sum(p.todo for p in full) == sum(len(g.rows) for g in prune.plan(
+        study_plan.sub_config(config, "prune")))

@@ -29,7 +29,9 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
     Fields: grids (name -> init, methods, widths, budgets (those >= N_w are skipped, as the
     study), lrs, schedules, repeats), the training recipe (epochs, batch_size, milestones,
     cosine_t_max, precision), method_args (method -> {name: value}), num_points (0 = the whole
-    spiral, else a fixed random subset), chunk_size (runs per recorded chunk), seed, and the
+    spiral, else a fixed random subset), chunk_size (the most runs per recorded chunk),
+    chunk_seconds (a chunk's estimated training time at most: fewer runs where runs are slow,
+    so a killed run loses at most that; not part of the records' identity), seed, and the
     task split (task_index, num_tasks; set by flags).
     """
     if arg not in PRESETS:
@@ -52,6 +54,7 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
                      "lth": {"lth_rounds": 5}}
     c.num_points = 0
     c.chunk_size = 256
+    c.chunk_seconds = 600.0
     c.seed = 0
     c.task_index = 0
     c.num_tasks = 1

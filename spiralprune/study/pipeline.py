@@ -76,7 +76,7 @@ logging.getLogger("jax._src.xla_bridge").addFilter(
 KIND = "study"
 STAGES = study_config.STAGES
 SEARCHES = study_config.SEARCHES
-_TASK_FIELDS = ("task_index", "num_tasks")
+_TASK_FIELDS = recording.TASK_FIELDS
 # Fields that change what is shown, never what is recorded: not part of a workdir's identity.
 _PRESENTATION = ("figures", "figure_args", "estimate", "assumed_winners", "reduced")
 
@@ -131,8 +131,9 @@ def check(config) -> None:
             "prune take fixed inits by name only (models.bench_init); 'shipped' runs BENCH-95 "
             "and BENCH-995, and the inits this study's search found are written to "
             "notes/found_inits.json")
-    if config.estimate not in ("assumed", "measured"):
-        raise ValueError(f"estimate must be 'assumed' or 'measured', got {config.estimate!r}")
+    if config.estimate not in ("assumed", "measured", "remeasure"):
+        raise ValueError("estimate must be 'assumed', 'measured' or 'remeasure', got "
+                         f"{config.estimate!r}")
     for name in (n for n in SEARCHES if n in active):  # what search.run would refuse later
         search_stage.check(study_plan.sub_config(config, name), name)
     if "prune" in active:

@@ -22,37 +22,20 @@ import jax
 import numpy as np
 
 from spiralprune import (
-    datasets,
+    compaction,
     enumeration,
     grids,
-    masking,
     models,
-    populations,
     recording,
     search,
-    training,
 )
 from spiralprune.configs import study as study_config
 from spiralprune.study import prune as prune_stage
+from spiralprune.study import rates as rates_mod
 from spiralprune.study import search as search_stage
 
-_STEPS = 390   # steps per epoch of the study's recipe, the unit of the assumed rates
-# Assumed cost of one model-epoch (390 steps of batch 128 plus an evaluation): a + b * params
-# seconds on the vmap engine, divided by ``lanes`` where a search stage's shape trains on the
-# lanes engine; a latency floor of step_s per step of each population call; compile_s per
-# compiled group.
-# cpu: fitted to ~40 width-16 and ~100 width-3/7 model-epochs/s on 2 cores (configs/search.py).
-#   lanes: first measured end to end at 2.2x (BENCH-95 phase two, 2,496 (3,2,2) runs), since
-#   re-tuned to 4.6x and more (BENCHMARKS.md); 4.0 puts the Quick start's phase one at 56 s
-#   for 59 s measured, its phase two at 2 min 07 s for 80 s (compiling included).
-# gpu: fitted to the device check on one H200 (BENCHMARKS.md): vmap 38,500 (3,3,3) and 27,500
-#   width-16 model-epochs/s at P = 16,384, 5,700-6,600 at width 64, 530-560 at width 256; lanes
-#   2.2-3.1x vmap at the compacted shapes (2.75 at (3,3,3), 2.25 at (7,3,3): 2.4 between);
-#   46 us a step for a pruning group of 207 width-16 runs; compiling 3.5-8 s a group at widths
-#   3-64 and ~16 s at width 256. With these the plan gives the (3,3,3) phase two 1 min 34 s and
-#   the (7,3,3) subset 1 min 54 s with compiling, measured at 75 s and 147 s.
-ASSUMED = {"cpu": dict(a=3e-3, b=3.5e-5, step_s=0.0, compile_s=5.0, lanes=4.0),
-           "gpu": dict(a=2.6e-5, b=1.4e-8, step_s=5e-5, compile_s=8.0, lanes=2.4)}
+_STEPS = rates_mod.STEPS   # steps per epoch of the study's recipe, the unit of the rates
+ASSUMED = rates_mod.ASSUMED   # the assumed rates per device kind (spiralprune.study.rates)
 
 
 # The figure stage of a study drawn from scratch on 2 CPU cores (the Quick start's: 8 s, plus
@@ -116,31 +99,38 @@ class Part:
 def cost_model(config, measure: bool) -> tuple[dict, str]:
     """Returns the cost model for this device and a line that says where it came from.
 
+    ``--config.estimate=measured`` (the default) takes this machine's measured table
+    (``spiralprune.study.rates``: seconds per model-epoch per width and engine, cached per
+    machine); a dry run measures it the first time (~30 s on 2 CPU cores), a run uses it when
+    cached and the assumed rates otherwise. ``estimate=assumed`` takes the assumed rates,
+    ``estimate=remeasure`` measures again.
+
     Args:
-      config: a configs/study.py ConfigDict; its ``estimate`` picks assumed or measured rates.
-      measure: whether measuring is allowed (only a dry run measures; a run plans its ETA
-        with the assumed rates rather than spend time on it).
+      config: a configs/study.py ConfigDict; its ``estimate`` picks the rates.
+      measure: whether measuring is allowed (a dry run; a run never spends time on it).
 
     Returns:
-      (rates with ASSUMED's fields, a line naming the rates and the width-16 throughput).
+      (rates: ``rates.ASSUMED``'s fields, plus ``table`` where measured; a line naming them).
     """
     platform = jax.default_backend()
-    base = dict(ASSUMED["cpu" if platform == "cpu" else "gpu"])
+    base = rates_mod.assumed(platform)
     kind = jax.local_devices()[0].device_kind
-    if config.get("estimate", "measured") == "assumed" or not measure:
+    how_config = config.get("estimate", "measured")
+    cached = rates_mod.cache_path().exists()
+    if how_config == "assumed" or not (measure or cached):
         rates, how = base, f"assumed rates for {platform} ({kind})"
     else:
-        t0, busy = time.perf_counter(), loaded()
+        busy = loaded() if (how_config == "remeasure" or not cached) else ""
         try:
-            rates = measure_rates(base)
-            how = f"rates measured on {kind} in {time.perf_counter() - t0:.0f} s"
+            table, how = rates_mod.load(fresh=how_config == "remeasure")
+            rates = rates_mod.with_table(base, table)
             if busy:
                 how += f" while the machine was loaded ({busy}: the estimate errs long)"
         except Exception as e:  # noqa: BLE001 - an estimate must never stop a dry run
             rates = base
             how = (f"assumed rates for {platform} ({kind}; measuring failed: "
                    f"{type(e).__name__})")
-    w16 = 1 / (rates["a"] + models.num_params(16) * rates["b"])
+    w16 = 1 / rates_mod.model_epoch_s(rates, 16)
     return rates, f"{how}: {w16:,.0f} width-16 model-epochs/s, {rates['compile_s']:.1f} s a group"
 
 
@@ -165,63 +155,15 @@ def other_estimate(config, workdir, parts) -> str:
             f"{sum(p.todo for p in parts):,} runs")
 
 
-def measure_rates(base: dict, widths=(16,), runs_per_device: int = 256,
-                  steps: int = 20) -> dict:
-    """Measures the cost model on this device: a tiny calibration population, a few seconds.
-
-    Per width, one population of ``runs_per_device`` models trains one epoch of ``steps``
-    minibatches (a slice of the data) twice: the first call compiles, the second is timed, and
-    the per-step cost is scaled to the recipe's 390-step epoch. One width (the default, one
-    compile) scales ``base``'s a and b by the measured over the assumed cost at that width; two
-    widths fit ``a + b * params`` through both.
-
-    Args:
-      base: the assumed model (its latency floor is kept).
-      widths: one width to scale ``base`` at, or two to fit ``a + b * params`` through.
-      runs_per_device: the population size per local device (small: on a GPU this
-        underestimates large-population throughput, so the estimate errs long).
-      steps: minibatches of the calibration epoch (390 is a full epoch).
-
-    Returns:
-      ``base`` with a, b and compile_s measured.
-    """
-    x, y = datasets.cubist_spiral()
-    n = min(len(x), max(1, int(steps)) * training.Spec().batch_size)
-    data, scale = (x[:n], y[:n]), _STEPS / max(1, n // training.Spec().batch_size)
-    p = runs_per_device * len(jax.local_devices())
-    points = []
-    for w in widths:
-        spec = training.Spec(widths=(w,) * 3, epochs=1)
-        like = models.init(jax.random.key(0), w)
-        variants = populations.make_variants(masks=masking.ones_like(like), lr=np.full(p, 0.1),
-                                             schedule=["constant"] * p, seed=np.arange(p))
-        t0 = time.perf_counter()
-        populations.run(variants, data, spec=spec)
-        t1 = time.perf_counter()
-        populations.run(variants, data, spec=spec)
-        t2 = time.perf_counter()
-        points.append((models.num_params(w), (t2 - t1) * scale / p, (t1 - t0) - (t2 - t1)))
-    compile_s = max(sum(k for _, _, k in points) / len(points), 0.0)
-    if len(points) == 1:
-        (n0, c0, _), = points
-        factor = c0 / (base["a"] + base["b"] * n0)
-        return dict(base, a=base["a"] * factor, b=base["b"] * factor, compile_s=compile_s)
-    (n0, c0, _), (n1, c1, _) = points[:2]
-    b = max((c1 - c0) / (n1 - n0), 0.0)
-    return dict(base, a=max(c0 - b * n0, 1e-7), b=b, compile_s=compile_s)
-
-
 def _cost(rates: dict, widths, runs: int, epochs: float, steps: int, calls: int,
           dense: bool = False) -> float:
     """Seconds to train ``runs`` models of ``widths`` for ``epochs`` in ``calls`` calls.
 
-    ``dense``: fixed masks (a search stage), which the lanes engine trains when the shape is
-    small enough (``populations.engine``), ``rates["lanes"]`` times faster.
+    ``dense``: fixed masks (a search stage, a compacted bucket), which train on the engine
+    ``populations.engine`` picks for the shape (lanes where small enough); else vmap.
     """
-    per = (rates["a"] + rates["b"] * models.num_params(widths)) * steps / _STEPS
-    if dense and populations.engine(training.Spec(widths=widths, epochs=1)) == "lanes":
-        per /= rates.get("lanes", 1.0)
-    return max(runs * epochs * per, calls * epochs * steps * rates["step_s"])
+    return rates_mod.run_cost(rates, widths, runs, epochs, steps, calls,
+                              rates_mod.engine_of(widths, dense))
 
 
 def _share(total: int, chunk: int, task: int, tasks: int, done: set) -> tuple[int, int, int]:
@@ -298,16 +240,20 @@ def _search_parts(config, name: str, workdir: pathlib.Path, rates: dict) -> list
 
 
 def _prune_parts(config, workdir: pathlib.Path, rates: dict) -> list[Part]:
-    """The parts of the pruning stage: one per init, its groups (method, width) together."""
+    """The parts of the pruning stage: one per init, its groups (method, width) together.
+
+    A group's chunks are the ones its run cuts (``prune.chunking``); its time is its runs'
+    (``prune.run_seconds``: compacted groups at their estimated shapes) plus compiling (one
+    program, or one per compacted bucket shape).
+    """
     sub = sub_config(config, "prune")
     groups = prune_stage.plan(sub)
     store = existing_store(workdir / "prune")
+    per_chunk = prune_stage.chunking(sub, groups, store, rates)
     work = [(g, i, a, b) for g in groups
-            for i, (a, b) in enumerate(grids.chunks(len(g.rows), int(sub.chunk_size)))]
+            for i, (a, b) in enumerate(grids.chunks(len(g.rows), per_chunk[g.stage]))]
     mine = grids.task_share(work, int(sub.task_index), int(sub.num_tasks))
     done = {g.stage: (store.done(g.stage) if store else set()) for g in groups}
-    points = int(sub.num_points) or len(datasets.cubist_spiral()[1])
-    steps = points // int(sub.batch_size)
     by_init = {}
     for g in groups:
         my = [(i, a, b) for grp, i, a, b in mine if grp is g]
@@ -321,14 +267,22 @@ def _prune_parts(config, workdir: pathlib.Path, rates: dict) -> list[Part]:
         p.todo += todo
         p.groups += 1
         p.model_epochs += todo * epochs
-        p.seconds += _cost(rates, g.width, todo, epochs, steps, calls) + (
-            rates["compile_s"] if todo else 0.0)
+        if todo:
+            programs = 1
+            spec = prune_stage.group_spec(sub, g)
+            if prune_stage.compacted(sub) and compaction.compactable(spec):
+                budgets = tuple(sorted({int(b) for b in g.rows["budget"]}))
+                programs += len(rates_mod.compacted_shapes(g.width, budgets, int(sub.epochs))[0])
+            p.seconds += (todo * prune_stage.run_seconds(sub, g, rates, max(calls, 1))
+                          + rates["compile_s"] * programs)
     side_by_side = prune_stage.workers()   # groups trained at once (one per core on a CPU)
     for init, p in by_init.items():
         p.seconds /= max(1, min(side_by_side, p.groups))
         widths = sorted({g.width for g in groups if g.init == init})
         methods = sorted({g.method for g in groups if g.init == init})
         p.note = f"{len(methods)} methods x widths {widths}"
+        if prune_stage.compacted(sub):
+            p.note += " (fixed masks compacted; their shapes estimated from random masks)"
     order = ("torch",) + models.BENCH_INITS
     return [by_init[i] for i in sorted(by_init, key=lambda i: (i not in order, order.index(i)
                                                                 if i in order else 0, i))]

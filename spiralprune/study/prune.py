@@ -37,6 +37,7 @@ from spiralprune import (
     training,
 )
 from spiralprune.pruning import checks, lottery, plugins
+from spiralprune.study import rates as rates_mod
 
 # jax probes for a TPU at start-up and logs its absence at INFO on every CPU or GPU machine.
 logging.getLogger("jax._src.xla_bridge").addFilter(
@@ -48,6 +49,9 @@ TARGETS = (0.95, 0.995)
 # of a dozen runs keeps about one core busy, so on 2 cores two groups at a time train 2.1x
 # faster than one after another (BENCHMARKS.md), with the same records bit for bit.
 MAX_CPU_WORKERS = 8
+# A recorded chunk trains in about this many seconds at most by the plan's estimate (config
+# field ``chunk_seconds``): the most a killed run loses. ``chunk_size`` caps its runs.
+CHUNK_SECONDS = 600.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +83,8 @@ def plan(config) -> list[Group]:
     grids.check_task(int(config.task_index), int(config.num_tasks))
     if int(config.chunk_size) < 1:
         raise ValueError(f"chunk_size must be >= 1, got {config.chunk_size}")
+    if not float(config.get("chunk_seconds", CHUNK_SECONDS)) > 0:
+        raise ValueError(f"chunk_seconds must be > 0, got {config.chunk_seconds}")
     for method in config.method_args:
         checks.check_method_args(method, _method_args(config, method))
     groups = []
@@ -145,7 +151,7 @@ def check(config) -> list[Group]:
     groups = plan(config)
     _data(config)
     for grp in groups:
-        spec = _spec(config, grp)
+        spec = group_spec(config, grp)
         populations.check_memory(spec, what=f"method {grp.method!r} at width {grp.width}")
     return groups
 
@@ -170,7 +176,7 @@ def _data(config):
     return x, y
 
 
-def _spec(config, group: Group) -> training.Spec:
+def group_spec(config, group: Group) -> training.Spec:
     given = group.init in models.BENCH_INITS
     args = tuple(sorted(_method_args(config, group.method).items()))
     return training.Spec(widths=(group.width,) * 3, epochs=int(config.epochs),
@@ -242,9 +248,65 @@ def epochs_per_run(config, group: Group) -> int:
     return int(config.epochs) * int(args.get("lth_rounds", lottery.LTH_ARGS["lth_rounds"]))
 
 
-def _pop_chunk(config, group: Group) -> int:
+def run_seconds(config, group: Group, rates: dict, calls: int = 1) -> float:
+    """Estimated seconds of one run of ``group`` (compiling not included) under ``rates``
+    (``spiralprune.study.rates``), trained in a population of the group's runs.
+
+    A compacted group (``compacted`` config, fixed masks) at the shapes its runs are estimated
+    to compact to (``rates.compacted_shapes``); moving masks at full width on vmap.
+    """
+    points = int(config.num_points) or len(datasets.cubist_spiral()[1])
+    steps = points // int(config.batch_size)
+    epochs = epochs_per_run(config, group)
+    runs = len(group.rows)
+    spec = group_spec(config, group)
+    if compacted(config) and compaction.compactable(spec):
+        budgets = tuple(sorted({int(b) for b in group.rows["budget"]}))
+        shapes, share = rates_mod.compacted_shapes(group.width, budgets, int(config.epochs))
+        return sum(rates_mod.run_cost(rates, w, runs * f, epochs, steps, calls,
+                                      rates_mod.engine_of(w, dense=True))
+                   for w, f in zip(shapes, share)) / runs
+    return rates_mod.run_cost(rates, (group.width,) * 3, runs, epochs, steps, calls) / runs
+
+
+def chunk_rows(config, group: Group, rates: dict | None = None) -> int:
+    """Runs per recorded chunk of ``group``: as many as train in ``chunk_seconds`` by the
+    estimate (``run_seconds``; ``rates`` default: this machine's cached table, else the
+    assumed rates), at least 1 and at most ``chunk_size``."""
+    rates = rates or rates_mod.current()
+    per = run_seconds(config, group, rates)
+    limit = float(config.get("chunk_seconds", CHUNK_SECONDS))
+    return int(np.clip(limit // max(per, 1e-9), 1, int(config.chunk_size)))
+
+
+def chunking(config, groups: list[Group], store: recording.Store | None = None,
+             rates: dict | None = None) -> dict[str, int]:
+    """Runs per chunk of every group, as the workdir records them.
+
+    A group's chunking is fixed the first time a writer reaches it (the store's note
+    ``chunks_<stage>``, written once for every writer sharing the workdir, so tasks, resumes
+    and other machines cut the same chunks); a stage recorded before chunkings were noted keeps
+    ``chunk_size``. ``store=None`` (a plan, before anything is written) reads notes only.
+    """
+    out = {}
+    for grp in groups:
+        note = f"chunks_{grp.stage}"
+        have = None
+        if store is not None:
+            have = store.get_json(note)
+            if have is None and store.done(grp.stage):
+                have = int(config.chunk_size)   # recorded before chunkings were noted
+        if have is None:
+            have = chunk_rows(config, grp, rates)
+        if store is not None and not store.read_only:
+            have = store.put_json_once(note, int(have))
+        out[grp.stage] = int(have)
+    return out
+
+
+def _pop_chunk(rows_per_chunk: int, group: Group) -> int:
     """Runs per compiled call for a group: one shape per group."""
-    return min(int(config.chunk_size), len(group.rows))
+    return min(int(rows_per_chunk), len(group.rows))
 
 
 def table(df: pd.DataFrame, targets=TARGETS) -> pd.DataFrame:
@@ -311,9 +373,11 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
     recorded = config.to_dict()
     for name in ("task_index", "num_tasks"):
         recorded.pop(name)
+    recorded.pop("chunk_seconds", None)   # how chunks are cut is the store's note (chunking)
     store = recording.Store(workdir, recorded, kind=KIND)
+    per_chunk = chunking(config, groups, store)
     work = [(grp, i, start, stop) for grp in groups
-            for i, (start, stop) in enumerate(grids.chunks(len(grp.rows), int(config.chunk_size)))]
+            for i, (start, stop) in enumerate(grids.chunks(len(grp.rows), per_chunk[grp.stage]))]
     mine = grids.task_share(work, int(config.task_index), int(config.num_tasks))
     done = {grp.stage: store.done(grp.stage) for grp in groups}
     todo = [w for w in mine if f"{w[1]:06d}" not in done[w[0].stage]]
@@ -331,16 +395,16 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
 
     def precompile(grp):
         _, start, stop = min((i, a, b) for g, i, a, b in todo if g is grp)
-        spec = _spec(config, grp)
+        spec = group_spec(config, grp)
         if compacted(config) and compaction.compactable(spec):
             return   # its programs are the buckets', known once its masks are
         populations.precompile(_variants(grp, grp.rows.iloc[start:stop], spec), data,
-                               spec=spec, chunk_size=_pop_chunk(config, grp))
+                               spec=spec, chunk_size=_pop_chunk(per_chunk[grp.stage], grp))
 
     def train_group(grp):
         mine_here = {i: (start, stop) for g, i, start, stop in todo if g is grp}
-        spec = _spec(config, grp)
-        pop_chunk = _pop_chunk(config, grp)
+        spec = group_spec(config, grp)
+        pop_chunk = _pop_chunk(per_chunk[grp.stage], grp)
 
         def compute(i):
             nonlocal finished

@@ -1,0 +1,249 @@
+"""Training rates measured on this machine, per width and engine: the plan's cost model.
+
+One model-epoch (390 steps of batch 128 plus an evaluation) costs very different time at
+different widths, on different engines and on different machines, and not in proportion to
+the parameter count (a width-256 model has 2,900x the weights of a width-3 one and trains
+~40x slower on 2 CPU cores). So the plan does not scale one number: ``measure`` trains a
+few short calibration cells, one population per width of ``WIDTHS`` on the vmap engine and
+a few small search shapes on the lanes engine (20 steps each, after a compiling call), and
+``model_epoch_s`` interpolates the seconds per model-epoch between the measured cells in log
+parameters and log seconds (flat beyond the ends). The table is cached per machine
+(``cache_path``: device kind, core count, jax version) so a dry run measures once (~30 s on
+2 CPU cores) and then answers at once; ``load(fresh=True)`` measures again.
+
+Moving masks (GMP, RigL, LTH's rounds) train full width on the vmap engine at the measured
+vmap rate; a hook's pruning steps are a few in thousands of steps, inside the estimate's
+tolerance. The rates are those of an idle machine only if the machine was idle when measured:
+``measure`` records the load average it saw.
+"""
+
+import datetime
+import functools
+import json
+import os
+import pathlib
+import re
+import time
+
+import jax
+import numpy as np
+
+from spiralprune import compaction, datasets, masking, models, populations, training
+
+STEPS = 390            # steps per epoch of the study's recipe: the unit of the rates
+# Assumed cost of one model-epoch (390 steps of batch 128 plus an evaluation): a + b * params
+# seconds on the vmap engine, divided by ``lanes`` on the lanes engine; a latency floor of
+# step_s per step of each population call; compile_s per compiled group. Used where nothing
+# was measured (``--config.estimate=assumed``, a run's ETA before its dry run ever measured
+# this machine) and for the other kind of device's estimate.
+# cpu: fitted to ~40 width-16 and ~100 width-3/7 model-epochs/s on 2 cores (configs/search.py);
+#   lanes 4.0 puts the Quick start's phase one at 56 s for 59 s measured. Linear in params, it
+#   is pessimistic for wide models (0.2 width-256 model-epochs/s where 0.6-1.3 are measured):
+#   a measured table replaces it.
+# gpu: fitted to the device check on one H200 (BENCHMARKS.md): vmap 38,500 (3,3,3) and 27,500
+#   width-16 model-epochs/s at P = 16,384, 5,700-6,600 at width 64, 530-560 at width 256; lanes
+#   2.2-3.1x vmap at the compacted shapes (2.4 between); 46 us a step for a pruning group of
+#   207 width-16 runs; compiling 3.5-8 s a group at widths 3-64 and ~16 s at width 256. With
+#   these the plan gives the (3,3,3) phase two 1 min 34 s and the (7,3,3) subset 1 min 54 s
+#   with compiling, measured at 75 s and 147 s.
+ASSUMED = {"cpu": dict(a=3e-3, b=3.5e-5, step_s=0.0, compile_s=5.0, lanes=4.0),
+           "gpu": dict(a=2.6e-5, b=1.4e-8, step_s=5e-5, compile_s=8.0, lanes=2.4)}
+WIDTHS = (3, 8, 16, 32, 64, 128, 256)   # vmap cells, (w, w, w)
+LANES_SHAPES = ((3, 3, 3), (7, 3, 3))   # lanes cells: the search's compacted shapes
+FORMAT = "spiralprune-rates/1"
+
+
+def cache_dir() -> pathlib.Path:
+    """Where measured tables are kept: ``$SPIRALPRUNE_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/spiralprune`` (``~/.cache/spiralprune``)."""
+    env = os.environ.get("SPIRALPRUNE_CACHE_DIR", "").strip()
+    if env:
+        return pathlib.Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return pathlib.Path(xdg or pathlib.Path.home() / ".cache") / "spiralprune"
+
+
+def machine() -> dict:
+    """What the rates depend on: platform, device kind and count, usable cores, jax version."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    devices = jax.local_devices()
+    return {"platform": jax.default_backend(), "device_kind": devices[0].device_kind,
+            "devices": len(devices), "cores": int(cores or 1), "jax": jax.__version__}
+
+
+def cache_path(m: dict | None = None) -> pathlib.Path:
+    """The cache file of machine ``m`` (default: this one)."""
+    m = m or machine()
+    key = "-".join(str(m[k]) for k in ("platform", "device_kind", "devices", "cores", "jax"))
+    return cache_dir() / f"rates-{re.sub(r'[^A-Za-z0-9_.]+', '_', key)}.json"
+
+
+def _cell(widths, runs: int, steps: int, engine: str) -> tuple[float, float]:
+    """(seconds per model-epoch, compile seconds) of one population of ``runs`` dense models."""
+    x, y = datasets.cubist_spiral()
+    batch = training.Spec().batch_size
+    n = min(len(x), max(1, int(steps)) * batch)
+    scale = STEPS / max(1, n // batch)
+    spec = training.Spec(widths=tuple(widths), epochs=1, engine=engine)
+    like = models.init(jax.random.key(0), spec.widths)
+    variants = populations.make_variants(masks=masking.ones_like(like), lr=np.full(runs, 0.1),
+                                         schedule=["constant"] * runs, seed=np.arange(runs))
+    t0 = time.perf_counter()
+    populations.run(variants, (x[:n], y[:n]), spec=spec)
+    t1 = time.perf_counter()
+    populations.run(variants, (x[:n], y[:n]), spec=spec)
+    t2 = time.perf_counter()
+    return (t2 - t1) * scale / runs, max((t1 - t0) - (t2 - t1), 0.0)
+
+
+def _runs(widths, platform: str) -> int:
+    """Calibration population size: a cell of about a second on 2 CPU cores."""
+    if platform != "cpu":
+        return 4096
+    n = models.num_params(tuple(widths))
+    return int(np.clip(2 ** round(np.log2(2e5 / n)), 16, 256))
+
+
+def measure(widths=WIDTHS, lanes_shapes=LANES_SHAPES, steps: int = 20) -> dict:
+    """Measures this machine's rates (a few seconds a cell; ~30 s on 2 CPU cores).
+
+    Args:
+      widths: vmap cells, one population at (w, w, w) each.
+      lanes_shapes: lanes cells (only shapes the lanes engine can run are measured).
+      steps: minibatches per timed epoch (scaled to the recipe's 390).
+
+    Returns:
+      the table: machine, date, load average seen, and per engine a list of
+      [params, seconds per model-epoch]; ``compile_s`` the mean compile time of a cell.
+    """
+    m = machine()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    table = dict(format=FORMAT, machine=m, load_average=round(float(load), 2),
+                 measured=datetime.datetime.now(datetime.timezone.utc).isoformat(
+                     timespec="seconds"), vmap=[], lanes=[])
+    compiles = []
+    cells = [("vmap", (int(w),) * 3) for w in widths] + [("lanes", tuple(s))
+                                                       for s in lanes_shapes]
+    for eng, shape in cells:
+        spec = training.Spec(widths=shape, epochs=1)
+        if eng not in populations.engines_able(spec):
+            continue
+        sec, comp = _cell(shape, _runs(shape, m["platform"]), steps, eng)
+        table[eng].append([models.num_params(shape), sec])
+        compiles.append(comp)
+    table["compile_s"] = float(np.mean(compiles)) if compiles else 0.0
+    return table
+
+
+def load(fresh: bool = False, path: pathlib.Path | None = None) -> tuple[dict, str]:
+    """This machine's table from its cache, measuring (and caching) it when absent or ``fresh``.
+
+    Returns:
+      (table, a line saying where it came from).
+    """
+    path = path or cache_path()
+    if not fresh and path.exists():
+        try:
+            table = json.loads(path.read_text())
+            if table.get("format") == FORMAT and table.get("machine") == machine():
+                return table, f"rates measured on this machine {table['measured'][:10]} ({path})"
+        except (OSError, ValueError, KeyError):
+            pass   # unreadable or stale: measure again
+    t0 = time.perf_counter()
+    table = measure()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(table, indent=1))
+        os.replace(tmp, path)
+        where = f"cached in {path}"
+    except OSError as e:
+        where = f"not cached: {e.strerror or e}"
+    return table, f"rates measured on this machine in {time.perf_counter() - t0:.0f} s ({where})"
+
+
+def assumed(platform: str | None = None) -> dict:
+    """The assumed rates of ``platform`` (default this machine's): "cpu", else the GPU's."""
+    platform = platform or jax.default_backend()
+    return dict(ASSUMED["cpu" if platform == "cpu" else "gpu"])
+
+
+def current() -> dict:
+    """This machine's rates without measuring: its cached table if there is one (a dry run
+    measures it), else the assumed rates."""
+    path = cache_path()
+    if path.exists():
+        try:
+            table = json.loads(path.read_text())
+            if table.get("format") == FORMAT and table.get("machine") == machine():
+                return with_table(assumed(), table)
+        except (OSError, ValueError):
+            pass
+    return assumed()
+
+
+def with_table(base: dict, table: dict) -> dict:
+    """``base`` (its latency floor kept) with the measured ``table`` and its compile time."""
+    return dict(base, table=table, compile_s=float(table["compile_s"]))
+
+
+def model_epoch_s(rates: dict, widths, engine: str = "vmap") -> float:
+    """Seconds per model-epoch of shape ``widths`` on ``engine``.
+
+    With a measured table (``rates["table"]``): log-log interpolation between the measured
+    cells of ``engine`` by parameter count, flat beyond the first and last cell (an engine
+    with no cell uses vmap's divided by the assumed lanes factor). Else the assumed
+    ``a + b * params``, divided by ``rates["lanes"]`` on the lanes engine.
+    """
+    widths = (int(widths),) * 3 if np.isscalar(widths) else tuple(int(w) for w in widths)
+    n = models.num_params(widths)
+    table = rates.get("table")
+    if table:
+        cells = table.get(engine) or table["vmap"]
+        pts = np.asarray(sorted(cells), float)
+        per = float(np.exp(np.interp(np.log(n), np.log(pts[:, 0]), np.log(pts[:, 1]))))
+        return per / (rates.get("lanes", 1.0) if engine == "lanes" and not table.get(engine)
+                      else 1.0)
+    per = rates["a"] + rates["b"] * n
+    return per / (rates.get("lanes", 1.0) if engine == "lanes" else 1.0)
+
+
+def run_cost(rates: dict, widths, runs: float, epochs: float, steps: int, calls: int,
+             engine: str = "vmap") -> float:
+    """Seconds to train ``runs`` models of ``widths`` for ``epochs`` of ``steps`` in ``calls``
+    population calls on ``engine`` (compiling not included)."""
+    per = model_epoch_s(rates, widths, engine) * steps / STEPS
+    return max(runs * epochs * per, calls * epochs * steps * rates.get("step_s", 0.0))
+
+
+def engine_of(widths, dense: bool) -> str:
+    """The engine ``populations.run`` picks for fixed masks of ``widths`` (``dense``), else
+    vmap (a pruner's own training)."""
+    if not dense:
+        return "vmap"
+    return populations.engine(training.Spec(widths=tuple(int(w) for w in widths), epochs=1))
+
+
+@functools.lru_cache(maxsize=64)
+def compacted_shapes(width: int, budgets: tuple, epochs: int) -> tuple[tuple, tuple]:
+    """The shapes a compacted at-init group of ``width`` trains at, estimated, and the share
+    of its runs at each.
+
+    Estimated from the masks of the ``random`` pruner (one run per budget, drawn as
+    ``compaction.run`` draws them), bucketed by ``compaction.buckets``. Random masks spread
+    their weights over more units than a saliency pruner's do (at widths 16-256 and the
+    study's budgets SNIP, GraSP and SynFlow compact to 2-10x fewer parameters), so the
+    estimate errs long for those.
+    """
+    budgets = tuple(int(b) for b in budgets)
+    spec = training.Spec(widths=(int(width),) * 3, epochs=int(epochs), method="random")
+    like = models.init(jax.random.key(0), int(width))
+    p = len(budgets)
+    variants = populations.make_variants(masks=masking.ones_like(like), lr=np.full(p, 0.1),
+                                         schedule=["constant"] * p, seed=np.arange(p),
+                                         budget=np.asarray(budgets))
+    x, y = datasets.cubist_spiral()
+    _, masks = compaction.starts(variants, (x[:128], y[:128]), spec=spec)
+    shapes, which = compaction.buckets(compaction.active_widths(masks), int(epochs))
+    share = np.bincount(which, minlength=len(shapes)) / p
+    return (tuple(tuple(int(w) for w in s) for s in shapes), tuple(float(f) for f in share))
