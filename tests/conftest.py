@@ -1,10 +1,20 @@
 """Strict JAX settings for every test: no implicit rank promotion, no PRNG key reuse."""
 
+import os
+import tempfile
+
 import jax
 import pytest
 
+from spiralprune.study import rates as _rates
+
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_debug_key_reuse", True)
+
+# The plan's measured rates: never read or write the user's cache, and measure tiny cells
+# (a dry run in a test measures once per session, in a few seconds).
+os.environ["SPIRALPRUNE_CACHE_DIR"] = tempfile.mkdtemp(prefix="spiralprune-rates-")
+_rates.WIDTHS, _rates.LANES_SHAPES, _rates.CALIBRATION_STEPS = (3, 16), ((3, 3, 3),), 2
 
 
 @pytest.fixture(scope="session")

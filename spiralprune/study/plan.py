@@ -308,20 +308,27 @@ def plan(config, workdir, rates: dict | None = None) -> list[Part]:
     return parts
 
 
-def format_plan(parts: list[Part]) -> str:
-    """The plan as a text table with a total line."""
+def format_plan(parts: list[Part], other: list[Part] | None = None,
+                other_name: str = "") -> str:
+    """The plan as a text table with a total line; ``other``: the same plan's estimate on the
+    other kind of device, as a column headed ``other_name``."""
+    extra = bool(other) and len(other) == len(parts)
     head = (f"{'stage':<16} {'part':<22} {'runs':>9} {'this task':>10} {'to train':>9} "
-            f"{'groups':>6} {'model-ep.':>10} {'est.':>9}  what")
+            f"{'groups':>6} {'model-ep.':>10} {'est.':>9}"
+            + (f" {other_name:>10}" if extra else "") + "  what")
     lines = [head, "-" * len(head)]
-    for p in parts:
+    for k, p in enumerate(parts):
         lines.append(f"{p.stage:<16} {p.part:<22} {p.runs:>9,} {p.mine:>10,} {p.todo:>9,} "
                      f"{p.groups:>6} {p.model_epochs:>10,.0f} "
-                     f"{format_seconds(p.seconds):>9}  {p.note}")
+                     f"{format_seconds(p.seconds):>9}"
+                     + (f" {format_seconds(other[k].seconds):>10}" if extra else "")
+                     + f"  {p.note}")
     lines.append(f"{'total':<16} {'':<22} {sum(p.runs for p in parts):>9,} "
                  f"{sum(p.mine for p in parts):>10,} {sum(p.todo for p in parts):>9,} "
                  f"{sum(p.groups for p in parts):>6} "
                  f"{sum(p.model_epochs for p in parts):>10,.0f} "
-                 f"{format_seconds(sum(p.seconds for p in parts)):>9}")
+                 f"{format_seconds(sum(p.seconds for p in parts)):>9}"
+                 + (f" {format_seconds(sum(p.seconds for p in other)):>10}" if extra else ""))
     return "\n".join(lines)
 
 
@@ -337,7 +344,9 @@ def print_plan(config, workdir, parts: list[Part], source: str) -> None:
     task = f"task {config.task_index} of {config.num_tasks}"
     print(f"== study {config.preset}: {workdir} ({task}, {len(jax.local_devices())} "
           f"{jax.local_devices()[0].device_kind} device(s)) ==", flush=True)
-    print(format_plan(parts), flush=True)
+    gpu_here = jax.default_backend() != "cpu"
+    other = plan(config, workdir, ASSUMED["cpu" if gpu_here else "gpu"])
+    print(format_plan(parts, other, "2 CPU cores" if gpu_here else "one GPU"), flush=True)
     print(f"estimate: {source}; phase two's size is known once phase one has picked its "
           "configuration", flush=True)
     print(f"estimate {other_estimate(config, workdir, parts)}", flush=True)
