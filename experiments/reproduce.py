@@ -1,7 +1,7 @@
 """Runs one piece of the study's remaining claims (the runbook: experiments/configs/reproduce.py).
 
   python experiments/reproduce.py --config=experiments/configs/reproduce.py:<piece> \
-      [--workdir=DIR] [--config.seeds=0,1,2] [--config.ship=True]
+      [--workdir=DIR] [--config.seeds=0,1,2] [--config.ship=True] [--config.dry_run=True]
 
 --workdir (the folder holding one workdir per piece) defaults to workdirs/reproduce
 (``spiralprune.study.cli.workdirs_root``).
@@ -25,7 +25,7 @@ def main(argv):
     root = flags.FLAGS.workdir or cli.workdirs_root() / "reproduce"
     reproduce.main(c.piece, root, seeds=tuple(c.seeds), ship_it=c.ship,
                    figures=c.figures, task_index=c.task_index, num_tasks=c.num_tasks,
-                   train=c.train,
+                   train=c.train, dry_run=c.dry_run,
                    command=" ".join(["python", "experiments/reproduce.py", *sys.argv[1:]]))
 
 

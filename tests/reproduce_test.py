@@ -46,6 +46,11 @@ def _tiny(**kw):
     return reproduce.PhaseTwo(**base)
 
 
+def _second_a_model_epoch():
+    # 1 s a model-epoch on every engine (a lanes cell as fast as vmap), 10 s a compile
+    return {"a": 1.0, "b": 0.0, "step_s": 0.0, "compile_s": 10.0, "lanes": 1.0}
+
+
 def test_a_restricted_piece_trains_the_same_runs_as_the_full_search(tmp_path, monkeypatch):
     p = _tiny()
     monkeypatch.setattr(reproduce, "SCHEDULES", ("constant", "cosine"))
@@ -65,6 +70,12 @@ def test_a_restricted_piece_trains_the_same_runs_as_the_full_search(tmp_path, mo
     pd.testing.assert_frame_equal(mine[cols[:5]], theirs[cols[:5]])
     np.testing.assert_allclose(mine["accuracy"], theirs["accuracy"], atol=2e-3)
     assert (mine["nnz"] <= 14).all() and (full["nnz"] > 14).any()
+    # The plan counts the piece's runs, then nothing left to train once recorded.
+    planned = reproduce.plan("tiny", tmp_path / "empty", rates=_second_a_model_epoch())
+    assert [(q.runs, q.todo) for q in planned] == [(len(idx) * 2, len(idx) * 2)]
+    # runs x 1 epoch x 1 s, and one compile
+    assert planned[0].seconds == pytest.approx(len(idx) * 2 + 10.0)
+    assert [q.todo for q in reproduce.plan("tiny", tmp_path, rates=_second_a_model_epoch())] == [0]
     # Resuming a finished piece trains nothing.
     calls = []
     again = reproduce.run_phase_two(p, tmp_path, progress=lambda _: lambda d, t: calls.append(d))
@@ -192,6 +203,8 @@ def test_a_pruning_piece_runs_its_grid_and_resumes(tmp_path, monkeypatch):
         if not ok.empty:
             assert r["nnz"] == ok["nnz"].min()
     assert "fewest nonzeros reaching each target" in reproduce.report(s)
+    assert [q.todo for q in reproduce.plan("tiny_prune", tmp_path / "none")] == [8]
+    assert [q.todo for q in reproduce.plan("tiny_prune", tmp_path)] == [0]
     again = reproduce.run("tiny_prune", tmp_path)   # resumes: nothing to train, same summary
     assert again["fewest"] == s["fewest"]
     path = tmp_path / "reproduce.json"

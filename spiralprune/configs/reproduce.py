@@ -16,6 +16,7 @@ def get_config(arg: str = "random_phase_one") -> ml_collections.ConfigDict:
     c.piece = arg
     c.seeds = tuple(p.seeds) if isinstance(p, reproduce.Retrain) else (0,)
     c.train = True   # False: summarize what is recorded (e.g. to ship it), train nothing
+    c.dry_run = False   # True: print the plan and its estimate here and on one GPU, train nothing
     c.ship = False
     c.figures = ""   # a directory: redraw the shipped summaries' figures there
     c.task_index = 0

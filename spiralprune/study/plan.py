@@ -240,15 +240,24 @@ def _search_parts(config, name: str, workdir: pathlib.Path, rates: dict) -> list
 
 
 def _prune_parts(config, workdir: pathlib.Path, rates: dict) -> list[Part]:
-    """The parts of the pruning stage: one per init, its groups (method, width) together.
+    """The parts of the study's pruning stage (``prune_parts`` of its sub-config)."""
+    return prune_parts(sub_config(config, "prune"), workdir / "prune", rates)
+
+
+def prune_parts(sub, workdir, rates: dict) -> list[Part]:
+    """The parts of a pruning grid: one per init, its groups (method, width) together.
 
     A group's chunks are the ones its run cuts (``prune.chunking``); its time is its runs'
     (``prune.run_seconds``: compacted groups at their estimated shapes) plus compiling (one
     program, or one per compacted bucket shape).
+
+    Args:
+      sub: a configs/prune.py ConfigDict (with its task fields).
+      workdir: the pruning workdir (may not exist yet).
+      rates: the cost model.
     """
-    sub = sub_config(config, "prune")
     groups = prune_stage.plan(sub)
-    store = existing_store(workdir / "prune")
+    store = existing_store(pathlib.Path(workdir))
     per_chunk = prune_stage.chunking(sub, groups, store, rates)
     work = [(g, i, a, b) for g in groups
             for i, (a, b) in enumerate(grids.chunks(len(g.rows), per_chunk[g.stage]))]

@@ -63,7 +63,9 @@ from spiralprune import (
     search,
     symmetry,
 )
+from spiralprune.study import plan as study_plan
 from spiralprune.study import prune as prune_stage
+from spiralprune.study import rates as rates_mod
 from spiralprune.study import sweep
 
 RECIPE = {"milestones": (15, 30), "cosine_t_max": 50}
@@ -751,11 +753,94 @@ def report(summary: dict) -> str:
     return "\n".join(lines)
 
 
+# --- The plan of a piece: runs to train and the time they take here and on one GPU. ---
+
+
+def _recorded(workdir) -> int:
+    try:
+        return len(recording.load_runs(workdir))
+    except (ValueError, FileNotFoundError):
+        return 0
+
+
+def _search_part(label: str, shapes, share, runs: int, workdir, epochs: int, chunk: int,
+                 rates: dict, note: str) -> study_plan.Part:
+    todo = max(runs - _recorded(workdir), 0)
+    calls = -(-todo // chunk)
+    secs = sum(rates_mod.run_cost(rates, w, todo * f, epochs, rates_mod.STEPS, calls,
+                                  rates_mod.engine_of(w, dense=True))
+               for w, f in zip(shapes, share))
+    secs += rates["compile_s"] * len(shapes) if todo else 0.0
+    return study_plan.Part("reproduce", label, runs, runs, todo, len(shapes), todo * epochs,
+                           secs, note)
+
+
+def plan(name: str, root, *, seeds=(0,), rates: dict | None = None) -> list:
+    """The piece's parts (``study.plan.Part``): its runs, those not recorded in ``root`` yet
+    and their estimated time under ``rates`` (default this machine's, ``rates.current``)."""
+    p = piece(name)
+    rates = rates or rates_mod.current()
+    if isinstance(p, Pruning):
+        return study_plan.prune_parts(p.config(), p.workdir(root), rates)
+    parts = []
+    if isinstance(p, PhaseOne):
+        configs_ = search.configurations(p.width, p.max_structured_params)
+        shapes, bucket = search.phase_one_shapes(p.width, p.init, configs_,
+                                                 len(p.lrs) * len(SCHEDULES), p.epochs)
+        share = np.bincount(bucket, minlength=len(shapes)) / max(len(configs_), 1)
+        for s in seeds:
+            parts.append(_search_part(
+                f"phase one seed {s}", shapes, share,
+                len(configs_) * len(p.lrs) * len(SCHEDULES), p.workdir(root, s), p.epochs,
+                p.chunk_size, rates, f"{len(configs_):,} configurations x {len(p.lrs)} lr x "
+                f"{len(SCHEDULES)} schedules as {len(shapes)} shapes"))
+        return parts
+    if isinstance(p, PhaseTwo):
+        n = len(p.mask_indices())
+        return [_search_part(p.stage, [p.config], [1.0], n * len(p.lrs) * len(SCHEDULES),
+                             p.workdir(root), p.epochs, p.chunk_size, rates,
+                             f"{n:,} masks of <= {p.max_nnz} nonzeros x {len(p.lrs)} lr x "
+                             f"{len(SCHEDULES)} schedules at {p.config}")]
+    src = piece(p.source)
+    try:
+        n = len(candidates(p, root))
+    except ValueError as e:
+        return [study_plan.Part("reproduce", p.name, 0, 0, 0, 0, 0.0, 0.0, str(e))]
+    for s in (seeds or p.seeds):
+        parts.append(_search_part(f"retrain seed {s}", [src.config], [1.0],
+                                  n * len(src.lrs) * len(SCHEDULES), p.workdir(root, s),
+                                  src.epochs, src.chunk_size, rates,
+                                  f"{n} masks x {len(src.lrs)} lr x {len(SCHEDULES)} schedules"))
+    return parts
+
+
+def print_plan(name: str, root, *, seeds=(0,), rates: dict | None = None) -> list:
+    """Prints the piece's plan with this machine's and one GPU's estimate; returns its parts."""
+    rates = rates or rates_mod.current()
+    here = plan(name, root, seeds=seeds, rates=rates)
+    gpu_here = jax.default_backend() != "cpu"
+    other = plan(name, root, seeds=seeds, rates=rates_mod.assumed("cpu" if gpu_here else "gpu"))
+    print(f"== reproduce {name}: {piece(name).workdir(root, seeds[0] if seeds else 0)} ==")
+    print(study_plan.format_plan(here, other, "2 CPU cores" if gpu_here else "one GPU"))
+    how = ("rates measured on this machine " + rates["table"]["measured"][:10]
+           if rates.get("table") else
+           "assumed rates (measure this machine's with the study's dry run, "
+           "experiments/study.py --dry_run, or spiralprune.study.rates.load())")
+    print(f"estimate: {how}")
+    return here
+
+
 def main(name: str, root, *, seeds=(0,), ship_it: bool = False, figures: str = "",
-         task_index: int = 0, num_tasks: int = 1, command: str = "", train: bool = True) -> dict:
+         task_index: int = 0, num_tasks: int = 1, command: str = "", train: bool = True,
+         dry_run: bool = False) -> dict:
     """What the binary does: run (or resume) a piece, print its report, optionally ship its
     summary into the package data and redraw the figures (``train=False``: summarize what is
-    recorded, train nothing)."""
+    recorded, train nothing; ``dry_run``: print the plan and its estimate, train nothing)."""
+    if dry_run:
+        rates, _ = rates_mod.load()
+        print_plan(name, root, seeds=seeds, rates=rates_mod.with_table(rates_mod.assumed(),
+                                                                       rates))
+        return {}
     summary = (run(name, root, seeds=seeds, task_index=task_index, num_tasks=num_tasks)
                if train else summarize(name, root, seeds=seeds))
     print(report(summary), flush=True)
