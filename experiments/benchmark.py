@@ -12,6 +12,7 @@ import logging
 import os
 import pathlib
 import sys
+import tempfile
 import time
 
 import jax
@@ -20,6 +21,7 @@ from absl import flags
 
 from spiralprune import compaction, datasets, masking, models, populations, training
 from spiralprune.study import cli as _cli
+from spiralprune.study import estimates
 
 # jax probes for a TPU at start-up and logs its absence at INFO on every CPU or GPU machine.
 logging.getLogger("jax._src.xla_bridge").addFilter(
@@ -181,6 +183,26 @@ def run_compaction(config) -> list[dict]:
     return rows
 
 
+def run_plan(config) -> list[dict]:
+    """The ``plan`` preset: the plan's estimates against wall time (``study.estimates``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        table, rows = estimates.check(config.root or tmp, tuple(config.checks))
+    text = estimates.format_rows(rows)
+    print(text, flush=True)
+    if config.output:
+        cells = ", ".join(f"{n:,} params {1 / s:,.0f}/s" for n, s in table["vmap"])
+        lanes = ", ".join(f"{n:,} params {1 / s:,.0f}/s" for n, s in table["lanes"])
+        lines = ["", f"### benchmark `plan` on {device_name()}, {datetime.date.today()}", "",
+                 f"Command: `python {' '.join(sys.argv)}`; CPU: {cpu_model()}; load average "
+                 f"{table['load_average']:.1f} when the rates were measured; jax "
+                 f"{jax.__version__}. Rates measured afresh (model-epochs/s; vmap: {cells}; "
+                 f"lanes: {lanes}; {table['compile_s']:.1f} s a compile), then each check's "
+                 "estimate from them and its wall time from a fresh workdir.", "", text]
+        with open(config.output, "a") as f:
+            f.write("\n".join(lines) + "\n")
+    return rows
+
+
 def _fmt_compaction(r: dict) -> str:
     return (f"| {r['width']} | {r['runs']} | {r['buckets']} | {r['largest']} | "
             f"{r['full_epoch_s']:.2f} | {r['full_fixed_s']:.2f} | {r['full_s']:.1f} | "
@@ -200,6 +222,8 @@ def run(config) -> list[dict]:
     """
     if config.preset == "compaction":
         return run_compaction(config)
+    if config.preset == "plan":
+        return run_plan(config)
     data = datasets.cubist_spiral()
     rows = []
     print(_HEADER[0] + "\n" + _HEADER[1], flush=True)

@@ -229,3 +229,14 @@ def test_the_plan_counts_the_chunks_a_run_cuts_and_compaction_lowers_the_estimat
     assert prune.run_seconds(sub, grp, r) < 0.5 * wide
     assert sum(p.todo for p in full) == sum(len(g.rows) for g in prune.plan(
         study_plan.sub_config(config, "prune")))
+
+
+def test_the_estimate_checks_refuse_unknown_names_and_report_wall_over_estimate(tmp_path):
+    from spiralprune.study import estimates
+    with pytest.raises(ValueError, match="unknown estimate checks"):
+        estimates.check(tmp_path, ("quick", "nope"))
+    assert not list(tmp_path.iterdir())     # refused before measuring or writing
+    row = estimates._row("x", "a check", estimate=100.0, wall=130.0)
+    assert row["ratio"] == pytest.approx(1.3)
+    text = estimates.format_rows([row])
+    assert "| a check | 1 min 40 s | 2 min 10 s | 1.30 |" in text

@@ -18,6 +18,11 @@ Runbook:
     widths 64, 128 and 256. Full width is timed at 1 and 2 epochs and projected to 50 (at
     width 256 one full-width epoch of the group takes ~10 s on 2 CPU cores); about 10
     minutes on 2 idle CPU cores. Expected: compacted >= 20x faster at width 256 once compiled.
+  python experiments/benchmark.py --config=experiments/configs/benchmark.py:plan
+    The plan's estimates against wall time (``spiralprune.study.estimates``): this machine's
+    rates measured afresh, then the Quick start from scratch, a width-64 slice of the sweep
+    (SNIP compacted and GMP, 46 runs) and a BENCH-995 phase-two slice (3,072 runs), each
+    estimated first: about 12 minutes on 2 idle CPU cores. Expected: each within +-30%.
   Add --config.precision=default to measure TF32 matmuls on a GPU (full float32 is the default).
 
 Each cell trains P masked models of one width for ``epochs`` and for ``2 * epochs`` epochs,
@@ -34,7 +39,7 @@ import ml_collections
 
 from experiments.configs import prune as prune_config
 
-PRESETS = ("quick", "engines", "gpu", "compaction", "smoke")
+PRESETS = ("quick", "engines", "gpu", "compaction", "plan", "smoke")
 SEARCH_SHAPES = ((3, 3, 3), (7, 3, 3), (3, 2, 2), (6, 3, 2))
 
 
@@ -77,6 +82,9 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
         c.cosine_t_max = 50
         c.full_epochs = 1       # full width timed at 1 and 2 epochs, projected to ``epochs``
         c.repeats = 2           # a shared CPU: the fastest of 2 warm calls each
+    elif arg == "plan":
+        c.checks = ("quick", "sweep_w64_slice", "bench995_slice")
+        c.root = ""   # the checks' workdirs: a temporary folder when empty
     elif arg == "gpu":
         c.widths = SEARCH_SHAPES + (16, 64, 256)
         c.populations = tuple(4**i for i in range(9)) + (1 << 17,)

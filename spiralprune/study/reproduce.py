@@ -763,7 +763,7 @@ def _recorded(workdir) -> int:
         return 0
 
 
-def _search_part(label: str, shapes, share, runs: int, workdir, epochs: int, chunk: int,
+def search_part(label: str, shapes, share, runs: int, workdir, epochs: int, chunk: int,
                  rates: dict, note: str) -> study_plan.Part:
     todo = max(runs - _recorded(workdir), 0)
     calls = -(-todo // chunk)
@@ -789,7 +789,7 @@ def plan(name: str, root, *, seeds=(0,), rates: dict | None = None) -> list:
                                                  len(p.lrs) * len(SCHEDULES), p.epochs)
         share = np.bincount(bucket, minlength=len(shapes)) / max(len(configs_), 1)
         for s in seeds:
-            parts.append(_search_part(
+            parts.append(search_part(
                 f"phase one seed {s}", shapes, share,
                 len(configs_) * len(p.lrs) * len(SCHEDULES), p.workdir(root, s), p.epochs,
                 p.chunk_size, rates, f"{len(configs_):,} configurations x {len(p.lrs)} lr x "
@@ -797,7 +797,7 @@ def plan(name: str, root, *, seeds=(0,), rates: dict | None = None) -> list:
         return parts
     if isinstance(p, PhaseTwo):
         n = len(p.mask_indices())
-        return [_search_part(p.stage, [p.config], [1.0], n * len(p.lrs) * len(SCHEDULES),
+        return [search_part(p.stage, [p.config], [1.0], n * len(p.lrs) * len(SCHEDULES),
                              p.workdir(root), p.epochs, p.chunk_size, rates,
                              f"{n:,} masks of <= {p.max_nnz} nonzeros x {len(p.lrs)} lr x "
                              f"{len(SCHEDULES)} schedules at {p.config}")]
@@ -807,7 +807,7 @@ def plan(name: str, root, *, seeds=(0,), rates: dict | None = None) -> list:
     except ValueError as e:
         return [study_plan.Part("reproduce", p.name, 0, 0, 0, 0, 0.0, 0.0, str(e))]
     for s in (seeds or p.seeds):
-        parts.append(_search_part(f"retrain seed {s}", [src.config], [1.0],
+        parts.append(search_part(f"retrain seed {s}", [src.config], [1.0],
                                   n * len(src.lrs) * len(SCHEDULES), p.workdir(root, s),
                                   src.epochs, src.chunk_size, rates,
                                   f"{n} masks x {len(src.lrs)} lr x {len(SCHEDULES)} schedules"))
