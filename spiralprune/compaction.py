@@ -19,8 +19,9 @@ buckets the runs by their active widths (``buckets``: the merge rule of phase on
 shapes, ``search.phase_one_buckets``), trains each bucket as its own population with the same
 seeds (so the same data order) and Spec recipe, on whichever engine ``populations.engine``
 picks for the bucket's shape, and scatters back: same output keys, shapes and full-width
-masks as ``populations.run``. Other methods (GMP, RigL, LTH: their masks move) are handed to
-``populations.run`` unchanged.
+masks as ``populations.run``. LTH (``run_lth``) trains its first round at full width and its
+later rounds, whose masks are fixed, compacted. Other methods (GMP, RigL: their masks move
+until the end) are handed to ``populations.run`` unchanged.
 
 A run's bucket, hence its float32 rounding, depends on the active widths of the population
 it is trained with (as phase one's shapes depend on its grid); its numbers otherwise depend
@@ -37,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from spiralprune import base, masking, models, populations, search, training
-from spiralprune.pruning import registry, train_fns  # the package registers the built-ins
+from spiralprune.pruning import lottery, registry, train_fns  # the package registers the built-ins
 
 HIDDEN = models.LAYERS[:3]
 
@@ -158,6 +159,12 @@ def compactable(spec: training.Spec, train_fn: Callable | None = None) -> bool:
     return spec.method == "dense" or registry.get(spec.method).at_init
 
 
+def compacts(spec: training.Spec, train_fn: Callable | None = None) -> bool:
+    """Whether ``run`` trains any of ``spec``'s runs compacted: fixed masks (``compactable``)
+    and LTH (its rounds after the first, ``run_lth``)."""
+    return train_fn is None and (spec.method == "lth" or compactable(spec))
+
+
 @functools.lru_cache(maxsize=32)
 def _start_program(spec: training.Spec, pruner) -> Callable:
     """jit(vmap) of one run's full-width start: (masked init, fixed masks)."""
@@ -215,6 +222,87 @@ def bucket_spec(spec: training.Spec, shape) -> training.Spec:
         method="dense", method_args=(), engine="vmap" if spec.engine == "vmap" else "auto")
 
 
+# --- LTH: its rounds after the first train fixed masks, compacted. ---
+
+
+@functools.lru_cache(maxsize=16)
+def _lth_round(r: int) -> Callable:
+    """One LTH round's single-run train_fn (round ``r``): from the variant's params (the
+    rewound init under its masks) for ``spec.epochs`` epochs of global steps
+    ``r * round_steps ..``, the lr schedule restarted, as ``lottery.lth``'s scan trains it."""
+    def train(variant: training.Variant, data, *, spec: training.Spec) -> dict:
+        keys = training.run_keys(variant.seed)
+        spe = training.steps_per_epoch(data, spec)
+        start = masking.apply(variant.params, variant.masks)
+        params, _, losses = training.train_steps(
+            start, training.optimizer(spec).init(start), variant.masks, data, keys["data"],
+            variant.lr, variant.schedule, spec, start=r * spec.epochs * spe,
+            num_steps=spec.epochs * spe, first_epoch=r * spec.epochs)
+        return training.result(params, variant.masks, data, spec, jnp.mean(losses[-spe:]))
+    train.__name__ = train.__qualname__ = f"lth_round_{r}"
+    return train
+
+
+@functools.lru_cache(maxsize=4)
+def _lth_prune_program(reference_counts: bool) -> Callable:
+    return jax.jit(jax.vmap(functools.partial(lottery.lth_prune,
+                                              reference_counts=reference_counts)))
+
+
+def lth_targets(num_weights: int, budgets, rounds: int, reference_counts: bool) -> np.ndarray:
+    """(P, rounds) weights each run keeps in each round (``lottery.lth_targets`` per run)."""
+    return np.stack([np.asarray(lottery.lth_targets(num_weights, int(b), rounds,
+                                                    reference_counts=reference_counts))
+                     for b in np.asarray(budgets).reshape(-1)])
+
+
+def run_lth(variants: training.Variant, data, *, spec: training.Spec, chunk_size=None,
+            devices=None, progress: Callable[[int, int], None] | None = None) -> dict:
+    """``lottery.lth_train`` for a population, its rounds after the first compacted.
+
+    Round 0 trains the dense start at full width; after each round the trained weights are
+    pruned at full width (``lottery.lth_prune``, as the scan does) and the next round, whose
+    masks are fixed, trains its runs bucketed by active widths (``buckets``) from the rewound
+    init gathered to the bucket's shape; its trained params are scattered back. Equal to
+    ``populations.run`` of LTH up to float32 summation order (a magnitude tie flipped by
+    rounding prunes another weight, as a ReLU flip changes an accuracy).
+    """
+    args = lottery.resolve_args(spec)
+    rounds, rc = int(args["lth_rounds"]), bool(args["reference_counts"])
+    host = jax.tree.map(np.asarray, variants)
+    p = populations.size(variants)
+    dense = dataclasses.replace(spec, method="dense", method_args=())
+    params0, masks = starts(variants, data, spec=dense, chunk_size=chunk_size)
+    targets = lth_targets(models.num_weights(spec.widths), host.budget, rounds, rc)
+    trained, out = None, None
+    for r in range(rounds):
+        if r:
+            masks = jax.tree.map(np.asarray, _lth_prune_program(rc)(trained, masks,
+                                                                   targets[:, r]))
+        shapes, which = ((np.asarray([spec.widths]), np.zeros(p, np.int64)) if r == 0 else
+                         buckets(active_widths(masks), spec.epochs))
+        results = {}
+        for k, shape in enumerate(shapes):
+            pos = np.flatnonzero(which == k)
+            sub = jax.tree.map(lambda a, i=pos: a[i], masks)
+            order = unit_order(sub, shape)
+            part = training.Variant(
+                params=gather(jax.tree.map(lambda a, i=pos: a[i], params0), order),
+                masks=gather(sub, order), lr=host.lr[pos], schedule=host.schedule[pos],
+                seed=host.seed[pos], budget=host.budget[pos])
+            res = populations.run(part, data, spec=bucket_spec(spec, shape),
+                                  train_fn=_lth_round(r), devices=devices,
+                                  chunk_size=min(chunk_size, len(pos)) if chunk_size else None)
+            res["params"] = scatter(res["params"], order, spec.widths)
+            res["masks"] = sub
+            results[k] = (pos, res)
+        out = _assemble(results, p)
+        trained = out["params"]
+        if progress:
+            progress(p * (r + 1) // rounds, p)
+    return out
+
+
 def run(variants: training.Variant, data, *, spec: training.Spec,
         train_fn: Callable | None = None, chunk_size: int | None = None, devices=None,
         progress: Callable[[int, int], None] | None = None) -> dict:
@@ -233,6 +321,11 @@ def run(variants: training.Variant, data, *, spec: training.Spec,
     Returns:
       the record dict, as ``populations.run``.
     """
+    if spec.method == "lth" and train_fn is None:
+        populations.check_data(data)
+        populations.check_shapes(variants, spec)
+        return run_lth(variants, data, spec=spec, chunk_size=chunk_size, devices=devices,
+                       progress=progress)
     if not compactable(spec, train_fn):
         return populations.run(variants, data, spec=spec, train_fn=train_fn,
                                chunk_size=chunk_size, devices=devices, progress=progress)

@@ -122,6 +122,11 @@ def lth(params0: base.Params, masks0: base.Masks, data, data_key, lr, schedule, 
     return out
 
 
+def resolve_args(spec: training.Spec) -> dict:
+    """LTH's method args of ``spec`` over ``LTH_ARGS`` (one-line error for unknown names)."""
+    return during_training.resolve_args(spec, LTH_ARGS)
+
+
 def lth_train(variant: training.Variant, data, *, spec: training.Spec) -> dict:
     """``populations`` train_fn of LTH: init from the run's key, ``lth_rounds`` rounds.
 
@@ -133,7 +138,7 @@ def lth_train(variant: training.Variant, data, *, spec: training.Spec) -> dict:
     References: Frankle & Carbin 2019; stephenqz/sparsest training_loops/LTH_loop.py;
     facebookresearch/open_lth lottery/runner.py.
     """
-    args = during_training.resolve_args(spec, LTH_ARGS)
+    args = resolve_args(spec)
     keys = training.run_keys(variant.seed)
     params0 = training.initial_params(variant, spec, keys["init"])
     out = lth(params0, variant.masks, data, keys["data"], variant.lr, variant.schedule,

@@ -279,9 +279,10 @@ def prune_parts(sub, workdir, rates: dict) -> list[Part]:
         if todo:
             programs = 1
             spec = prune_stage.group_spec(sub, g)
-            if prune_stage.compacted(sub) and compaction.compactable(spec):
-                budgets = tuple(sorted({int(b) for b in g.rows["budget"]}))
-                programs += len(rates_mod.compacted_shapes(g.width, budgets, int(sub.epochs))[0])
+            if prune_stage.compacted(sub) and compaction.compacts(spec):
+                programs += sum(
+                    len(rates_mod.compacted_shapes(g.width, b, int(sub.epochs))[0])
+                    for b, _, _ in prune_stage.compacted_rounds(sub, g) if b is not None)
             p.seconds += (todo * prune_stage.run_seconds(sub, g, rates, max(calls, 1))
                           + rates["compile_s"] * programs)
     side_by_side = prune_stage.workers()   # groups trained at once (one per core on a CPU)

@@ -197,7 +197,8 @@ def _variants(group: Group, rows: pd.DataFrame, spec):
 
 
 def compacted(config) -> bool:
-    """Whether fixed-mask groups (at-init pruners, dense) train compacted (``compaction``).
+    """Whether fixed-mask groups (at-init pruners, dense) and LTH's rounds after the first
+    train compacted (``compaction``).
 
     Off unless the config sets ``compact=True`` (the reproduce pieces do): the records the
     existing presets made (the Quick start's, the shipped built-ins') were trained at full
@@ -209,7 +210,8 @@ def compacted(config) -> bool:
 def _train_chunk(group: Group, rows: pd.DataFrame, data, spec, pop_chunk: int,
                  compact: bool = False):
     variants = _variants(group, rows, spec)
-    # Fixed masks (at-init pruners, dense) may train compacted; GMP, RigL, LTH at full width.
+    # Fixed masks (at-init pruners, dense, LTH's later rounds) may train compacted; GMP and
+    # RigL (their masks move to the end) at full width.
     train = compaction.run if compact else populations.run
     out = train(variants, data, spec=spec, chunk_size=pop_chunk)
     cols = {c: rows[c].to_numpy() for c in rows.columns}
@@ -260,13 +262,39 @@ def run_seconds(config, group: Group, rates: dict, calls: int = 1) -> float:
     epochs = epochs_per_run(config, group)
     runs = len(group.rows)
     spec = group_spec(config, group)
-    if compacted(config) and compaction.compactable(spec):
-        budgets = tuple(sorted({int(b) for b in group.rows["budget"]}))
+    full = rates_mod.run_cost(rates, (group.width,) * 3, runs, epochs, steps, calls) / runs
+    if not (compacted(config) and compaction.compacts(spec)):
+        return full
+    total = 0.0
+    for budgets, epochs_at, dense in compacted_rounds(config, group):
+        if budgets is None:   # LTH's first round: full width
+            total += rates_mod.run_cost(rates, (group.width,) * 3, runs, epochs_at, steps, calls)
+            continue
         shapes, share = rates_mod.compacted_shapes(group.width, budgets, int(config.epochs))
-        return sum(rates_mod.run_cost(rates, w, runs * f, epochs, steps, calls,
-                                      rates_mod.engine_of(w, dense=True))
-                   for w, f in zip(shapes, share)) / runs
-    return rates_mod.run_cost(rates, (group.width,) * 3, runs, epochs, steps, calls) / runs
+        total += sum(rates_mod.run_cost(rates, w, runs * f, epochs_at, steps, calls,
+                                        rates_mod.engine_of(w, dense=dense))
+                     for w, f in zip(shapes, share))
+    return total / runs
+
+
+def compacted_rounds(config, group: Group) -> list:
+    """What a compacted group trains, for the estimate: (weights kept per distinct budget,
+    or None for full width; epochs; whether on the fixed-mask engines) per stage of a run.
+
+    At-init pruners and dense: one stage at their budgets. LTH: its first round at full
+    width, then each later round at that round's kept counts (``compaction.lth_targets``).
+    """
+    budgets = tuple(sorted({int(b) for b in group.rows["budget"]}))
+    spec = group_spec(config, group)
+    if spec.method != "lth":
+        return [(budgets, int(config.epochs), True)]
+    args = lottery.resolve_args(spec)
+    rounds = int(args["lth_rounds"])
+    counts = compaction.lth_targets(models.num_weights(group.width), budgets, rounds,
+                                    bool(args["reference_counts"]))
+    return [(None, int(config.epochs), False)] + [
+        (tuple(int(c) for c in counts[:, r]), int(config.epochs), False)
+        for r in range(1, rounds)]
 
 
 def chunk_rows(config, group: Group, rates: dict | None = None) -> int:
@@ -396,7 +424,7 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
     def precompile(grp):
         _, start, stop = min((i, a, b) for g, i, a, b in todo if g is grp)
         spec = group_spec(config, grp)
-        if compacted(config) and compaction.compactable(spec):
+        if compacted(config) and compaction.compacts(spec):
             return   # its programs are the buckets', known once its masks are
         populations.precompile(_variants(grp, grp.rows.iloc[start:stop], spec), data,
                                spec=spec, chunk_size=_pop_chunk(per_chunk[grp.stage], grp))
