@@ -365,11 +365,15 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
         order = sorted(busy, key=lambda g: -len(g.rows) * epochs_per_run(config, g))  # stable
         pool = concurrent.futures.ThreadPoolExecutor(n, thread_name_prefix="prune-group")
         futures = [pool.submit(train_group, grp) for grp in order]
+        stopped = False
         try:
             for future in concurrent.futures.as_completed(futures):
                 future.result()   # the first error stops the groups not started yet
+        except KeyboardInterrupt:   # a stopped run (Ctrl-C, SIGTERM) does not wait for the
+            stopped = True          # running groups: their finished chunks are recorded
+            raise
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=not stopped, cancel_futures=True)
     if finished:
         print(f"[prune] trained {finished} runs in {time.perf_counter() - t0:.1f} s", flush=True)
     df = store.load()
