@@ -204,6 +204,13 @@ def release_all() -> None:
     _LIVE_TEMPS.clear()
 
 
+def write_file(path: str | os.PathLike, data: bytes | str) -> None:
+    """Writes a file atomically (temp file, fsync, rename): a full disk is one OSError line
+    naming ``path`` and leaves no partial (0-byte) file. For figures, tables and notes."""
+    payload = data.encode() if isinstance(data, str) else bytes(data)
+    _atomic_write(pathlib.Path(path), lambda f: f.write(payload))
+
+
 def _write_json(path: pathlib.Path, obj, sort_keys: bool = False) -> None:
     text = json.dumps(obj, indent=2, sort_keys=sort_keys) + "\n"
     _atomic_write(path, lambda f: f.write(text.encode()))

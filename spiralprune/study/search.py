@@ -85,7 +85,7 @@ def plot_phase_one(df, winners: dict, path) -> None:
     ax = plotting.phase_one_scatter(df, targets=tuple(winners),
                                     winners=[w for w in winners.values() if w is not None])
     matplotlib.backends.backend_agg.FigureCanvasAgg(ax.figure)
-    ax.figure.savefig(path, dpi=120)
+    plotting.save(ax.figure, path, dpi=120)
 
 
 _MAX_CONFIGURATIONS = 10_000_000  # phase one enumerates width**3 configurations
