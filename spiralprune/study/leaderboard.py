@@ -295,8 +295,7 @@ def check(config) -> tuple[str, ...]:
         except ValueError:
             raise ValueError(f"search_workdir {config.search_workdir} holds no search records"
                              ) from None
-    if config.recompute:
-        search_configs.get_config(str(config.search_preset))   # an unknown preset: refused
+    search_configs.get_config(str(config.search_preset))   # unknown: refused, even unused
     for m in names:   # every pruner run once per width, and the whole prune config (recipe,
         prune.check(prune_config(config, m))   # lrs, schedules, memory), before any training
     return names
