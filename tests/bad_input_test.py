@@ -88,6 +88,8 @@ SEARCH_CASES = [
     (dict(lrs=(0.1, 0.1)), "repeats a value"),
     (dict(schedules=("cosine", "cosine")), "repeats a value"),
     (dict(init="bench95", width=20), "is 16 wide"),
+    (dict(base_seed=2 ** 32), "search.base_seed must be a whole number in [0, 2^32)"),
+    (dict(base_seed=-1), "search.base_seed must be a whole number in [0, 2^32)"),
 ]
 
 
@@ -184,6 +186,10 @@ TRAIN_CASES = [
     (dict(lrs=(-0.1,)), "learning rates must be positive"),
     (dict(lrs=(float("nan"),)), "learning rates must be positive"),
     (dict(epochs=0), ">= 1"),
+    (dict(lrs=(0.1, 0.1)), "lrs (0.1, 0.1) repeats a value"),
+    (dict(keep=(0.5, 0.5)), "keep (0.5, 0.5) repeats a value"),
+    (dict(seed=2 ** 32), "seed must be in [0, 2^32)"),
+    (dict(repeats=0), "repeats must be >= 1"),
 ]
 
 
@@ -690,3 +696,89 @@ def test_an_endless_while_loop_pruner_times_out_and_obeys_ctrl_c(tmp_path):
     lines = [ln for ln in err.splitlines() if not re.match(r"[IWE]\d{4} ", ln)]
     assert stopped.returncode == 130 and len(lines) == 1, err
     assert lines[0].startswith("leaderboard: stopped by Ctrl-C; rerun the same command"), err
+
+
+def _one_grid(method, **grid):
+    def edit(c):
+        c.grids = {"random": dict(init="torch", methods=(method,), widths=(3,), budgets=(15, 20),
+                                  lrs=(0.1,), schedules=("constant",), repeats=1) | grid}
+        c.method_args = {}
+    return _prune(edit)
+
+
+def test_a_pruner_scoring_nan_for_other_keys_is_refused_before_training(tmp_path):
+    import jax
+    import jax.numpy as jnp
+
+    from spiralprune import pruning
+    from spiralprune.pruning import registry
+
+    def nan_elsewhere(key, params, masks, batch):
+        checked = jnp.all(jax.random.key_data(key) == jax.random.key_data(jax.random.key(0)))
+        return {n: {"kernel": jnp.where(checked, jnp.abs(p["kernel"]), jnp.nan),
+                    "bias": p["bias"]} for n, p in params.items()}
+
+    pruning.register("nan_elsewhere", nan_elsewhere, kind="scores", batch=None)
+    try:
+        with pytest.raises(ValueError, match=r"pruner 'nan_elsewhere' scores NaN in 2 of 2 runs "
+                                             r"of prune_torch_nan_elsewhere_w3 \(first: budget "
+                                             r"15, lr 0.1, schedule constant") as e:
+            prune.run(_one_grid("nan_elsewhere"), tmp_path / "wd")
+        assert "\n" not in str(e.value)
+        assert not list((tmp_path / "wd").rglob("*.npz"))
+    finally:
+        registry._REGISTRY.pop("nan_elsewhere", None)
+
+
+def test_a_hook_that_never_reaches_its_budget_is_not_recorded_trains(tmp_path):
+    from spiralprune import pruning
+    from spiralprune.pruning import registry
+
+    def lazy(key, params, masks, opt_state, step, budget):
+        return masks   # never prunes
+
+    pruning.register("lazy_hook", lazy, kind="hook", every=5)
+    try:
+        with pytest.raises(ValueError, match=r"pruner 'lazy_hook' ended 2 of 2 runs of "
+                                             r"prune_torch_lazy_hook_w3 above their budget "
+                                             r"\(first: budget 15, .*, 27 weights kept\)") as e:
+            prune.run(_one_grid("lazy_hook"), tmp_path / "wd")
+        assert "\n" not in str(e.value)
+        assert not list((tmp_path / "wd").rglob("*.npz"))
+    finally:
+        registry._REGISTRY.pop("lazy_hook", None)
+
+
+def test_disk_full_while_drawing_a_figure_or_writing_a_note_names_the_file(tmp_path,
+                                                                           monkeypatch):
+    import matplotlib.figure
+
+    from spiralprune import plotting
+    store = recording.Store(tmp_path / "wd", {"a": 1}, kind="search")
+    fig = matplotlib.figure.Figure()
+    fig.add_subplot().plot([0, 1], [1, 0])
+
+    def full(fd):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "fsync", full)
+    for path, write in ((tmp_path / "wd" / "phase1.png", lambda p: plotting.save(fig, p)),
+                        (tmp_path / "wd" / "summary.md", lambda p: recording.write_file(p, "x")),
+                        (tmp_path / "wd" / "notes" / "winners.json",
+                         lambda p: store.put_json("winners", {"a": 1}))):
+        with pytest.raises(OSError, match=f"no space left while writing {re.escape(str(path))}"):
+            write(path)
+        assert not path.exists()
+    assert not list((tmp_path / "wd").rglob("*.tmp"))
+    monkeypatch.undo()
+    plotting.save(fig, tmp_path / "wd" / "phase1.png", dpi=50)
+    assert (tmp_path / "wd" / "phase1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_leaderboard_refuses_an_unknown_search_preset_even_unused(tmp_path):
+    from spiralprune.configs import leaderboard as leaderboard_config
+    from spiralprune.study import leaderboard
+    c = leaderboard_config.get_config("smoke")
+    c.methods, c.search_preset = "random", "nope"
+    with pytest.raises(ValueError, match="unknown search preset 'nope'") as e:
+        leaderboard.run(c, tmp_path / "lb")
+    assert "\n" not in str(e.value) and not (tmp_path / "lb").exists()

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from spiralprune import datasets, masking, models, training
-from spiralprune.pruning import registry
+from spiralprune.pruning import registry, train_fns
 
 _CHECK_POINTS = 1024
 _ABANDONED: list[threading.Thread] = []   # checks that never returned, still running
@@ -181,6 +181,35 @@ def _check(pruner, widths, budgets, init: str = "torch", *, method_args=()) -> N
         raise
     except Exception as e:  # noqa: BLE001 - one line, naming the pruner
         raise _failure(pruner, "does not trace", e, params) from None
+
+
+@functools.lru_cache(maxsize=16)
+def _nans_program(pruner, spec):
+    return jax.jit(jax.vmap(functools.partial(train_fns.score_nans, pruner, spec=spec),
+                            in_axes=(0, None)))
+
+
+def population_nans(method: str, variants: training.Variant, data, *,
+                    spec: training.Spec) -> np.ndarray:
+    """(P,) NaN scores of each run of a population as it would prune (its own init and key),
+    before it trains: ``check`` scores one key only. Zeros for pruners that do not prune at
+    initialisation or are built in (the study's own, whose records must not change)."""
+    pruner = registry.get(method)
+    p = int(np.shape(variants.lr)[0])
+    if not pruner.at_init or pruner.builtin:
+        return np.zeros(p, np.int32)
+    data = tuple(jnp.asarray(a, jnp.float32) for a in data)
+    return np.asarray(_nans_program(pruner, spec)(variants, data))
+
+
+def over_budget(method: str, mask_nnz_weights, budgets) -> np.ndarray:
+    """(P,) bool: runs of a during-training pruner (a hook or a train function, not built in)
+    that end with more weights than their budget (a hook that never reached it)."""
+    pruner = registry.get(method)
+    kept, budgets = np.asarray(mask_nnz_weights), np.asarray(budgets)
+    if pruner.at_init or pruner.builtin or method == "dense":
+        return np.zeros(kept.shape, bool)
+    return (budgets >= 1) & (kept > budgets)
 
 
 def check_method(method: str) -> str:
