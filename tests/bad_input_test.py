@@ -473,6 +473,10 @@ def test_a_pruner_module_that_exits_is_one_line(tmp_path):
                     "    return params\n")
     with pytest.raises(ValueError, match=r"called sys.exit\(0\)"):
         checks.check_method(f"{path}:f")
+    path = tmp_path / "quits_later.py"
+    path.write_text("import sys\n\ndef f(key, params, masks, batch):\n    sys.exit(0)\n")
+    with pytest.raises(ValueError, match=r"quits_later.py:f' called sys.exit\(0\); a pruner "):
+        checks.check(f"{path}:f", 3, [10])
 
 
 @pytest.mark.parametrize("kw,match", [

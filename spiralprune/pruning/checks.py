@@ -110,18 +110,24 @@ def check(name, widths, budgets, init: str = "torch", *, method_args=()) -> None
         try:
             _check(pruner, widths, budgets, init, method_args=method_args)
             outcome.append(None)
+        except SystemExit as e:   # would end the binary with no word
+            outcome.append(ValueError(f"pruner {pruner.name!r} called sys.exit({e.code!r}); "
+                                      "a pruner must return masks or scores"))
         except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
             outcome.append(e)
 
     thread = threading.Thread(target=body, daemon=True, name=f"check-{pruner.name}")
     thread.start()
     deadline = time.monotonic() + limit
-    while thread.is_alive() and time.monotonic() < deadline:
-        # Short waits: a signal may land on another thread and wake no long wait, and Python
-        # runs its handler (Ctrl-C) only between the waits.
-        thread.join(min(0.1, max(deadline - time.monotonic(), 0.0)))
+    try:
+        while thread.is_alive() and time.monotonic() < deadline:
+            # Short waits: a signal may land on another thread and wake no long wait, and
+            # Python runs its handler (Ctrl-C) only between the waits.
+            thread.join(min(0.1, max(deadline - time.monotonic(), 0.0)))
+    finally:
+        if thread.is_alive():
+            _ABANDONED.append(thread)
     if not outcome:
-        _ABANDONED.append(thread)
         raise ValueError(f"pruner {pruner.name!r} did not return within {limit:g} s on one "
                          "model (an endless loop?); fix it, or raise SPIRALPRUNE_CHECK_TIMEOUT_S"
                          " for a slow pruner")
