@@ -25,8 +25,9 @@ restarted experiment resumes at the first chunk not done and ends with exactly t
 uninterrupted run.
 
 Provenance. Every shard's ``__meta__`` carries ``config_hash`` (``config_hash``: SHA-256 of the
-workdir's config without task fields, the fields that determine its runs) and
-``record_format`` (``RECORD_FORMAT``), and its ``stage`` and ``chunk``: a shard whose file
+workdir's config without task fields, the fields that determine its runs),
+``record_format`` (``RECORD_FORMAT``), its ``stage`` and ``chunk`` (and, where the writer
+gives it, ``rows``: its row range in the stage's grid): a shard whose file
 name names another chunk (copied over another chunk, or in as an extra one) is refused with a
 one-line ValueError naming the file; shards written before these fields existed are taken
 by their names. Loading or resuming refuses, with a one-line ValueError
@@ -426,7 +427,8 @@ class Store:
         return {p.stem for p in self._shard_files(stage) if self._valid(p) is not None}
 
     def write(self, stage: str, chunk_id: str, rows: dict[str, np.ndarray],
-              params: dict[str, np.ndarray] | None = None) -> None:
+              params: dict[str, np.ndarray] | None = None, *,
+              first_row: int | None = None) -> None:
         """Atomically writes one finished chunk.
 
         Args:
@@ -435,6 +437,8 @@ class Store:
           rows: 1-D columns of equal length R (numeric, bool or unicode).
           params: optional {name: per-run arrays with leading axis R}, names like
             "layer0/kernel"; stored sparsely as float32 nonzeros.
+          first_row: where the chunk's rows start in its stage's grid; recorded with its
+            stage and chunk as ``rows`` [first, first + R) (provenance only).
         """
         if self.read_only:
             raise ValueError(f"store {self.workdir} was opened read-only")
@@ -442,6 +446,10 @@ class Store:
         arrays = _shard_arrays(rows, params, {"config_hash": self.config_hash,
                                               "record_format": RECORD_FORMAT,
                                               "stage": path.parent.name, "chunk": path.stem})
+        if first_row is not None:
+            meta = json.loads(str(arrays["__meta__"]))
+            meta["rows"] = [int(first_row), int(first_row) + meta["num_rows"]]
+            arrays["__meta__"] = np.array(json.dumps(meta))
         path.parent.mkdir(parents=True, exist_ok=True)
         _atomic_write(path, lambda f: np.savez(f, **arrays))
         self._cache = None

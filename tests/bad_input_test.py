@@ -540,8 +540,10 @@ def test_benchmark_refuses_before_the_loop_baseline(field, value, match):
 def test_a_shard_copied_over_another_chunk_or_in_as_an_extra_one_is_refused(tmp_path):
     store = recording.Store(tmp_path / "wd", {"seed": 0}, kind="prune")
     for i in range(2):
-        store.write("s", i, {"a": np.arange(2) + 10 * i})
+        store.write("s", i, {"a": np.arange(2) + 10 * i}, first_row=2 * i)
     folder = tmp_path / "wd" / "shards" / "s"
+    meta = recording._read_shard(folder / "000001.npz")[0]
+    assert (meta["stage"], meta["chunk"], meta["rows"]) == ("s", "000001", [2, 4])
     first = (folder / "000000.npz").read_bytes()
     (folder / "000001.npz").write_bytes(first)                 # over another chunk's name
     (folder / "000007.npz").write_bytes(first)                 # in as an extra chunk

@@ -366,7 +366,7 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
             start, stop = mine_here[i]
             cols, flat = _train_chunk(grp, grp.rows.iloc[start:stop], data, spec, pop_chunk,
                                       compacted(config))
-            store.write(grp.stage, i, cols, flat)
+            store.write(grp.stage, i, cols, flat, first_row=start)
             with lock:
                 finished += stop - start
                 progress(finished, total)
