@@ -50,8 +50,8 @@ def check_binary(mask, what: str = "masks") -> None:
     Casting to bool would silently read 0.5 (or -1, NaN) as True; bool arrays and traced
     values (checked where they were made) pass.
     """
-    if isinstance(mask, jax.core.Tracer) or np.asarray(mask).dtype == bool:
-        return
+    if isinstance(mask, jax.core.Tracer) or np.dtype(getattr(mask, "dtype", object)) == np.bool_:
+        return   # no copy of a device array that is bool anyway
     a = np.asarray(mask)
     bad = a[(a != 0) & (a != 1)] if a.dtype.kind in "biufc" else a.reshape(-1)
     if bad.size:
