@@ -210,6 +210,28 @@ def _fmt_compaction(r: dict) -> str:
             f"{r['speedup_cold']:.1f}x |")
 
 
+def check(config) -> None:
+    """One-line ValueError for a config that cannot run, before any cell (the loop baseline
+    included) trains: populations, widths, epochs, repeats, engines."""
+    pops = list(config.get("populations", ()) or ())
+    if config.preset != "compaction" and (not pops or not all(
+            isinstance(p, int) and not isinstance(p, bool) and p >= 1 for p in pops)):
+        raise ValueError(f"populations must be whole numbers >= 1, got {config.populations!r}")
+    for w in config.widths:
+        models.check_widths(w)
+    for name in ("epochs", "repeats"):
+        if not isinstance(config[name], int) or config[name] < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, got {config[name]!r}")
+    if config.preset != "compaction":
+        if not isinstance(config.loop_models, int) or config.loop_models < 0:
+            raise ValueError(f"loop_models must be a whole number >= 0, got "
+                             f"{config.loop_models!r}")
+        unknown = [e for e in config.engines if e not in ("vmap", "lanes")]
+        if unknown or not config.engines:
+            raise ValueError(f"engines {tuple(config.engines)!r}: choose from "
+                             "('vmap', 'lanes')")
+
+
 def run(config) -> list[dict]:
     """Runs every cell of the config, prints the table and appends it to config.output.
 
@@ -220,6 +242,7 @@ def run(config) -> list[dict]:
     With ``config.repeats`` > 1 the engine cells are measured that many times, the engines
     alternating at each P, and each cell keeps its fastest repeat (load only slows runs).
     """
+    check(config)
     if config.preset == "compaction":
         return run_compaction(config)
     if config.preset == "plan":

@@ -330,6 +330,7 @@ def run(variants: training.Variant, data, *, spec: training.Spec,
         return populations.run(variants, data, spec=spec, train_fn=train_fn,
                                chunk_size=chunk_size, devices=devices, progress=progress)
     populations.check_data(data)
+    populations.check_steps(data, spec)
     if spec.init == "given" and not variants.params:
         raise ValueError("Spec.init is 'given' but the variants carry no params")
     populations.check_shapes(variants, spec)

@@ -40,7 +40,23 @@ def apply(params: base.Params, masks: base.Masks) -> base.Params:
         except ValueError:
             raise ValueError(f"mask {jax.tree_util.keystr(path[0])} has shape {jnp.shape(m)}, "
                              f"params {jnp.shape(p)} (masks of other widths?)") from None
+        check_binary(m, f"mask {jax.tree_util.keystr(path[0])}")
     return jax.tree.map(lambda p, m: jnp.where(m, p, jnp.zeros_like(p)), params, masks)
+
+
+def check_binary(mask, what: str = "masks") -> None:
+    """One-line ValueError if a concrete, non-bool ``mask`` holds values other than 0 and 1.
+
+    Casting to bool would silently read 0.5 (or -1, NaN) as True; bool arrays and traced
+    values (checked where they were made) pass.
+    """
+    if isinstance(mask, jax.core.Tracer) or np.dtype(getattr(mask, "dtype", object)) == np.bool_:
+        return   # no copy of a device array that is bool anyway
+    a = np.asarray(mask)
+    bad = a[(a != 0) & (a != 1)] if a.dtype.kind in "biufc" else a.reshape(-1)
+    if bad.size:
+        raise ValueError(f"{what} must be bool or 0/1, got {bad.reshape(-1)[:3].tolist()} "
+                         "(a cast to bool would read them as True)")
 
 
 def check(params: base.Params, masks: base.Masks) -> None:
@@ -70,6 +86,8 @@ def bias_rule(masks: base.Masks) -> base.Masks:
 
 def from_kernels(kernel_masks) -> base.Masks:
     """Full masks from four kernel masks (in, out) [optionally with a leading P axis]."""
+    for name, k in zip(models.LAYERS, kernel_masks):
+        check_binary(k, f"kernel mask of {name}")
     masks = {name: {"kernel": jnp.asarray(k, bool), "bias": jnp.zeros(k.shape[-1:], bool)}
              for name, k in zip(models.LAYERS, kernel_masks)}
     return bias_rule(masks)

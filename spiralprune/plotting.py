@@ -6,6 +6,9 @@ Records are pandas DataFrames as loaded by ``recording``; each function names th
 needs and raises a one-line ValueError when one is missing or the table is empty.
 """
 
+import io
+import pathlib
+
 import jax.numpy as jnp
 import matplotlib.axes
 import matplotlib.figure
@@ -13,7 +16,7 @@ import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
-from spiralprune import analysis, base, datasets, models, playground
+from spiralprune import analysis, base, datasets, models, playground, recording
 
 _CHUNK = 65_536
 
@@ -42,6 +45,15 @@ SEARCH_ZORDER = 6
 # The pruners a figure highlights (e.g. a leaderboard's new ones): strong colours outside the
 # table, black-edged stars, bold step lines, listed first; the other methods are dimmed.
 HIGHLIGHT_STYLES = ("#e41a1c", "#7b2fff", "#00a6a6", "#ff8c00")
+
+
+def save(fig: matplotlib.figure.Figure, path, **savefig_kwargs) -> None:
+    """``fig.savefig(path, ...)`` rendered in memory, then written atomically
+    (``recording.write_file``): a full disk is one line naming the file and leaves no 0-byte
+    image. The format follows the file's suffix (PNG without one)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format=pathlib.Path(path).suffix[1:] or "png", **savefig_kwargs)
+    recording.write_file(path, buf.getvalue())
 
 
 def method_style(name, others=()) -> tuple[str, str]:

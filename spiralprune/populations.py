@@ -83,8 +83,10 @@ def make_variants(*, masks, lr, schedule, seed, budget=None, params=None) -> tra
     seed = np.asarray(seed).reshape(-1)
     if seed.dtype.kind not in "iu":
         raise ValueError(f"seeds must be integers, got {seed.dtype} values {seed[:3].tolist()}")
-    if np.any(seed < 0):
-        raise ValueError("seeds must be non-negative")
+    if np.any(seed < 0) or np.any(seed >= 2 ** 32):
+        bad = seed[(seed < 0) | (seed >= 2 ** 32)]
+        raise ValueError(f"seeds must be non-negative and below 2^32 (uint32), got "
+                         f"{bad[:3].tolist()}")
     seed = seed.astype(np.uint32)
     budget = np.full(p, -1, np.int32) if budget is None else np.asarray(budget, np.int32)
 
@@ -97,6 +99,8 @@ def make_variants(*, masks, lr, schedule, seed, budget=None, params=None) -> tra
             return np.broadcast_to(a, (p,) + a.shape) if a.ndim == nd else a
         return jax.tree_util.tree_map_with_path(leaf, tree)
 
+    jax.tree_util.tree_map_with_path(
+        lambda path, m: masking.check_binary(m, f"mask {jax.tree_util.keystr(path)}"), masks)
     masks = per_run(masks, bool)
     params = {} if params is None else per_run(params, np.float32)
     variants = training.Variant(params=params, masks=masks, lr=lr, schedule=sched,
@@ -288,6 +292,7 @@ def run(variants: training.Variant, data, *, spec: training.Spec, train_fn: Call
 def _program(variants, data, spec, train_fn, chunk_size, devices):
     """``run``'s checks, then its jitted program, shardings and chunk size for ``variants``."""
     check_data(data)
+    check_steps(data, spec)
     devices = tuple(devices or jax.local_devices())
     kind = engine(spec, devices, train_fn)
     train_fn = train_fn or train_fn_for(spec)
@@ -386,6 +391,15 @@ def check_data(data) -> None:
     bad = np.unique(y[(y != 0) & (y != 1)])
     if len(bad):
         raise ValueError(f"labels must be 0 or 1, got {bad[:5].tolist()}")
+
+
+def check_steps(data, spec: training.Spec) -> None:
+    """One-line ValueError if an epoch of ``data`` has no step at ``spec.batch_size`` (the last
+    partial batch is dropped, so such runs would train nothing and report their init)."""
+    n = len(data[1])
+    if n < spec.batch_size:
+        raise ValueError(f"batch_size {spec.batch_size} is larger than the {n} training "
+                         "points: an epoch would have no step (lower batch_size)")
 
 
 def check_shapes(variants: training.Variant, spec: training.Spec) -> None:

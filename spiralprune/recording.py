@@ -13,7 +13,11 @@ uint32) and ``.../offsets`` ((R+1,) int64: run r owns ``values[offsets[r]:offset
 
 Every file is written to a temp file in its directory, flushed, fsynced and moved into place
 with ``os.replace``: readers see the old state or the whole new file, and stray temp files of
-a killed writer (``.<name>.*.tmp``) are ignored. A shard is done only if its zip CRCs check
+a killed writer (``.<name>.*.tmp``) are ignored, and swept (``sweep_temp_files``) once older
+than ``claim_stale_s()`` when the workdir is next opened for writing. A stopped run (Ctrl-C,
+SIGTERM through ``spiralprune.study.cli``) releases its claims and removes its temp files
+(``release_all``). A JSON file of the workdir that does not parse is a one-line ValueError
+naming it. A shard is done only if its zip CRCs check
 out, every array loads, the marker keys are present and all row counts agree; a truncated or
 corrupt shard is moved aside to ``<chunk_id>.npz.corrupt`` with a warning and recomputed.
 Reopening a workdir with another config or kind raises before anything is written. So a
@@ -21,8 +25,12 @@ restarted experiment resumes at the first chunk not done and ends with exactly t
 uninterrupted run.
 
 Provenance. Every shard's ``__meta__`` carries ``config_hash`` (``config_hash``: SHA-256 of the
-workdir's config without task fields, the fields that determine its runs) and
-``record_format`` (``RECORD_FORMAT``). Loading or resuming refuses, with a one-line ValueError
+workdir's config without task fields, the fields that determine its runs),
+``record_format`` (``RECORD_FORMAT``), its ``stage`` and ``chunk`` (and, where the writer
+gives it, ``rows``: its row range in the stage's grid): a shard whose file
+name names another chunk (copied over another chunk, or in as an extra one) is refused with a
+one-line ValueError naming the file; shards written before these fields existed are taken
+by their names. Loading or resuming refuses, with a one-line ValueError
 naming the file, a shard whose hash differs from its workdir's config (a shard copied in from
 another workdir is never adopted), and a workdir that has shards or notes but no
 ``config.json`` refuses to take a new config. Shards written before hashes existed
@@ -33,8 +41,9 @@ Cooperating writers. Processes sharing a workdir claim a chunk before computing 
 (``Store.claim``): an exclusive ``.<chunk_id>.claim`` file beside the shards holding the
 owner's host, pid, process start (Linux) and time, its mtime refreshed by a heartbeat thread.
 A claim whose heartbeat is older than ``claim_stale_s()`` (env ``SPIRALPRUNE_CLAIM_STALE_S``,
-default 120 s), or whose owner is a dead process on this host (no such pid, or the pid now
-belongs to a process that started at another time), is taken over. ``compute_chunks`` first
+default 120 s), one still empty (or unreadable) after 5 s, or whose owner is a dead process
+on this host (no such pid, or the pid now belongs to a process that started at another time),
+is taken over. ``compute_chunks`` first
 removes the claims a killed writer left on chunks it had finished (``drop_stale_claims``), runs
 the unclaimed chunks and then waits for the others' claims, so every writer returns with the
 whole stage. Claims only avoid repeated work: shards are still written atomically, so a chunk
@@ -74,6 +83,7 @@ _RESERVED = ("stage", "chunk", "row", "workdir")
 # never what a record holds: not part of a config's identity.
 TASK_FIELDS = ("task_index", "num_tasks", "chunk_seconds")
 _PARTS = ("values", "index", "offsets")
+_UNWRITTEN_CLAIM_S = 5.0   # an empty claim older than this is abandoned
 _log = logging.getLogger(__name__)
 
 
@@ -130,6 +140,7 @@ def _atomic_write(path: pathlib.Path, write) -> None:
     """Writes `path` via temp file + flush + fsync + os.replace; `write(f)` fills the file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    _LIVE_TEMPS.add(tmp)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -143,12 +154,64 @@ def _atomic_write(path: pathlib.Path, write) -> None:
             raise OSError(e.errno, f"no space left while writing {path}; the workdir is "
                           "intact, rerun to resume") from e
         raise
+    finally:
+        _LIVE_TEMPS.discard(tmp)
     with contextlib.suppress(OSError):  # Make the rename itself durable.
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _read_json(path: pathlib.Path):
+    """The JSON document at ``path``; a one-line ValueError naming the file if it is not JSON
+    (FileNotFoundError passes through)."""
+    text = path.read_bytes()
+    try:
+        return json.loads(text)
+    except ValueError as e:   # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"{path} is not valid JSON ({'empty file' if not text.strip() else e}); "
+                         "restore it or move it out of the workdir") from None
+
+
+def sweep_temp_files(workdir: pathlib.Path, older_than_s: float | None = None) -> int:
+    """Removes killed writers' temp files (``.<name>.*.tmp``) in a workdir; returns how many.
+
+    Only files untouched for ``older_than_s`` (default ``claim_stale_s()``) go: a live writer
+    (on any host sharing the workdir) finishes a file in far less.
+    """
+    limit = claim_stale_s() if older_than_s is None else older_than_s
+    root, removed = pathlib.Path(workdir), 0
+    for path in [*root.glob(".*.tmp"), *root.glob("notes/.*.tmp"), *root.glob("shards/*/.*.tmp")]:
+        st = _stat(path)
+        if st is not None and time.time() - st.st_mtime > limit:
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed += 1
+    return removed
+
+
+# Temp files this process is writing and claims it holds, so a stopped run (Ctrl-C, SIGTERM:
+# ``release_all``) leaves neither behind.
+_LIVE_TEMPS: set = set()
+_LIVE_CLAIMS: set = set()
+
+
+def release_all() -> None:
+    """Releases every claim this process holds and removes its temp files (a stopped run)."""
+    for path in [*_LIVE_CLAIMS, *_LIVE_TEMPS]:   # a heartbeat on a removed claim is a no-op
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    _LIVE_CLAIMS.clear()
+    _LIVE_TEMPS.clear()
+
+
+def write_file(path: str | os.PathLike, data: bytes | str) -> None:
+    """Writes a file atomically (temp file, fsync, rename): a full disk is one OSError line
+    naming ``path`` and leaves no partial (0-byte) file. For figures, tables and notes."""
+    payload = data.encode() if isinstance(data, str) else bytes(data)
+    _atomic_write(pathlib.Path(path), lambda f: f.write(payload))
 
 
 def _write_json(path: pathlib.Path, obj, sort_keys: bool = False) -> None:
@@ -269,17 +332,18 @@ class Store:
             raise ValueError(f"workdir {self.workdir} has records but no config.json; it will "
                              "not adopt a new config: restore config.json or use a new workdir")
         if cfg_path.exists():
-            stored = json.loads(cfg_path.read_text())
+            stored = _read_json(cfg_path)
             if _canon(stored) != _canon(self.config):
                 raise ValueError(f"workdir {self.workdir} holds a different config (first "
                                  f"difference at {_first_diff(stored, self.config)!r}); "
                                  "use a new workdir or the original config")
         if meta_path.exists():
-            stored_kind = json.loads(meta_path.read_text()).get("kind")
+            stored_kind = _read_json(meta_path).get("kind")
             if stored_kind != kind:
                 raise ValueError(f"workdir {self.workdir} holds {stored_kind!r} records, "
                                  f"not {kind!r}")
         self.workdir.mkdir(parents=True, exist_ok=True)
+        sweep_temp_files(self.workdir)
         if not meta_path.exists():
             _write_json(meta_path, {"format": _STORE_FORMAT, "kind": kind})
         if not cfg_path.exists():
@@ -296,6 +360,9 @@ class Store:
         """
         store = cls.__new__(cls)
         store.workdir, store.read_only, store._cache = pathlib.Path(workdir), True, None
+        for name in ("config.json", "store.json"):   # present but not JSON: named
+            if (store.workdir / name).is_file():
+                _read_json(store.workdir / name)
         try:
             store.config = json.loads((store.workdir / "config.json").read_text())
             store.kind = json.loads((store.workdir / "store.json").read_text())["kind"]
@@ -339,6 +406,12 @@ class Store:
             raise ValueError(f"shard {path} was recorded under another config (hash "
                              f"{recorded[:12]}, this workdir's config {self.config_hash[:12]}); "
                              "move it out of the workdir")
+        # Shards written before they named themselves carry neither field: their names stand.
+        named = (shard[0].get("stage", path.parent.name), shard[0].get("chunk", path.stem))
+        if named != (path.parent.name, path.stem):
+            raise ValueError(f"shard {path} holds chunk {named[0]}/{named[1]}, not the chunk of "
+                             "its file name (copied over another chunk?); move it out of the "
+                             "workdir")
         return shard
 
     def stages(self) -> list[str]:
@@ -356,7 +429,8 @@ class Store:
         return {p.stem for p in self._shard_files(stage) if self._valid(p) is not None}
 
     def write(self, stage: str, chunk_id: str, rows: dict[str, np.ndarray],
-              params: dict[str, np.ndarray] | None = None) -> None:
+              params: dict[str, np.ndarray] | None = None, *,
+              first_row: int | None = None) -> None:
         """Atomically writes one finished chunk.
 
         Args:
@@ -365,12 +439,19 @@ class Store:
           rows: 1-D columns of equal length R (numeric, bool or unicode).
           params: optional {name: per-run arrays with leading axis R}, names like
             "layer0/kernel"; stored sparsely as float32 nonzeros.
+          first_row: where the chunk's rows start in its stage's grid; recorded with its
+            stage and chunk as ``rows`` [first, first + R) (provenance only).
         """
         if self.read_only:
             raise ValueError(f"store {self.workdir} was opened read-only")
         path = self._shard_path(stage, chunk_id)
         arrays = _shard_arrays(rows, params, {"config_hash": self.config_hash,
-                                              "record_format": RECORD_FORMAT})
+                                              "record_format": RECORD_FORMAT,
+                                              "stage": path.parent.name, "chunk": path.stem})
+        if first_row is not None:
+            meta = json.loads(str(arrays["__meta__"]))
+            meta["rows"] = [int(first_row), int(first_row) + meta["num_rows"]]
+            arrays["__meta__"] = np.array(json.dumps(meta))
         path.parent.mkdir(parents=True, exist_ok=True)
         _atomic_write(path, lambda f: np.savez(f, **arrays))
         self._cache = None
@@ -458,6 +539,7 @@ class Store:
                         with contextlib.suppress(OSError):
                             old.unlink()
                 continue
+            _LIVE_CLAIMS.add(path)
             with os.fdopen(fd, "w") as f:
                 json.dump({"host": socket.gethostname(), "pid": os.getpid(),
                            "start": _process_start(os.getpid()), "time": time.time()}, f)
@@ -500,7 +582,7 @@ class Store:
     def get_json(self, name: str, default=None):
         """Returns the JSON note `name`, or `default` if it was never written."""
         try:
-            return json.loads(self._note_path(name).read_text())
+            return _read_json(self._note_path(name))
         except FileNotFoundError:
             return default
 
@@ -542,9 +624,13 @@ def _stale(path: pathlib.Path) -> bool:
     except FileNotFoundError:
         return True
     except (OSError, ValueError):  # Being written right now, or garbage: judge by age only.
-        owner = {}
+        owner = None
     if age > claim_stale_s():
         return True
+    if not isinstance(owner, dict) or not owner:
+        # A writer fills its claim right after creating it: one still empty (or garbage)
+        # after a few seconds names no owner and would stall every writer for claim_stale_s.
+        return age > min(_UNWRITTEN_CLAIM_S, claim_stale_s())
     if owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int):
         try:
             os.kill(owner["pid"], 0)
@@ -579,6 +665,7 @@ class Claim:
         """Stops the heartbeat and removes the claim file."""
         self._stop.set()
         self._thread.join()
+        _LIVE_CLAIMS.discard(self.path)
         with contextlib.suppress(OSError):
             self.path.unlink()
 

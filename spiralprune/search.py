@@ -271,7 +271,7 @@ def _run_stage(store, stage, total, chunk_size, task_index, num_tasks, build,
         if keep_params:
             params = {f"{layer}/{leaf}": out["params"][layer][leaf]
                       for layer in models.LAYERS for leaf in ("kernel", "bias")}
-        store.write(stage, f"{i:06d}", rows, params)
+        store.write(stage, f"{i:06d}", rows, params, first_row=start)
     # Writers sharing the workdir claim chunks, so each is computed once (recording.Claim).
     recording.compute_chunks(store, stage, [i for i, _, _ in todo], compute)
     df = store.load(stage)

@@ -88,6 +88,8 @@ SEARCH_CASES = [
     (dict(lrs=(0.1, 0.1)), "repeats a value"),
     (dict(schedules=("cosine", "cosine")), "repeats a value"),
     (dict(init="bench95", width=20), "is 16 wide"),
+    (dict(base_seed=2 ** 32), "search.base_seed must be a whole number in [0, 2^32)"),
+    (dict(base_seed=-1), "search.base_seed must be a whole number in [0, 2^32)"),
 ]
 
 
@@ -184,6 +186,10 @@ TRAIN_CASES = [
     (dict(lrs=(-0.1,)), "learning rates must be positive"),
     (dict(lrs=(float("nan"),)), "learning rates must be positive"),
     (dict(epochs=0), ">= 1"),
+    (dict(lrs=(0.1, 0.1)), "lrs (0.1, 0.1) repeats a value"),
+    (dict(keep=(0.5, 0.5)), "keep (0.5, 0.5) repeats a value"),
+    (dict(seed=2 ** 32), "seed must be in [0, 2^32)"),
+    (dict(repeats=0), "repeats must be >= 1"),
 ]
 
 
@@ -213,6 +219,11 @@ VARIANT_CASES = [
     (dict(seed=[0, -1]), "non-negative"),
     (dict(schedule=["constant", "cosin"]), "cosin"),
     (dict(seed=[0, 1, 2]), "leading size"),
+    (dict(seed=[0, 2 ** 32]), r"below 2\^32 \(uint32\), got \[4294967296\]"),
+    (dict(masks=__import__("jax").tree.map(
+        lambda a: np.full(a.shape, 0.5, np.float32),
+        masking.ones_like(models.init(__import__("jax").random.key(0), (3, 3, 3))))),
+     r"must be bool or 0/1, got \[0.5"),
 ]
 
 
@@ -235,6 +246,9 @@ DATA_CASES = [
     ((np.where(np.arange(len(y))[:, None] == 0, np.nan, x), y), "non-finite"),
     ((x,), "pair"),
 ]
+
+
+DATA_CASES.append(((x[:100], y[:100]), "batch_size 128 is larger than the 100 training points"))
 
 
 @pytest.mark.parametrize("data,match", DATA_CASES, ids=[str(i) for i in range(len(DATA_CASES))])
@@ -459,6 +473,10 @@ def test_a_pruner_module_that_exits_is_one_line(tmp_path):
                     "    return params\n")
     with pytest.raises(ValueError, match=r"called sys.exit\(0\)"):
         checks.check_method(f"{path}:f")
+    path = tmp_path / "quits_later.py"
+    path.write_text("import sys\n\ndef f(key, params, masks, batch):\n    sys.exit(0)\n")
+    with pytest.raises(ValueError, match=r"quits_later.py:f' called sys.exit\(0\); a pruner "):
+        checks.check(f"{path}:f", 3, [10])
 
 
 @pytest.mark.parametrize("kw,match", [
@@ -478,3 +496,295 @@ def test_spec_refuses_a_recipe_with_a_wrong_meaning(kw, match):
         training.Spec(**kw)
     assert training.Spec(epochs=2.0).epochs == 2 and isinstance(training.Spec(epochs=2.0).epochs,
                                                                  int)
+
+
+def test_masks_of_one_half_are_refused_not_cast_to_true():
+    import jax
+    params = models.init(jax.random.key(0), (3, 3, 3))
+    half = jax.tree.map(lambda p: np.full(p.shape, 0.5, np.float32), params)
+    with pytest.raises(ValueError, match=r"must be bool or 0/1, got \[0.5") as e:
+        masking.apply(params, half)
+    assert "\n" not in str(e.value)
+    kernels = [np.full(s, 0.5) for s in models.layer_shapes((3, 3, 3))]
+    with pytest.raises(ValueError, match="kernel mask of layer0 must be bool or 0/1"):
+        masking.from_kernels(kernels)
+    ones = jax.tree.map(lambda p: np.ones(p.shape, np.float32), params)   # 0/1 floats are fine
+    assert masking.nnz(masking.apply(params, ones)) == masking.nnz(params)
+
+
+def _benchmark():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("benchmark_bin", ROOT / "experiments" /
+                                                  "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("populations", (0,), "populations must be whole numbers >= 1, got (0,)"),
+    ("populations", (), "populations must be whole numbers >= 1"),
+    ("widths", (0,), "width"),
+    ("epochs", 0, "epochs must be a whole number >= 1"),
+    ("engines", ("vmapp",), "engines ('vmapp',): choose from"),
+])
+def test_benchmark_refuses_before_the_loop_baseline(field, value, match):
+    from experiments.configs import benchmark as benchmark_config
+    config = benchmark_config.get_config("smoke")
+    config[field] = value
+    with pytest.raises(ValueError, match=re.escape(match)) as e:
+        _benchmark().run(config)
+    assert "\n" not in str(e.value)
+
+
+def test_a_shard_copied_over_another_chunk_or_in_as_an_extra_one_is_refused(tmp_path):
+    store = recording.Store(tmp_path / "wd", {"seed": 0}, kind="prune")
+    for i in range(2):
+        store.write("s", i, {"a": np.arange(2) + 10 * i}, first_row=2 * i)
+    folder = tmp_path / "wd" / "shards" / "s"
+    meta = recording._read_shard(folder / "000001.npz")[0]
+    assert (meta["stage"], meta["chunk"], meta["rows"]) == ("s", "000001", [2, 4])
+    first = (folder / "000000.npz").read_bytes()
+    (folder / "000001.npz").write_bytes(first)                 # over another chunk's name
+    (folder / "000007.npz").write_bytes(first)                 # in as an extra chunk
+    for name in ("000001", "000007"):
+        with pytest.raises(ValueError, match=f"{name}.npz holds chunk s/000000, not the chunk "
+                                             "of its file name") as e:
+            store.is_done("s", name)
+        assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="holds chunk s/000000"):
+        recording.Store.open(tmp_path / "wd").load()
+    (folder / "000001.npz").unlink()
+    (folder / "000007.npz").unlink()
+    assert recording.Store.open(tmp_path / "wd").load()["a"].tolist() == [0, 1]
+
+
+def test_a_shard_without_its_stage_and_chunk_is_read_by_its_name(tmp_path):
+    """Shards written before they named their chunk stay readable (shipped workdirs)."""
+    store = recording.Store(tmp_path / "wd", {"seed": 0}, kind="prune")
+    arrays = recording._shard_arrays({"a": np.arange(3)}, None,
+                                     {"config_hash": store.config_hash, "record_format": 2})
+    path = tmp_path / "wd" / "shards" / "s" / "000004.npz"
+    path.parent.mkdir(parents=True)
+    np.savez(path, **arrays)
+    assert store.done("s") == {"000004"}
+    assert recording.Store.open(tmp_path / "wd").load()["a"].tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("name", ["config.json", "store.json", "notes/winners.json"])
+def test_invalid_json_in_a_workdir_is_refused_naming_the_file(tmp_path, name):
+    store = recording.Store(tmp_path / "wd", {"seed": 0}, kind="prune")
+    store.put_json("winners", {"a": 1})
+    (tmp_path / "wd" / name).write_text('{"seed": 0,')
+    for call in (lambda: recording.Store(tmp_path / "wd", {"seed": 0}, kind="prune")
+                 .get_json("winners"),
+                 lambda: recording.Store.open(tmp_path / "wd").get_json("winners")):
+        with pytest.raises(ValueError, match=re.escape(f"{name} is not valid JSON")) as e:
+            call()
+        assert "\n" not in str(e.value)
+
+
+def test_an_empty_claim_file_does_not_stall_a_writer(tmp_path, monkeypatch):
+    monkeypatch.setattr(recording, "_UNWRITTEN_CLAIM_S", 0.2)
+    store = recording.Store(tmp_path / "wd", {"seed": 0}, kind="prune")
+    claim = tmp_path / "wd" / "shards" / "s" / ".000000.claim"
+    claim.parent.mkdir(parents=True)
+    claim.write_text("")
+    assert store.claim("s", 0) is None   # just created: maybe a writer filling it in
+    time.sleep(0.3)
+    held = store.claim("s", 0)
+    assert held is not None
+    held.release()
+
+
+def test_temp_files_of_killed_writers_are_swept_on_resume(tmp_path):
+    store = recording.Store(tmp_path / "wd", {"seed": 0}, kind="prune")
+    store.write("s", 0, {"a": np.arange(2)})
+    store.put_json("n", {"a": 1})
+    old = [tmp_path / "wd" / "shards" / "s" / ".000001.npz.123.abcd.tmp",
+           tmp_path / "wd" / "notes" / ".n.json.123.abcd.tmp", tmp_path / "wd" / ".x.123.tmp"]
+    new = tmp_path / "wd" / "shards" / "s" / ".000002.npz.456.ef01.tmp"  # a live writer's
+    for path in old + [new]:
+        path.write_bytes(b"partial")
+    stamp = time.time() - 10 * recording.claim_stale_s()
+    for path in old:
+        os.utime(path, (stamp, stamp))
+    recording.Store(tmp_path / "wd", {"seed": 0}, kind="prune")
+    assert not any(p.exists() for p in old) and new.exists()
+
+
+def test_ctrl_c_and_sigterm_stop_in_one_line_and_leave_no_claims_trains(tmp_path):
+    """Ctrl-C (SIGINT) and SIGTERM while a chunk is claimed: one line saying how to resume,
+    no traceback, no claim or temp file left; the same command then resumes to the end."""
+    import signal
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
+    cmds = {sig: [sys.executable, "experiments/search.py",
+                  "--config=experiments/configs/search.py:smoke", "--config.chunk_size=2",
+                  f"--workdir={tmp_path / sig.name}"] for sig in (signal.SIGINT, signal.SIGTERM)}
+    procs = {sig: subprocess.Popen(cmd, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE) for sig, cmd in cmds.items()}
+    for sig, proc in procs.items():
+        deadline = time.monotonic() + 240
+        while (not list((tmp_path / sig.name).glob("shards/*/.*.claim"))
+               and time.monotonic() < deadline):
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.02)
+        proc.send_signal(sig)
+    for sig, proc in procs.items():
+        _, err = proc.communicate(timeout=120)
+        lines = [ln for ln in err.splitlines() if not re.match(r"[IWE]\d{4} ", ln)]
+        what = "Ctrl-C" if sig == signal.SIGINT else "SIGTERM"
+        assert proc.returncode == (130 if sig == signal.SIGINT else 143), err
+        assert len(lines) == 1 and lines[0].startswith(
+            f"search: stopped by {what}; rerun the same command to resume: python "
+            "experiments/search.py"), err
+        assert "Traceback" not in err
+        wd = tmp_path / sig.name
+        assert not list(wd.rglob(".*.claim")) and not list(wd.rglob("*.tmp"))
+    config = search_config.get_config("smoke")
+    config.chunk_size = 2
+    search.run(config, tmp_path / "SIGTERM")   # resumes to the end
+    assert not list((tmp_path / "SIGTERM").rglob(".*.claim"))
+
+
+def test_a_pruner_that_never_returns_is_a_bounded_check(monkeypatch):
+    import threading
+
+    from spiralprune import pruning
+    from spiralprune.pruning import checks, registry
+    release = threading.Event()
+
+    def stuck(key, params, masks, batch):
+        release.wait()   # a Python loop that never ends, as far as the check can tell
+        return params
+
+    pruning.register("stuck", stuck, kind="scores")
+    monkeypatch.setenv("SPIRALPRUNE_CHECK_TIMEOUT_S", "0.5")
+    try:
+        with pytest.raises(ValueError, match=r"pruner 'stuck' did not return within 0.5 s on "
+                                             "one model") as e:
+            checks.check("stuck", 3, [10])
+        assert "\n" not in str(e.value)
+    finally:
+        release.set()
+        registry._REGISTRY.pop("stuck", None)
+    monkeypatch.setenv("SPIRALPRUNE_CHECK_TIMEOUT_S", "soon")
+    with pytest.raises(ValueError, match="SPIRALPRUNE_CHECK_TIMEOUT_S must be a number"):
+        checks.check("snip", 3, [10])
+
+
+ENDLESS = """import jax, jax.numpy as jnp
+
+def spin(key, params, masks, batch):
+    n = jax.lax.while_loop(lambda c: c >= 0, lambda c: (c + 1) % 7, jnp.int32(0))
+    return jax.tree.map(lambda p: jnp.abs(p) + n, params)
+"""
+
+
+def test_an_endless_while_loop_pruner_times_out_and_obeys_ctrl_c(tmp_path):
+    """An endless ``lax.while_loop`` in a pruner: the check gives up after its timeout with one
+    line, and Ctrl-C stops the binary at once (one line, no traceback, no abort at exit)."""
+    import signal
+    (tmp_path / "endless.py").write_text(ENDLESS)
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "experiments/leaderboard.py",
+           "--config=experiments/configs/leaderboard.py:smoke",
+           f"--config.methods={tmp_path}/endless.py:spin"]
+    timed = subprocess.Popen(cmd + [f"--workdir={tmp_path}/a"], cwd=ROOT, text=True,
+                             env=env | {"SPIRALPRUNE_CHECK_TIMEOUT_S": "2"},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stopped = subprocess.Popen(cmd + [f"--workdir={tmp_path}/b"], cwd=ROOT, text=True, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert "did not return within 2 s on one model" in _one_line(timed, "leaderboard")
+    time.sleep(3)   # its check is spinning by now
+    stopped.send_signal(signal.SIGINT)
+    _, err = stopped.communicate(timeout=60)
+    lines = [ln for ln in err.splitlines() if not re.match(r"[IWE]\d{4} ", ln)]
+    assert stopped.returncode == 130 and len(lines) == 1, err
+    assert lines[0].startswith("leaderboard: stopped by Ctrl-C; rerun the same command"), err
+
+
+def _one_grid(method, **grid):
+    def edit(c):
+        c.grids = {"random": dict(init="torch", methods=(method,), widths=(3,), budgets=(15, 20),
+                                  lrs=(0.1,), schedules=("constant",), repeats=1) | grid}
+        c.method_args = {}
+    return _prune(edit)
+
+
+def test_a_pruner_scoring_nan_for_other_keys_is_refused_before_training(tmp_path):
+    import jax
+    import jax.numpy as jnp
+
+    from spiralprune import pruning
+    from spiralprune.pruning import registry
+
+    def nan_elsewhere(key, params, masks, batch):
+        checked = jnp.all(jax.random.key_data(key) == jax.random.key_data(jax.random.key(0)))
+        return {n: {"kernel": jnp.where(checked, jnp.abs(p["kernel"]), jnp.nan),
+                    "bias": p["bias"]} for n, p in params.items()}
+
+    pruning.register("nan_elsewhere", nan_elsewhere, kind="scores", batch=None)
+    try:
+        with pytest.raises(ValueError, match=r"pruner 'nan_elsewhere' scores NaN in 2 of 2 runs "
+                                             r"of prune_torch_nan_elsewhere_w3 \(first: budget "
+                                             r"15, lr 0.1, schedule constant") as e:
+            prune.run(_one_grid("nan_elsewhere"), tmp_path / "wd")
+        assert "\n" not in str(e.value)
+        assert not list((tmp_path / "wd").rglob("*.npz"))
+    finally:
+        registry._REGISTRY.pop("nan_elsewhere", None)
+
+
+def test_a_hook_that_never_reaches_its_budget_is_not_recorded_trains(tmp_path):
+    from spiralprune import pruning
+    from spiralprune.pruning import registry
+
+    def lazy(key, params, masks, opt_state, step, budget):
+        return masks   # never prunes
+
+    pruning.register("lazy_hook", lazy, kind="hook", every=5)
+    try:
+        with pytest.raises(ValueError, match=r"pruner 'lazy_hook' ended 2 of 2 runs of "
+                                             r"prune_torch_lazy_hook_w3 above their budget "
+                                             r"\(first: budget 15, .*, 27 weights kept\)") as e:
+            prune.run(_one_grid("lazy_hook"), tmp_path / "wd")
+        assert "\n" not in str(e.value)
+        assert not list((tmp_path / "wd").rglob("*.npz"))
+    finally:
+        registry._REGISTRY.pop("lazy_hook", None)
+
+
+def test_disk_full_while_drawing_a_figure_or_writing_a_note_names_the_file(tmp_path,
+                                                                           monkeypatch):
+    import matplotlib.figure
+
+    from spiralprune import plotting
+    store = recording.Store(tmp_path / "wd", {"a": 1}, kind="search")
+    fig = matplotlib.figure.Figure()
+    fig.add_subplot().plot([0, 1], [1, 0])
+
+    def full(fd):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "fsync", full)
+    for path, write in ((tmp_path / "wd" / "phase1.png", lambda p: plotting.save(fig, p)),
+                        (tmp_path / "wd" / "summary.md", lambda p: recording.write_file(p, "x")),
+                        (tmp_path / "wd" / "notes" / "winners.json",
+                         lambda p: store.put_json("winners", {"a": 1}))):
+        with pytest.raises(OSError, match=f"no space left while writing {re.escape(str(path))}"):
+            write(path)
+        assert not path.exists()
+    assert not list((tmp_path / "wd").rglob("*.tmp"))
+    monkeypatch.undo()
+    plotting.save(fig, tmp_path / "wd" / "phase1.png", dpi=50)
+    assert (tmp_path / "wd" / "phase1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_leaderboard_refuses_an_unknown_search_preset_even_unused(tmp_path):
+    from spiralprune.configs import leaderboard as leaderboard_config
+    from spiralprune.study import leaderboard
+    c = leaderboard_config.get_config("smoke")
+    c.methods, c.search_preset = "random", "nope"
+    with pytest.raises(ValueError, match="unknown search preset 'nope'") as e:
+        leaderboard.run(c, tmp_path / "lb")
+    assert "\n" not in str(e.value) and not (tmp_path / "lb").exists()

@@ -7,16 +7,26 @@ signature, returned tree, NaN scores, budget) into a one-line ValueError naming 
 
 import dataclasses
 import functools
+import os
 import re
+import threading
+import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from spiralprune import datasets, masking, models, training
-from spiralprune.pruning import registry
+from spiralprune.pruning import registry, train_fns
 
 _CHECK_POINTS = 1024
+_ABANDONED: list[threading.Thread] = []   # checks that never returned, still running
+
+
+def abandoned() -> bool:
+    """Whether a pruner check that never returned still runs (then only ``os._exit`` ends
+    the process cleanly: finalizing it under a running XLA computation aborts)."""
+    return any(t.is_alive() for t in _ABANDONED)
 
 
 @functools.lru_cache(maxsize=1)
@@ -70,8 +80,63 @@ def _failure(pruner, where: str, e: Exception, params=None) -> ValueError:
     return ValueError(f"pruner {pruner.name!r} {where}: {detail}")
 
 
+def check_timeout_s() -> float:
+    """Seconds a pruner's check may take (env ``SPIRALPRUNE_CHECK_TIMEOUT_S``, default 300:
+    one model at a few budgets compiles and runs in seconds, even on a loaded CPU)."""
+    raw = os.environ.get("SPIRALPRUNE_CHECK_TIMEOUT_S", "300")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (0 < value < float("inf")):
+        raise ValueError(f"SPIRALPRUNE_CHECK_TIMEOUT_S must be a number of seconds > 0, got "
+                         f"{raw!r}")
+    return value
+
+
 def check(name, widths, budgets, init: str = "torch", *, method_args=()) -> None:
-    """Runs pruner ``name`` once per budget on one model before any training.
+    """Runs pruner ``name`` once per budget on one model before any training, bounded in time.
+
+    The check runs on a daemon thread while the caller waits at most ``check_timeout_s()``
+    seconds, interruptibly (Ctrl-C stops the wait even inside an endless ``lax.while_loop``,
+    which no signal can stop): a pruner that never returns is a one-line ValueError naming it.
+    The abandoned thread keeps its core busy until the process exits.
+    """
+    limit = check_timeout_s()
+    pruner = registry.get(name)
+    outcome = []
+
+    def body():
+        try:
+            _check(pruner, widths, budgets, init, method_args=method_args)
+            outcome.append(None)
+        except SystemExit as e:   # would end the binary with no word
+            outcome.append(ValueError(f"pruner {pruner.name!r} called sys.exit({e.code!r}); "
+                                      "a pruner must return masks or scores"))
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            outcome.append(e)
+
+    thread = threading.Thread(target=body, daemon=True, name=f"check-{pruner.name}")
+    thread.start()
+    deadline = time.monotonic() + limit
+    try:
+        while thread.is_alive() and time.monotonic() < deadline:
+            # Short waits: a signal may land on another thread and wake no long wait, and
+            # Python runs its handler (Ctrl-C) only between the waits.
+            thread.join(min(0.1, max(deadline - time.monotonic(), 0.0)))
+    finally:
+        if thread.is_alive():
+            _ABANDONED.append(thread)
+    if not outcome:
+        raise ValueError(f"pruner {pruner.name!r} did not return within {limit:g} s on one "
+                         "model (an endless loop?); fix it, or raise SPIRALPRUNE_CHECK_TIMEOUT_S"
+                         " for a slow pruner")
+    if outcome[0] is not None:
+        raise outcome[0]
+
+
+def _check(pruner, widths, budgets, init: str = "torch", *, method_args=()) -> None:
+    """``check``'s work, on its thread.
 
     At-init pruners prune the init (on 1,024 spiral points): their masks must mirror params,
     keep exactly the budget inside the starting masks, and their scores must have no NaN.
@@ -81,7 +146,6 @@ def check(name, widths, budgets, init: str = "torch", *, method_args=()) -> None
     Raises:
       ValueError: one line naming the pruner.
     """
-    pruner = registry.get(name)
     widths = models.check_widths(widths)
     n = models.num_weights(widths)
     budgets = sorted({int(b) for b in budgets})
@@ -123,6 +187,35 @@ def check(name, widths, budgets, init: str = "torch", *, method_args=()) -> None
         raise
     except Exception as e:  # noqa: BLE001 - one line, naming the pruner
         raise _failure(pruner, "does not trace", e, params) from None
+
+
+@functools.lru_cache(maxsize=16)
+def _nans_program(pruner, spec):
+    return jax.jit(jax.vmap(functools.partial(train_fns.score_nans, pruner, spec=spec),
+                            in_axes=(0, None)))
+
+
+def population_nans(method: str, variants: training.Variant, data, *,
+                    spec: training.Spec) -> np.ndarray:
+    """(P,) NaN scores of each run of a population as it would prune (its own init and key),
+    before it trains: ``check`` scores one key only. Zeros for pruners that do not prune at
+    initialisation or are built in (the study's own, whose records must not change)."""
+    pruner = registry.get(method)
+    p = int(np.shape(variants.lr)[0])
+    if not pruner.at_init or pruner.builtin:
+        return np.zeros(p, np.int32)
+    data = tuple(jnp.asarray(a, jnp.float32) for a in data)
+    return np.asarray(_nans_program(pruner, spec)(variants, data))
+
+
+def over_budget(method: str, mask_nnz_weights, budgets) -> np.ndarray:
+    """(P,) bool: runs of a during-training pruner (a hook or a train function, not built in)
+    that end with more weights than their budget (a hook that never reached it)."""
+    pruner = registry.get(method)
+    kept, budgets = np.asarray(mask_nnz_weights), np.asarray(budgets)
+    if pruner.at_init or pruner.builtin or method == "dense":
+        return np.zeros(kept.shape, bool)
+    return (budgets >= 1) & (kept > budgets)
 
 
 def check_method(method: str) -> str:

@@ -26,6 +26,17 @@ def init_and_prune(pruner, variant: training.Variant, data, *,
     Returns:
       (params masked by masks, masks) of one run.
     """
+    params, masks, _ = _init_and_prune(pruner, variant, data, spec=spec)
+    return params, masks
+
+
+def score_nans(pruner, variant: training.Variant, data, *, spec: training.Spec):
+    """The most NaN scores of any pruning round of one run (its own init and prune key, as
+    it trains); int32, vmappable. A pruner may score NaN only for some keys."""
+    return _init_and_prune(pruner, variant, data, spec=spec)[2]
+
+
+def _init_and_prune(pruner, variant, data, *, spec):
     args = pruner.resolve_args(spec)
     keys = training.run_keys(variant.seed)
     # The study re-draws SNIP's and GraSP's kernels Xavier-normal in its random-init runs
@@ -33,9 +44,10 @@ def init_and_prune(pruner, variant: training.Variant, data, *,
     xavier = args.get("xavier", False) and spec.init != "given"
     params = training.initial_params(variant, spec, keys["init"],
                                      kind="xavier" if xavier else None)
-    masks = pruner.prune(keys["prune"], params, variant.masks, data, variant.budget,
-                         spec=spec, lr=variant.lr, args=args)
-    return masking.apply(params, masks), masks
+    masks, nans = pruner.prune_and_count_nans(keys["prune"], params, variant.masks, data,
+                                              variant.budget, spec=spec, lr=variant.lr,
+                                              args=args)
+    return masking.apply(params, masks), masks, nans
 
 
 def at_init_train(pruner) -> Callable:

@@ -6,17 +6,28 @@ as the workdir, a read-only workdir, a full disk). It is reported as ``<prog>: e
 line>`` without usage text or traceback. Any other exception is a bug and keeps its traceback;
 set ``SPIRALPRUNE_TRACEBACK=1`` to see the traceback of a user error too.
 
+A stopped run (Ctrl-C, or SIGTERM from a scheduler) releases the chunk claims it holds,
+removes its temp files (``recording.release_all``) and prints one line, ``<prog>: stopped by
+Ctrl-C; rerun the same command to resume: <command>``, without a traceback (exit status 130,
+143 for SIGTERM): what is recorded stays, and the same command resumes after it.
+
   if __name__ == "__main__":
       ...define flags...
       cli.run("search", main)   # instead of app.run(main)
 """
 
+import contextlib
 import os
 import pathlib
+import shlex
+import signal
 import sys
 
 from absl import app, flags
 from ml_collections import config_flags
+
+from spiralprune import recording
+from spiralprune.pruning import checks
 
 USER_ERRORS = (ValueError, OSError)
 _PREFIXES = ("ValueError: ", "KeyError: ", "AttributeError: ", "FileNotFoundError: ",
@@ -65,7 +76,25 @@ def fail(prog: str, text: str) -> None:
     """Prints ``<prog>: error: <text>`` (its first line) on stderr and exits with status 2."""
     lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
     print(f"{prog}: error: {lines[0] if lines else 'error'}", file=sys.stderr, flush=True)
+    if checks.abandoned():   # a pruner stuck in XLA: finalizing would abort the process
+        sys.stdout.flush()
+        os._exit(2)
     sys.exit(2)
+
+
+def stop(prog: str, signum: int = signal.SIGINT) -> None:
+    """Releases claims and temp files, prints the one line of a stopped run and exits."""
+    recording.release_all()
+    term = signum == signal.SIGTERM
+    command = " ".join(shlex.quote(a) for a in ["python", *sys.argv])
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    with contextlib.suppress(Exception):
+        print(f"{prog}: stopped by {'SIGTERM' if term else 'Ctrl-C'}; rerun the same command "
+              f"to resume: {command}", file=sys.stderr, flush=True)
+    # Nothing unwinds: worker threads (a group training, a compile ahead) are not waited for,
+    # and records are atomic, so what was not written yet is simply computed on resume.
+    os._exit(143 if term else 130)
 
 
 def _flag_error(error: flags.Error) -> str:
@@ -128,10 +157,19 @@ def define_config(prog: str, name: str, default: str, help_string: str) -> None:
 def run(prog: str, main) -> None:
     """``app.run(main)`` with one-line user errors (exit status 2) for flags and ``main``."""
     def guarded(argv):
+        # Stop at once in the handler: an exception raised there can land in a garbage
+        # collector callback, which swallows it, and threads would be waited for.
+        with contextlib.suppress(ValueError):   # not in the main thread (a test): no handler
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda n, frame: stop(prog, n))
         try:
             main(argv)
         except USER_ERRORS as e:
             if tracebacks():
                 raise
             fail(prog, message(e))
+        except KeyboardInterrupt:   # raised by other code, or before the handler was set
+            if tracebacks():
+                raise
+            stop(prog)
     app.run(guarded, flags_parser=parse_flags(prog))

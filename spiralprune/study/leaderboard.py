@@ -252,7 +252,7 @@ def figure(runs: pd.DataFrame, search_pts: pd.DataFrame, config, path, search_la
     plural = "s" if len(config.widths) > 1 else ""
     ax.set_title(f"Leaderboard: {models.setting(str(config.init))} init, width{plural} "
                  f"{widths}, {config.epochs} epochs")
-    ax.figure.savefig(path, dpi=120)
+    plotting.save(ax.figure, path, dpi=120)
 
 
 # The recipe the built-ins' cached and shipped records trained (the study's).
@@ -295,8 +295,7 @@ def check(config) -> tuple[str, ...]:
         except ValueError:
             raise ValueError(f"search_workdir {config.search_workdir} holds no search records"
                              ) from None
-    if config.recompute:
-        search_configs.get_config(str(config.search_preset))   # an unknown preset: refused
+    search_configs.get_config(str(config.search_preset))   # unknown: refused, even unused
     for m in names:   # every pruner run once per width, and the whole prune config (recipe,
         prune.check(prune_config(config, m))   # lrs, schedules, memory), before any training
     return names
@@ -382,7 +381,7 @@ def run(config, workdir=None) -> dict:
               "\n\n")
     workdir.mkdir(parents=True, exist_ok=True)
     files = [workdir / "leaderboard.md", workdir / "leaderboard.csv"]
-    files[0].write_text(header + md)
+    recording.write_file(files[0], header + md)
     tab.to_csv(files[1], index=False)
     if config.figure:
         files.append(workdir / "leaderboard.png")

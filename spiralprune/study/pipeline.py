@@ -453,7 +453,8 @@ def run(config, workdir, *, dry_run: bool = False) -> dict:
     result.update(table=table, headlines=lines, finding=verdict)
     _record_found_inits(config, workdir, store)
     scope = f"\n_{config.preset}: {config.reduced}._\n" if config.reduced else ""
-    (workdir / "summary.md").write_text(
+    recording.write_file(
+        workdir / "summary.md",
         f"# Study {config.preset}: fewest nonzero parameters reaching each target\n{scope}\n"
         f"**{verdict}**\n\n{text}\n\n" + "".join(f"- {line}\n" for line in lines))
     store.put_json("summary", {k: v for k, v in result.items() if k != "table"}

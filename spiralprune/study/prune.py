@@ -210,21 +210,40 @@ def compacted(config) -> bool:
 def _train_chunk(group: Group, rows: pd.DataFrame, data, spec, pop_chunk: int,
                  compact: bool = False):
     variants = _variants(group, rows, spec)
+    nans = checks.population_nans(group.method, variants, data, spec=spec)
+    if nans.any():   # check() scored one key: a user pruner may score NaN for others
+        first = rows.iloc[int(np.argmax(nans > 0))]
+        raise ValueError(f"pruner {group.method!r} scores NaN in {int((nans > 0).sum())} of "
+                         f"{len(rows)} runs of {group.stage} (first: {_run_name(first)}); "
+                         "nothing of them was trained or recorded")
     # Fixed masks (at-init pruners, dense, LTH's later rounds) may train compacted; GMP and
     # RigL (their masks move to the end) at full width.
     train = compaction.run if compact else populations.run
     out = train(variants, data, spec=spec, chunk_size=pop_chunk)
+    kept = np.asarray(masking.nnz_weights(out["masks"]))
+    over = checks.over_budget(group.method, kept, rows["budget"].to_numpy())
+    if over.any():
+        i = int(np.argmax(over))
+        raise ValueError(f"pruner {group.method!r} ended {int(over.sum())} of {len(rows)} runs "
+                         f"of {group.stage} above their budget (first: {_run_name(rows.iloc[i])}"
+                         f", {int(kept[i])} weights kept): it must reach the budget by its last "
+                         "call; nothing of them was recorded")
     cols = {c: rows[c].to_numpy() for c in rows.columns}
     cols["schedule"] = cols["schedule"].astype(str)
     cols["init"] = cols["init"].astype(str)
     cols["method"] = cols["method"].astype(str)
     for key in training.RECORD_KEYS[2:]:   # every number of the record (params stored apart)
         cols[key] = np.asarray(out[key])
-    cols["mask_nnz_weights"] = np.asarray(masking.nnz_weights(out["masks"]))
+    cols["mask_nnz_weights"] = kept
     cols |= analysis.record_columns(out["params"])
     flat = {f"{layer}/{leaf}": np.asarray(out["params"][layer][leaf])
             for layer in models.LAYERS for leaf in ("kernel", "bias")}
     return cols, flat
+
+
+def _run_name(row) -> str:
+    return (f"budget {int(row['budget'])}, lr {float(row['lr']):g}, schedule {row['schedule']}, "
+            f"repeat {int(row['repeat'])}, seed {int(row['seed'])}")
 
 
 def workers() -> int:
@@ -439,7 +458,7 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
             start, stop = mine_here[i]
             cols, flat = _train_chunk(grp, grp.rows.iloc[start:stop], data, spec, pop_chunk,
                                       compacted(config))
-            store.write(grp.stage, i, cols, flat)
+            store.write(grp.stage, i, cols, flat, first_row=start)
             with lock:
                 finished += stop - start
                 progress(finished, total)
@@ -457,11 +476,15 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
         order = sorted(busy, key=lambda g: -len(g.rows) * epochs_per_run(config, g))  # stable
         pool = concurrent.futures.ThreadPoolExecutor(n, thread_name_prefix="prune-group")
         futures = [pool.submit(train_group, grp) for grp in order]
+        stopped = False
         try:
             for future in concurrent.futures.as_completed(futures):
                 future.result()   # the first error stops the groups not started yet
+        except KeyboardInterrupt:   # a stopped run (Ctrl-C, SIGTERM) does not wait for the
+            stopped = True          # running groups: their finished chunks are recorded
+            raise
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=not stopped, cancel_futures=True)
     if finished:
         print(f"[prune] trained {finished} runs in {time.perf_counter() - t0:.1f} s", flush=True)
     df = store.load()

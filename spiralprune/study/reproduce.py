@@ -557,7 +557,7 @@ def ship(summary: dict, prov: dict, path=SUMMARY_FILE) -> None:
                            "(spiralprune.study.reproduce): phase-one winners per seed, "
                            "phase-two sparsest models and frontiers, retrain fractions.",
             "pieces": dict(sorted(pieces.items()))}
-    pathlib.Path(path).write_text(json.dumps(data, indent=1) + "\n")
+    recording.write_file(path, json.dumps(data, indent=1) + "\n")
 
 
 # --- Figures (drawn from the shipped summaries alone). ---
@@ -601,7 +601,7 @@ def draw_phase_one(summary: dict, path) -> None:
         ax.set_ylim(0.45, 1.005)
     fig.suptitle("Phase one at the random init: width 16, the configurations with at most 61\n"
                  "structured parameters, 2 lrs x 3 schedules, 50 epochs", fontsize=10)
-    fig.savefig(path, dpi=130)
+    plotting.save(fig, path, dpi=130)
 
 
 def draw_phase_two(summaries: list, path, paper=None) -> None:
@@ -635,7 +635,7 @@ def draw_phase_two(summaries: list, path, paper=None) -> None:
     ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=1))
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title(f"Phase two from the {summaries[0]['init'].upper()} init", fontsize=10)
-    fig.savefig(path, dpi=130)
+    plotting.save(fig, path, dpi=130)
 
 
 def fronts_frame(summaries: list) -> pd.DataFrame:

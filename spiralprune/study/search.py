@@ -85,7 +85,7 @@ def plot_phase_one(df, winners: dict, path) -> None:
     ax = plotting.phase_one_scatter(df, targets=tuple(winners),
                                     winners=[w for w in winners.values() if w is not None])
     matplotlib.backends.backend_agg.FigureCanvasAgg(ax.figure)
-    ax.figure.savefig(path, dpi=120)
+    plotting.save(ax.figure, path, dpi=120)
 
 
 _MAX_CONFIGURATIONS = 10_000_000  # phase one enumerates width**3 configurations
@@ -120,6 +120,9 @@ def check(config, name: str = "search") -> None:
                              "would train or count twice)")
     if config.init in models.BENCH_INITS and width > 16:
         raise ValueError(f"{name}: init {config.init} is 16 wide; cannot search width {width}")
+    seed = config.get("base_seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
+        raise ValueError(f"{name}.base_seed must be a whole number in [0, 2^32), got {seed!r}")
     if int(config.get("subset_first_k", 1)) < 1:
         raise ValueError(f"{name}.subset_first_k must be >= 1, got {config.subset_first_k}")
     lrs, names = search._check_common(width, config.lrs, config.schedules, targets,

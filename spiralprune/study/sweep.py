@@ -105,7 +105,7 @@ def draw_fewest(table: pd.DataFrame, path, *, search=None, title: str = "") -> N
     axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=130)
+    plotting.save(fig, path, dpi=130)
 
 
 def draw_fronts(df: pd.DataFrame, path, *, search=None, target: float = 0.95,
@@ -136,4 +136,4 @@ def draw_fronts(df: pd.DataFrame, path, *, search=None, target: float = 0.95,
         ax.set_visible(False)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=110)
+    plotting.save(fig, path, dpi=110)

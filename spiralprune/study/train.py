@@ -22,6 +22,15 @@ def run(config) -> pd.DataFrame:
     keeps = np.asarray(config.keep, np.float64)
     if np.any((keeps <= 0) | (keeps > 1)):
         raise ValueError(f"keep fractions must be in (0, 1], got {tuple(config.keep)}")
+    for field in ("keep", "lrs", "schedules"):
+        values = [str(v) for v in config[field]]
+        if len(set(values)) != len(values):
+            raise ValueError(f"{field} {tuple(config[field])} repeats a value (each would "
+                             "train twice)")
+    if int(config.repeats) < 1:
+        raise ValueError(f"repeats must be >= 1, got {config.repeats}")
+    if isinstance(config.seed, bool) or not 0 <= int(config.seed) < 2 ** 32:
+        raise ValueError(f"seed must be in [0, 2^32), got {config.seed}")
     g = grids.product({"keep": config.keep, "lr": config.lrs, "schedule": config.schedules,
                        "repeat": list(range(config.repeats))})
     seeds = grids.run_seeds(config.seed, g["keep"], g["lr"], g["schedule"], g["repeat"])
