@@ -88,4 +88,4 @@ def test_registry_names_and_errors():
         checks.check_method_args("rigl", {"lth_rounds": 3})
     spec = training.Spec(widths=4, epochs=1, method="gmp", method_args=(("rigl_delta", 3),))
     with pytest.raises(ValueError, match="unknown method_args"):
-        populations.run(_variants(), (np.zeros((64, 2)), np.zeros(64)), spec=spec)
+        populations.run(_variants(), (np.zeros((128, 2)), np.zeros(128)), spec=spec)
