@@ -192,7 +192,7 @@ def build_file(measured: list[dict], path=FRONTIER_FILE) -> dict:
                            "project's runs, 'paper' entries the study's published points.",
             "written": datetime.date.today().isoformat(),
             "frontiers": list(measured) + paper_entries()}
-    pathlib.Path(path).write_text(json.dumps(data, indent=1) + "\n")
+    recording.write_file(path, json.dumps(data, indent=1) + "\n")
     _read.cache_clear()
     return data
 
@@ -240,5 +240,5 @@ def build_pruners_file(df: pd.DataFrame, provenance: dict, path=PRUNERS_FILE) ->
         else:
             cols[c] = [str(x) for x in v]
     data = {"format": PRUNERS_FORMAT, "provenance": provenance, "columns": cols}
-    pathlib.Path(path).write_text(json.dumps(data, separators=(",", ":")) + "\n")
+    recording.write_file(path, json.dumps(data, separators=(",", ":")) + "\n")
     _read.cache_clear()

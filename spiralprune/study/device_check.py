@@ -446,9 +446,9 @@ class Check:
     def save(self) -> None:
         """Rewrites report.json and report.md with everything measured so far."""
         self.meta["elapsed_s"] = time.perf_counter() - self.t0
-        (self.out / "report.json").write_text(json.dumps(self.results(), indent=1,
-                                                         default=_jsonable) + "\n")
-        (self.out / "report.md").write_text(render(self.results()))
+        recording.write_file(self.out / "report.json",
+                             json.dumps(self.results(), indent=1, default=_jsonable) + "\n")
+        recording.write_file(self.out / "report.md", render(self.results()))
 
 
 def _jsonable(v):

@@ -347,7 +347,7 @@ class _Out:
 
     def save(self, fig: matplotlib.figure.Figure, name: str) -> str:
         matplotlib.backends.backend_agg.FigureCanvasAgg(fig)
-        fig.savefig(self.dir / name, dpi=120)
+        plotting.save(fig, self.dir / name, dpi=120)
         self.files.append(str(self.dir / name))
         return name
 
@@ -391,9 +391,8 @@ class _Cache:
         lines, notes = draw()
         files = [pathlib.Path(f).name for f in self.out.files[first:]]
         self.parts[name] = {"hash": key, "files": files, "lines": lines, "notes": notes}
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"version": _CACHE_VERSION, "parts": self.parts}, indent=1))
-        tmp.replace(self.path)
+        recording.write_file(self.path, json.dumps({"version": _CACHE_VERSION,
+                                                    "parts": self.parts}, indent=1))
         self.drawn.append(name)
         if time.monotonic() - start > 5:
             self.progress(f"{where}: {len(files)} files in {time.monotonic() - start:.0f} s")
@@ -831,7 +830,7 @@ def run(workdirs: list[str], out_dir: str, *, targets=None, grid: int = 512,
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     summary = "\n".join(lines) + "\n"
-    (out.dir / "summary.md").write_text(summary)
+    recording.write_file(out.dir / "summary.md", summary)
     took = time.monotonic() - start
     if not cache.drawn:
         progress(f"[figures] all {len(parts)} parts unchanged since the last run: nothing "
