@@ -173,7 +173,11 @@ def flat_scores(name, s, params) -> jax.Array:
         like = {k: {"kernel": params[k]["kernel"]} for k in models.LAYERS}
         check_tree(name, "score function", kernels, like)
         return masking.flatten_kernels(s).astype(jnp.float32)
-    shape = jnp.shape(s)
+    if not hasattr(s, "shape"):
+        raise ValueError(f"pruner {name!r}: score function returned a {type(s).__name__}; "
+                         "use jnp, not np, inside a pruner, and return jax arrays (a tree like "
+                         f"params or a flat ({n},) vector)")
+    shape = tuple(s.shape)
     if shape != (n,):
         raise ValueError(f"pruner {name!r}: score function returned shape {shape}; need a tree "
                          f"like params or a flat ({n},) vector")
