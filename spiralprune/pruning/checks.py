@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from spiralprune import datasets, masking, models, training
-from spiralprune.pruning import registry, train_fns
+from spiralprune.pruning import registry, signatures, train_fns
 
 _CHECK_POINTS = 1024
 _ABANDONED: list[threading.Thread] = []   # checks that never returned, still running
@@ -239,10 +239,7 @@ def check_method_args(method: str, method_args) -> None:
     or a value of the wrong type (the default's) or range (counts >= 1, fractions in [0, 1])."""
     valid = registry.get(method).args
     given = dict(method_args)
-    unknown = sorted(set(given) - set(valid))
-    if unknown:
-        raise ValueError(f"unknown method_args {unknown} for method {method!r}; valid: "
-                         f"{sorted(valid)}")
+    signatures.resolve_args(method, given, valid)
     for name, value in given.items():
         default, where = valid[name], f"method_args.{method}.{name}={value!r}"
         if isinstance(default, bool) and not isinstance(value, (bool, np.bool_)):

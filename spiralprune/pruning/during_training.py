@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from spiralprune import base, masking, models, training
-from spiralprune.pruning import selection
+from spiralprune.pruning import selection, signatures
 
 GMP_ARGS = {"gmp_steps": 199, "reference_counts": False}
 RIGL_ARGS = {"rigl_delta": 100, "rigl_alpha": 0.3, "rigl_end": 0.75,
@@ -28,13 +28,8 @@ RIGL_ARGS = {"rigl_delta": 100, "rigl_alpha": 0.3, "rigl_end": 0.75,
 
 
 def resolve_args(spec: training.Spec, defaults: dict) -> dict:
-    """``spec.method_args`` over ``defaults``; one-line ValueError for names not in defaults."""
-    args = spec.args
-    unknown = sorted(set(args) - set(defaults))
-    if unknown:
-        raise ValueError(f"unknown method_args {unknown} for method {spec.method!r}; "
-                         f"valid: {sorted(defaults)}")
-    return {**defaults, **args}
+    """``spec.method_args`` over ``defaults`` (``signatures.resolve_args``)."""
+    return signatures.resolve_args(spec.method, spec.args, defaults)
 
 
 def _last_epoch_loss(losses: jax.Array, spe: int) -> jax.Array:

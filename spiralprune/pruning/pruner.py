@@ -95,12 +95,7 @@ class Pruner:
 
     def resolve_args(self, spec: training.Spec | None) -> dict:
         """The defaults overridden by ``spec.method_args``; one-line ValueError for unknown."""
-        given = {} if spec is None else spec.args
-        unknown = sorted(set(given) - set(self.args))
-        if unknown:
-            raise ValueError(f"unknown method_args {unknown} for method {self.name!r}; "
-                             f"valid: {sorted(self.args)}")
-        return {**self.args, **given}
+        return signatures.resolve_args(self.name, {} if spec is None else spec.args, self.args)
 
     def prune(self, key, params, masks, data, budget, *, spec: training.Spec | None = None,
               lr=0.1, args: Mapping | None = None):

@@ -164,6 +164,17 @@ def _short(obj) -> str:
     return text if len(text) < 120 else text[:117] + "..."
 
 
+def resolve_args(method: str, given: Mapping, defaults: Mapping) -> dict:
+    """``given`` method args over ``defaults``: the one resolver of every method's args (the
+    built-ins' train functions, registered pruners, the config check). One-line ValueError
+    naming ``method`` for names not in ``defaults``."""
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown method_args {unknown} for method {method!r}; "
+                         f"valid: {sorted(defaults)}")
+    return {**defaults, **given}
+
+
 def flat_scores(name, s, params) -> jax.Array:
     """A score function's output as a flat float32 (N,) vector; one-line ValueError if bad."""
     n = models.num_weights(models.widths_of(params))
