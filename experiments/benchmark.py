@@ -8,7 +8,6 @@ See experiments/configs/benchmark.py for presets and what each cell measures.
 """
 
 import datetime
-import logging
 import os
 import pathlib
 import sys
@@ -22,10 +21,6 @@ from absl import flags
 from spiralprune import compaction, datasets, masking, models, populations, training
 from spiralprune.study import cli as _cli
 from spiralprune.study import estimates
-
-# jax probes for a TPU at start-up and logs its absence at INFO on every CPU or GPU machine.
-logging.getLogger("jax._src.xla_bridge").addFilter(
-    lambda record: "Unable to initialize backend" not in record.getMessage())
 
 
 def flops_per_model_epoch(widths, n: int = datasets.NUM_POINTS, batch: int = 128) -> float:

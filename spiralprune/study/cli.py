@@ -17,6 +17,7 @@ Ctrl-C; rerun the same command to resume: <command>``, without a traceback (exit
 """
 
 import contextlib
+import logging
 import os
 import pathlib
 import shlex
@@ -28,6 +29,11 @@ from ml_collections import config_flags
 
 from spiralprune import recording
 from spiralprune.pruning import checks
+
+# jax probes for a TPU at start-up and logs its absence at INFO on every CPU or GPU machine.
+# Installed once here: the study package imports cli before its other modules.
+logging.getLogger("jax._src.xla_bridge").addFilter(
+    lambda record: "Unable to initialize backend" not in record.getMessage())
 
 USER_ERRORS = (ValueError, OSError)
 _PREFIXES = ("ValueError: ", "KeyError: ", "AttributeError: ", "FileNotFoundError: ",

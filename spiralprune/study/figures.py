@@ -29,7 +29,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import logging
 import os
 import pathlib
 import re
@@ -42,10 +41,6 @@ import numpy as np
 import pandas as pd
 
 from spiralprune import analysis, datasets, models, playground, plotting, recording, search
-
-# jax probes for a TPU at start-up and logs its absence at INFO on every CPU or GPU machine.
-logging.getLogger("jax._src.xla_bridge").addFilter(
-    lambda record: "Unable to initialize backend" not in record.getMessage())
 
 KINDS = ("search", "prune")
 TARGETS = (0.95, 0.995)

@@ -21,7 +21,6 @@ in its own column) and leaderboard.png (accuracy against nonzeros, the search on
 given pruners highlighted and first in the legend).
 """
 
-import logging
 import pathlib
 import time
 
@@ -34,10 +33,6 @@ from spiralprune.configs import search as search_configs
 from spiralprune.pruning import plugins, registry
 from spiralprune.study import cli, prune
 from spiralprune.study import search as search_stage
-
-logging.getLogger("jax._src.xla_bridge").addFilter(
-    lambda record: "Unable to initialize backend" not in record.getMessage())
-
 
 
 def quick_prune_workdir() -> pathlib.Path:

@@ -49,7 +49,6 @@ exit status 2 (``spiralprune.study.cli``).
 """
 
 import json
-import logging
 import pathlib
 import time
 
@@ -68,10 +67,6 @@ from spiralprune.configs import study as study_config
 from spiralprune.study import plan as study_plan
 from spiralprune.study import prune as prune_stage
 from spiralprune.study import search as search_stage
-
-# jax probes for a TPU at start-up and logs its absence at INFO on every CPU or GPU machine.
-logging.getLogger("jax._src.xla_bridge").addFilter(
-    lambda record: "Unable to initialize backend" not in record.getMessage())
 
 KIND = "study"
 STAGES = study_config.STAGES

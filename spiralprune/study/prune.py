@@ -15,7 +15,6 @@ that ran it or the groups trained beside it.
 
 import concurrent.futures
 import dataclasses
-import logging
 import os
 import threading
 import time
@@ -38,10 +37,6 @@ from spiralprune import (
 )
 from spiralprune.pruning import checks, lottery, plugins
 from spiralprune.study import rates as rates_mod
-
-# jax probes for a TPU at start-up and logs its absence at INFO on every CPU or GPU machine.
-logging.getLogger("jax._src.xla_bridge").addFilter(
-    lambda record: "Unable to initialize backend" not in record.getMessage())
 
 KIND = "prune"
 TARGETS = (0.95, 0.995)

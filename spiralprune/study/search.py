@@ -9,7 +9,6 @@ accuracy of every configuration against its structured parameters, targets and w
 and the note ``summary``.
 """
 
-import logging
 import math
 import pathlib
 
@@ -26,10 +25,6 @@ from spiralprune import (
     recording,
     search,
 )
-
-# jax probes for a TPU at start-up and logs its absence at INFO on every CPU or GPU machine.
-logging.getLogger("jax._src.xla_bridge").addFilter(
-    lambda record: "Unable to initialize backend" not in record.getMessage())
 
 _MAX_LAYER_LIST = 2_000_000  # layer mask lists beyond this are not enumerated
 

@@ -3,17 +3,12 @@
   python experiments/train.py [--config=experiments/configs/train.py:quick]
 """
 
-import logging
 import time
 
 import numpy as np
 import pandas as pd
 
 from spiralprune import datasets, grids, masking, models, populations, training
-
-# jax probes for a TPU at start-up and logs its absence at INFO on every CPU or GPU machine.
-logging.getLogger("jax._src.xla_bridge").addFilter(
-    lambda record: "Unable to initialize backend" not in record.getMessage())
 
 
 def run(config) -> pd.DataFrame:
