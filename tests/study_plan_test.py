@@ -121,14 +121,26 @@ def test_a_rate_measured_on_a_loaded_machine_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("SPIRALPRUNE_CACHE_DIR", str(tmp_path))
     config = study_config.get_config("smoke")
     config.estimate = "remeasure"
-    table = {"vmap": [[37, 0.01]], "lanes": [], "compile_s": 1.0, "measured": "2026-01-01",
-             "format": rates.FORMAT, "machine": rates.machine()}
-    monkeypatch.setattr(rates, "measure", lambda: table)
-    monkeypatch.setattr(study_plan.os, "getloadavg", lambda: (7.5, 7.0, 6.0))
-    monkeypatch.setattr(study_plan.os, "cpu_count", lambda: 2)
+    machine = dict(rates.machine(), cores=2)
+    monkeypatch.setattr(rates, "machine", lambda: machine)
+
+    def measure(load):   # as rates.measure: the load average seen before measuring
+        return lambda: {"vmap": [[37, 0.01]], "lanes": [], "compile_s": 1.0, "format":
+                        rates.FORMAT, "machine": machine, "measured": "2026-01-01",
+                        "load_average": load}
+
+    monkeypatch.setattr(rates, "measure", measure(7.5))
+    monkeypatch.setattr(study_plan.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
     line = study_plan.cost_model(config, measure=True)[1]
     assert "while the machine was loaded (load average 7.5 on 2 cores" in line
-    monkeypatch.setattr(study_plan.os, "getloadavg", lambda: (0.2, 0.2, 0.2))
+    # The cached table says so too, whatever the load is now, until measured again.
+    config.estimate = "measured"
+    assert "loaded (load average 7.5 on 2 cores" in study_plan.cost_model(config, True)[1]
+    monkeypatch.setattr(rates, "measure", measure(0.2))
+    monkeypatch.setattr(study_plan.os, "getloadavg", lambda: (9.0, 9.0, 9.0))
+    config.estimate = "remeasure"
+    assert "loaded" not in study_plan.cost_model(config, measure=True)[1]
+    config.estimate = "measured"
     assert "loaded" not in study_plan.cost_model(config, measure=True)[1]
 
 

@@ -120,12 +120,13 @@ def cost_model(config, measure: bool) -> tuple[dict, str]:
     if how_config == "assumed" or not (measure or cached):
         rates, how = base, f"assumed rates for {platform} ({kind})"
     else:
-        busy = loaded() if (how_config == "remeasure" or not cached) else ""
         try:
             table, how = rates_mod.load(fresh=how_config == "remeasure")
             rates = rates_mod.with_table(base, table)
+            busy = loaded(table.get("load_average"), table.get("machine", {}).get("cores"))
             if busy:
-                how += f" while the machine was loaded ({busy}: the estimate errs long)"
+                how += (f", measured while the machine was loaded ({busy}: the estimate errs "
+                        "long; --config.estimate=remeasure on an idle machine measures again)")
         except Exception as e:  # noqa: BLE001 - an estimate must never stop a dry run
             rates = base
             how = (f"assumed rates for {platform} ({kind}; measuring failed: "
@@ -134,13 +135,15 @@ def cost_model(config, measure: bool) -> tuple[dict, str]:
     return rates, f"{how}: {w16:,.0f} width-16 model-epochs/s, {rates['compile_s']:.1f} s a group"
 
 
-def loaded() -> str:
-    """"load average L on C cores" when other work keeps over half the CPU cores busy (the
-    1-minute load average before measuring), else "" (also where the OS cannot say)."""
+def loaded(load: float | None = None, cores: int | None = None) -> str:
+    """"load average L on C cores" when other work kept over half the CPU cores busy, else ""
+    (also where the OS cannot say). ``load``: the 1-minute load average a rates table recorded
+    before measuring (default: now); ``cores``: its machine's (default: this one's)."""
     try:
-        load, cores = os.getloadavg()[0], os.cpu_count() or 1
+        load = os.getloadavg()[0] if load is None else float(load)
     except (OSError, AttributeError):
         return ""
+    cores = int(cores or os.cpu_count() or 1)
     return f"load average {load:.1f} on {cores} cores" if load > 0.5 * cores else ""
 
 
