@@ -529,12 +529,29 @@ def _benchmark():
     ("engines", ("vmapp",), "engines ('vmapp',): choose from"),
 ])
 def test_benchmark_refuses_before_the_loop_baseline(field, value, match):
-    from experiments.configs import benchmark as benchmark_config
+    from spiralprune.configs import benchmark as benchmark_config
     config = benchmark_config.get_config("smoke")
     config[field] = value
     with pytest.raises(ValueError, match=re.escape(match)) as e:
         _benchmark().run(config)
     assert "\n" not in str(e.value)
+
+
+def test_every_config_file_loads_from_outside_the_repository(tmp_path):
+    # --config=experiments/configs/X.py is loaded by path, with experiments/ (not the
+    # repository) on sys.path: a config file that imports ``experiments.*`` fails there.
+    files = sorted(str(p) for p in (ROOT / "experiments" / "configs").glob("*.py")
+                   if p.name != "__init__.py")
+    code = ("import importlib.util, sys\n"
+            "sys.path[:] = [p for p in sys.path if p not in ('', %r)]\n"
+            "for f in sys.argv[1:]:\n"
+            "    spec = importlib.util.spec_from_file_location('cfg', f)\n"
+            "    m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+            "    m.get_config()\n" % str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code, *files], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-600:]
+    assert len(files) >= 8
 
 
 def test_a_shard_copied_over_another_chunk_or_in_as_an_extra_one_is_refused(tmp_path):

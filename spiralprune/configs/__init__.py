@@ -7,6 +7,16 @@ and holds the runbook: commands, runtimes, expected results and the fields.
   config = study.get_config("smoke")
 """
 
-from spiralprune.configs import device_check, leaderboard, prune, reproduce, search, study, train
+from spiralprune.configs import (
+    benchmark,
+    device_check,
+    leaderboard,
+    prune,
+    reproduce,
+    search,
+    study,
+    train,
+)
 
-__all__ = ["device_check", "leaderboard", "prune", "reproduce", "search", "study", "train"]
+__all__ = ["benchmark", "device_check", "leaderboard", "prune", "reproduce", "search", "study",
+           "train"]
