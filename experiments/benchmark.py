@@ -207,7 +207,13 @@ def _fmt_compaction(r: dict) -> str:
 
 def check(config) -> None:
     """One-line ValueError for a config that cannot run, before any cell (the loop baseline
-    included) trains: populations, widths, epochs, repeats, engines."""
+    included) trains: populations, widths, epochs, repeats, engines. The ``plan`` preset has
+    no cells (its checks run the study's own presets, which check themselves)."""
+    if config.preset == "plan":
+        unknown = [c for c in config.checks if c not in estimates.CHECKS]
+        if unknown or not config.checks:
+            raise ValueError(f"checks {tuple(config.checks)!r}: choose from {estimates.CHECKS}")
+        return
     pops = list(config.get("populations", ()) or ())
     if config.preset != "compaction" and (not pops or not all(
             isinstance(p, int) and not isinstance(p, bool) and p >= 1 for p in pops)):

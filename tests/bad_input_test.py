@@ -521,6 +521,16 @@ def _benchmark():
     return module
 
 
+def test_every_benchmark_preset_passes_its_own_check():
+    from spiralprune.configs import benchmark as benchmark_config
+    for preset in benchmark_config.PRESETS:
+        _benchmark().check(benchmark_config.get_config(preset))
+    config = benchmark_config.get_config("plan")
+    config.checks = ("quik",)
+    with pytest.raises(ValueError, match="checks \\('quik',\\): choose from"):
+        _benchmark().check(config)
+
+
 @pytest.mark.parametrize("field,value,match", [
     ("populations", (0,), "populations must be whole numbers >= 1, got (0,)"),
     ("populations", (), "populations must be whole numbers >= 1"),
