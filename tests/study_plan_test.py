@@ -21,6 +21,23 @@ def test_format_seconds_reads_as_days_hours_minutes(seconds, text):
     assert study_plan.format_seconds(seconds) == text
 
 
+def test_a_calibration_cell_times_one_epoch_without_the_fixed_costs(monkeypatch):
+    # A fake clock: every call costs 3 s once compiled (init, final evaluation, transfers)
+    # plus 0.5 s per epoch, and its first call at a recipe 7 s more to compile.
+    clock, compiled = [0.0], set()
+
+    def run(variants, data, *, spec):
+        clock[0] += 3.0 + 0.5 * spec.epochs + (7.0 if spec.epochs not in compiled else 0.0)
+        compiled.add(spec.epochs)
+
+    monkeypatch.setattr(rates.populations, "run", run)
+    monkeypatch.setattr(rates.time, "perf_counter", lambda: clock[0])
+    runs, steps = 4, 2
+    sec, compile_s = rates._cell((3, 3, 3), runs, steps, "vmap")
+    assert sec == pytest.approx(0.5 * (rates.STEPS / steps) / runs)   # not (3 + 0.5) x 195 / 4
+    assert compile_s == pytest.approx(7.0)
+
+
 def test_a_measured_table_is_cached_per_machine_and_interpolated(tmp_path, monkeypatch):
     monkeypatch.setenv("SPIRALPRUNE_CACHE_DIR", str(tmp_path))
     calls = []
