@@ -624,17 +624,23 @@ def draw_phase_two(summaries: list, path, paper=None) -> None:
                         arrowprops=dict(arrowstyle="-", color=c, lw=0.6))
     t = summaries[0]["target"]
     ax.axhline(t, ls="--", lw=0.8, color="#888888")
-    ax.text(ax.get_xlim()[0], t, f" {t:.1%}", va="bottom", fontsize=8, color="#555555")
+    ax.text(ax.get_xlim()[0], t, f" {t:.1%}", va="top", fontsize=8, color="#555555")
     if paper is not None:
         n, a = paper
         ax.plot([n], [a], marker="*", ms=11, color="#ff7f0e", ls="none",
                 label=f"the paper: {n} at {a:.2%}")
     ax.set_xlabel("nonzero parameters (weights + biases)")
     ax.set_ylabel("best accuracy at that count")
-    ax.set_ylim(max(0.9, ax.get_ylim()[0]), 1.0005)
+    lowest = min((p["accuracy"] for s in summaries for p in s["points"]), default=0.9)
+    ax.set_ylim(0.9 if lowest >= 0.9 else max(0.5, lowest - 0.02), 1.0005)
     ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=1))
     ax.legend(fontsize=8, loc="lower right")
-    ax.set_title(f"Phase two from the {summaries[0]['init'].upper()} init", fontsize=10)
+    init = {"bench95": "BENCH-95", "bench995": "BENCH-995"}.get(summaries[0]["init"],
+                                                                 summaries[0]["init"])
+    runs = sum(s.get("runs", 0) for s in summaries)
+    over = sum(s.get("runs_over_target", 0) for s in summaries)
+    ax.set_title(f"Phase two from the {init} init: {runs:,} runs, {over:,} over {t:.1%}",
+                 fontsize=10)
     plotting.save(fig, path, dpi=130)
 
 
