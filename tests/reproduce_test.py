@@ -219,3 +219,8 @@ def test_provenance_keeps_no_machine_path():
     got = reproduce.provenance("python experiments/reproduce.py --workdir=/data/me/runs --x=1")
     assert got["command"] == "python experiments/reproduce.py --workdir=WORKDIR --x=1"
     assert set(got) == {"command", "device", "date", "commit"}
+    got = reproduce.provenance("python experiments/reproduce.py --config=C:p --workdir=/r "
+                               "--config.train=False --config.ship=True "
+                               "--config.figures=docs/figures --config.seeds=0,1")
+    assert got["command"] == ("python experiments/reproduce.py --config=C:p --workdir=WORKDIR "
+                              "--config.seeds=0,1")

@@ -531,8 +531,10 @@ def _device() -> str:
 
 def provenance(command: str, device: str | None = None) -> dict:
     """Command, device, date and commit for a summary that joins the package data (the
-    workdir, a path of one machine, is written as WORKDIR)."""
+    workdir, a path of one machine, is written as WORKDIR). The command is the one that
+    trains the records: the flags that only summarize, ship or draw them are dropped."""
     command = re.sub(r"--workdir=\S+", "--workdir=WORKDIR", command)
+    command = re.sub(r"\s+--config\.(train|ship|figures|dry_run)=\S*", "", command)
     return {"command": command, "device": device or _device(),
             "date": datetime.date.today().isoformat(), "commit": _commit()}
 
