@@ -677,14 +677,14 @@ def draw_all(out_dir, path=SUMMARY_FILE) -> list:
         for t, fname in ((0.95, "width_sweep_95.png"), (0.995, "width_sweep_995.png")):
             drawn.append(out_dir / fname)
             sweep.draw_fronts(fronts, drawn[-1], search=paper, target=t,
-                              title=f"Every pruner's frontier per width ({note}); black: the "
-                                    "paper's search points")
+                              title=f"Every pruner's frontier per width; black: the paper's "
+                                    f"search points\n({note})")
         drawn.append(out_dir / "fewest_by_width.png")
         sweep.draw_fewest(pd.DataFrame([r for sp in sweep_pieces for r in sp["fewest"]]),
                           drawn[-1], search={t: n for t, (n, _, _) in
                                              frontier.PAPER["random"].items()},
-                          title=f"Fewest nonzeros per pruner against width ({note}); search: "
-                                "the paper's")
+                          title=f"Fewest nonzeros per pruner against width; search: the "
+                                f"paper's\n({note})")
     if pieces.get("bench995_pruning", {}).get("fronts"):
         search_pts = pd.DataFrame([pt for sp in b995 for pt in sp["points"]])
         drawn.append(out_dir / "bench995_pruning.png")

@@ -95,7 +95,7 @@ def draw_fewest(table: pd.DataFrame, path, *, search=None, title: str = "") -> N
             [15, 20, 25, 30, 40, 50, 60, 80, 100, 150, 200, 300, 500]))
         top.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         top.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        top.set_ylabel("nonzero parameters (none: no run reached it)")
+        top.set_ylabel("fewest nonzeros (no point: never reached)")
         top.grid(alpha=0.3, which="both")
         bottom.set_ylabel("share on disconnected paths")
         bottom.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
