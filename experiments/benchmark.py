@@ -10,6 +10,7 @@ See experiments/configs/benchmark.py for presets and what each cell measures.
 import datetime
 import os
 import pathlib
+import re
 import sys
 import tempfile
 import time
@@ -21,6 +22,12 @@ from absl import flags
 from spiralprune import compaction, datasets, masking, models, populations, training
 from spiralprune.study import cli as _cli
 from spiralprune.study import estimates
+
+
+def command_line() -> str:
+    """This run's command for BENCHMARKS.md, paths of this machine written as DIR (the file
+    ships; a machine's paths mean nothing elsewhere)."""
+    return re.sub(r"(--config\.(root|output)=)/\S+", r"\1DIR", " ".join(sys.argv))
 
 
 def flops_per_model_epoch(widths, n: int = datasets.NUM_POINTS, batch: int = 128) -> float:
@@ -162,7 +169,7 @@ def run_compaction(config) -> list[dict]:
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         lines = [
             "", f"### benchmark `{config.preset}` on {device_name()}, {stamp}", "",
-            f"Command: `python {' '.join(sys.argv)}`; CPU: {cpu_model()}; load average at the "
+            f"Command: `python {command_line()}`; CPU: {cpu_model()}; load average at the "
             f"end {load}; jax {jax.__version__}. One {config.method} group of the random-init "
             f"pruning grid per width ({len(config.budgets)} budgets below N_w, lr {config.lr}, "
             f"{config.schedule}, the whole spiral, evaluation included) trained for "
@@ -188,7 +195,7 @@ def run_plan(config) -> list[dict]:
         cells = ", ".join(f"{n:,} params {1 / s:,.0f}/s" for n, s in table["vmap"])
         lanes = ", ".join(f"{n:,} params {1 / s:,.0f}/s" for n, s in table["lanes"])
         lines = ["", f"### benchmark `plan` on {device_name()}, {datetime.date.today()}", "",
-                 f"Command: `python {' '.join(sys.argv)}`; CPU: {cpu_model()}; load average "
+                 f"Command: `python {command_line()}`; CPU: {cpu_model()}; load average "
                  f"{table['load_average']:.1f} when the rates were measured; jax "
                  f"{jax.__version__}. Rates measured afresh (model-epochs/s; vmap: {cells}; "
                  f"lanes: {lanes}; {table['compile_s']:.1f} s a compile), then each check's "
@@ -305,7 +312,7 @@ def _append(config, rows) -> None:
         split = "`epoch s`, `fixed s`: not split (one run per cell); "
     lines = [
         "", f"### benchmark `{config.preset}` on {device_name()}, {stamp}", "",
-        f"Command: `python {' '.join(sys.argv)}`; CPU: {cpu_model()}; load average at the end "
+        f"Command: `python {command_line()}`; CPU: {cpu_model()}; load average at the end "
         f"{load}; matmul precision `{config.precision}`, "
         f"{int(config.sparsity * 100)}% of weights masked, jax {jax.__version__}. " + split
         + "`compile s`: the first call's excess over a warm one; `with eval`: model-epochs/s "
