@@ -513,12 +513,8 @@ def test_masks_of_one_half_are_refused_not_cast_to_true():
 
 
 def _benchmark():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("benchmark_bin", ROOT / "experiments" /
-                                                  "benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from spiralprune.study import benchmark
+    return benchmark
 
 
 def test_every_benchmark_preset_passes_its_own_check():

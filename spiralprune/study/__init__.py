@@ -11,23 +11,28 @@ each target's winner), ``prune`` (the pruning-grid stage), ``train`` (one popula
 masked models), ``figures`` (figures and tables from records), ``leaderboard`` (given pruners
 beside the built-ins and the search), ``device_check`` (the accelerator check's stages) and
 ``cli`` (one-line user errors of the binaries in experiments/), ``reproduce`` (the study's
-remaining search claims as resumable pieces, and their shipped summaries) and ``sweep`` (the
-width sweep's tables and figures).
+remaining search claims as resumable pieces, and their shipped summaries), ``sweep`` (the
+width sweep's tables and figures), ``rates`` (this machine's measured training rates, the
+plan's cost model reads them), ``estimates`` (the plan's estimates checked against wall time)
+and ``benchmark`` (population training benchmarks, BENCHMARKS.md's tables).
 """
 
 from spiralprune.study import (
+    benchmark,
     cli,
     device_check,
+    estimates,
     figures,
     leaderboard,
     pipeline,
     plan,
     prune,
+    rates,
     reproduce,
     search,
     sweep,
     train,
 )
 
-__all__ = ["cli", "device_check", "figures", "leaderboard", "pipeline", "plan", "prune",
-           "reproduce", "search", "sweep", "train"]
+__all__ = ["benchmark", "cli", "device_check", "estimates", "figures", "leaderboard",
+           "pipeline", "plan", "prune", "rates", "reproduce", "search", "sweep", "train"]
