@@ -426,18 +426,36 @@ class Progress:
         if done < total and now - self._last < self.every_s:
             return
         self._last = now
-        rate = done / max(now - self._t0, 1e-9)
+        elapsed = now - self._t0
+        rate = done / max(elapsed, 1e-9)
         eta = (total - done) / rate if rate > 0 else float("inf")
-        self.printer(f"[{self.label}] {done}/{total} runs  {rate:,.1f} runs/s  "
-                     f"ETA {_fmt(eta)}")
+        self.printer(progress_line(self.label, done, total, elapsed, eta))
 
 
-def _fmt(seconds: float) -> str:
+def progress_line(label: str, done: int, total: int, elapsed: float, eta: float) -> str:
+    """The one progress line of every long run: ``[label] done/total runs  rate runs/s  ETA``
+    (a stage's ``Progress`` and the study's ``plan.StudyProgress`` both print it)."""
+    rate = done / max(elapsed, 1e-9)
+    return f"[{label}] {done:,}/{total:,} runs  {rate:,.1f} runs/s  ETA {format_seconds(eta)}"
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration for people: "42 s", "4 min 12 s", "3 h 05 min", "11.6 days" ("?" if unknown).
+
+    Rounded to the second below an hour, to the minute below a day, to a tenth of a day above.
+    """
     if not np.isfinite(seconds):
         return "?"
-    m, s = divmod(int(seconds), 60)
-    h, m = divmod(m, 60)
-    return f"{h:d}:{m:02d}:{s:02d}"
+    seconds = max(float(seconds), 0.0)
+    if seconds >= 86_400:
+        return f"{seconds / 86_400:.1f} days"
+    m, s = divmod(int(round(seconds)), 60)
+    if m == 0:
+        return f"{s} s"
+    if m < 60:
+        return f"{m} min {s:02d} s"
+    h, m = divmod(int(round(seconds / 60)), 60)
+    return f"{h} h {m:02d} min" if h < 24 else "1.0 days"
 
 
 def check_memory(spec: training.Spec, devices=None, what: str = "a run") -> None:

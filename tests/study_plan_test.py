@@ -21,6 +21,16 @@ def test_format_seconds_reads_as_days_hours_minutes(seconds, text):
     assert study_plan.format_seconds(seconds) == text
 
 
+def test_a_stage_and_the_study_print_one_progress_line():
+    from spiralprune import populations
+    assert populations.progress_line("prune", 1500, 3000, 600.0, 65.0) == (
+        "[prune] 1,500/3,000 runs  2.5 runs/s  ETA 1 min 05 s")
+    lines = []
+    progress = populations.Progress("train", every_s=0.0, printer=lines.append)
+    progress(0, 4)
+    assert lines == ["[train] 0/4 runs  0.0 runs/s  ETA ?"]
+
+
 def test_a_calibration_cell_times_one_epoch_without_the_fixed_costs(monkeypatch):
     # A fake clock: every call costs 3 s once compiled (init, final evaluation, transfers)
     # plus 0.5 s per epoch, and its first call at a recipe 7 s more to compile.

@@ -26,6 +26,7 @@ from spiralprune import (
     enumeration,
     grids,
     models,
+    populations,
     recording,
     search,
 )
@@ -44,23 +45,8 @@ ASSUMED = rates_mod.ASSUMED   # the assumed rates per device kind (spiralprune.s
 FIGURES_S = 30.0
 
 
-def format_seconds(seconds: float) -> str:
-    """A duration for people: "42 s", "4 min 12 s", "3 h 05 min", "11.6 days" ("?" if unknown).
-
-    Rounded to the second below an hour, to the minute below a day, to a tenth of a day above.
-    """
-    if not np.isfinite(seconds):
-        return "?"
-    seconds = max(float(seconds), 0.0)
-    if seconds >= 86_400:
-        return f"{seconds / 86_400:.1f} days"
-    m, s = divmod(int(round(seconds)), 60)
-    if m == 0:
-        return f"{s} s"
-    if m < 60:
-        return f"{m} min {s:02d} s"
-    h, m = divmod(int(round(seconds / 60)), 60)
-    return f"{h} h {m:02d} min" if h < 24 else "1.0 days"
+# One duration format for every progress line and estimate (populations owns it).
+format_seconds = populations.format_seconds
 
 
 def sub_config(config, name: str):
@@ -459,9 +445,8 @@ class StudyProgress:
         if not force and now - self._last < self.every_s:
             return
         self._last = now
-        done = self.trained
         total = sum(r["runs"] for rs in self.stages.values() for r in rs)
-        rate = done / max(now - self._t0, 1e-9)
         step = list(self.stages).index(stage) + 1
-        self.printer(f"[study {step}/{len(self.stages)} {stage}: {label}] {done:,}/{total:,} "
-                     f"runs  {rate:,.1f} runs/s  ETA {format_seconds(self.eta())}")
+        self.printer(populations.progress_line(
+            f"study {step}/{len(self.stages)} {stage}: {label}", self.trained, total,
+            now - self._t0, self.eta()))
