@@ -37,7 +37,7 @@ def test_fewest_names_a_missing_column():
 def test_figures_draw(tmp_path):
     df = _records()
     sweep.draw_fewest(sweep.fewest(df), tmp_path / "f.png", search={0.95: 30, 0.995: 45},
-                      title="t")
+                      title="t", highlight=("snip", "not drawn"))
     search = pd.DataFrame({"nnz": [26, 30], "accuracy": [0.9, 0.96]})
     sweep.draw_fronts(df, tmp_path / "w.png", search=search, columns=2)
     assert (tmp_path / "f.png").stat().st_size > 10_000

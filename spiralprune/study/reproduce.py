@@ -26,7 +26,9 @@ schedules x the budgets below N_w, one run each: 18,954 runs over the 11 widths)
   beside it, so the pieces together are exactly the study's grid);
 - ``optimal_widths``: widths 3 and 7 (the search's (3,3,3) and (7,3,3)) with 5 repeats, for the
   count of runs that match or beat the search's sparsest model (repeat 0 is the sweep's run);
-- ``bench995_pruning``: the study's BENCH-995 grid (widths 6 and 16, 14 budgets, 5 repeats).
+- ``bench995_pruning``: the study's BENCH-995 grid (widths 6 and 16, 14 budgets, 5 repeats);
+- ``neurons_sweep``: our own pruner ``neurons`` (``spiralprune.pruning.neurons``) on the sweep's
+  grid at widths 3..64, drawn beside the nine in the fewest-nonzeros-by-width figure.
 
 Restricting phase two to masks of at most N nonzeros cannot change which model is the sparsest
 over the target as long as one of them reaches it: a mask with more nonzeros cannot be sparser.
@@ -165,6 +167,7 @@ class Pruning:
     widths: tuple
     repeats: int = 1
     preset: str = "paper"   # the prune preset whose grid and recipe it takes
+    methods: tuple = ()   # the pruners to train (default: the grid's, the study's nine)
 
     def config(self):
         c = configs.prune.get_config(self.preset)
@@ -172,6 +175,8 @@ class Pruning:
         c.grids = {self.grid: c.grids[self.grid]}
         c.grids[self.grid].widths = tuple(self.widths)
         c.grids[self.grid].repeats = int(self.repeats)
+        if self.methods:
+            c.grids[self.grid].methods = tuple(self.methods)
         c.compact = True   # fixed-mask groups train compacted (spiralprune.compaction)
         return c
 
@@ -192,6 +197,9 @@ PIECES = {
     **{f"sweep_w{w}": Pruning(f"sweep_w{w}", "random", (w,)) for w in (16, 32, 64, 128, 256)},
     "optimal_widths": Pruning("optimal_widths", "random", (3, 7), repeats=5),
     "bench995_pruning": Pruning("bench995_pruning", "bench995", (6, 16), repeats=5),
+    # our own pruner on the width sweep's grid (widths 3..64), beside the nine
+    "neurons_sweep": Pruning("neurons_sweep", "random", (3, 4, 5, 6, 7, 8, 16, 32, 64),
+                             methods=("neurons",)),
 }
 SWEEP = tuple(n for n in PIECES if n.startswith("sweep_"))
 # The search's sparsest model per target and its configuration's width (the study's numbers).
@@ -680,11 +688,14 @@ def draw_all(out_dir, path=SUMMARY_FILE) -> list:
                               title=f"Every pruner's frontier per width; black: the paper's "
                                     f"search points\n({note})")
         drawn.append(out_dir / "fewest_by_width.png")
-        sweep.draw_fewest(pd.DataFrame([r for sp in sweep_pieces for r in sp["fewest"]]),
-                          drawn[-1], search={t: n for t, (n, _, _) in
-                                             frontier.PAPER["random"].items()},
+        ours = pieces.get("neurons_sweep", {}).get("fewest", [])   # our pruner, if run
+        sweep.draw_fewest(pd.DataFrame([r for sp in sweep_pieces for r in sp["fewest"]]
+                                       + ours), drawn[-1],
+                          search={t: n for t, (n, _, _) in frontier.PAPER["random"].items()},
+                          highlight=("neurons",) if ours else (),
                           title=f"Fewest nonzeros per pruner against width; search: the "
-                                f"paper's\n({note})")
+                                f"paper's\n({note}"
+                                + ("; neurons: ours, the same grid" if ours else "") + ")")
     if pieces.get("bench995_pruning", {}).get("fronts"):
         search_pts = pd.DataFrame([pt for sp in b995 for pt in sp["points"]])
         drawn.append(out_dir / "bench995_pruning.png")

@@ -60,7 +60,8 @@ def _width_axis(ax, widths) -> None:
     ax.set_xlabel("width")
 
 
-def draw_fewest(table: pd.DataFrame, path, *, search=None, title: str = "") -> None:
+def draw_fewest(table: pd.DataFrame, path, *, search=None, title: str = "",
+                highlight=()) -> None:
     """Fewest nonzeros reaching each target against width (top row), and the share of that
     run's nonzeros on disconnected paths (bottom row), one line per pruner (dense left out).
 
@@ -69,6 +70,8 @@ def draw_fewest(table: pd.DataFrame, path, *, search=None, title: str = "") -> N
       path: the PNG to write.
       search: optional {target: nonzeros} of the search's sparsest model, drawn as a line.
       title: the figure's title (say the grid and any reduction).
+      highlight: methods to stand out (``plotting.HIGHLIGHT_STYLES``, bold, first in the
+        legend), e.g. a pruner of ours beside the nine.
     """
     table = table[table["method"] != "dense"]   # dense keeps every weight: not a pruner
     targets = sorted(table["target"].unique())
@@ -76,14 +79,22 @@ def draw_fewest(table: pd.DataFrame, path, *, search=None, title: str = "") -> N
     fig = Figure(figsize=(5.2 * len(targets), 6.6), layout="constrained")
     axes = fig.subplots(2, len(targets), squeeze=False, sharex=True)
     names = sorted(table["method"].unique())
+    highlight = [str(h) for h in highlight if str(h) in names]
+    names = highlight + [n for n in names if n not in highlight]
     for j, t in enumerate(targets):
         top, bottom = axes[0, j], axes[1, j]
         for name in names:
             g = table[(table["method"] == name) & (table["target"] == t)].sort_values("width")
             colour, marker = plotting.method_style(name, names)
-            top.plot(g["width"], g["nnz"], marker=marker, color=colour, lw=1.2, ms=5,
-                     label=name)
-            bottom.plot(g["width"], g["share"], marker=marker, color=colour, lw=1.0, ms=4)
+            style = dict(marker=marker, color=colour, lw=1.2, ms=5, alpha=0.8 if highlight
+                         else 1.0)
+            if name in highlight:
+                style = dict(marker="*", color=plotting.HIGHLIGHT_STYLES[
+                    highlight.index(name) % len(plotting.HIGHLIGHT_STYLES)], lw=2.6, ms=11,
+                    markeredgecolor="black", markeredgewidth=0.5, zorder=plotting.SEARCH_ZORDER)
+            top.plot(g["width"], g["nnz"], label=name, **style)
+            bottom.plot(g["width"], g["share"], **{**style, "lw": style["lw"] - 0.2,
+                                                    "ms": style["ms"] - 1})
         if search and search.get(t) is not None:
             top.axhline(search[t], color=plotting.SEARCH_COLOUR, lw=2.2, label="search")
             top.annotate(f"search: {search[t]}", (widths[0], search[t]), xytext=(2, 3),
@@ -102,7 +113,10 @@ def draw_fewest(table: pd.DataFrame, path, *, search=None, title: str = "") -> N
         bottom.set_ylim(-0.02, 1.02)
         bottom.grid(alpha=0.3)
         _width_axis(bottom, widths)
-    axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    legend = axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    for text in legend.get_texts():
+        if text.get_text() in highlight:
+            text.set_fontweight("bold")
     if title:
         fig.suptitle(title, fontsize=10)
     plotting.save(fig, path, dpi=130)
