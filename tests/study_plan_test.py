@@ -43,9 +43,46 @@ def test_a_calibration_cell_times_one_epoch_without_the_fixed_costs(monkeypatch)
     monkeypatch.setattr(rates.populations, "run", run)
     monkeypatch.setattr(rates.time, "perf_counter", lambda: clock[0])
     runs, steps = 4, 2
-    sec, compile_s = rates._cell((3, 3, 3), runs, steps, "vmap")
+    sec, compile_s, speedup = rates._cell((3, 3, 3), runs, steps, "vmap")
     assert sec == pytest.approx(0.5 * (rates.STEPS / steps) / runs)   # not (3 + 0.5) x 195 / 4
     assert compile_s == pytest.approx(7.0)
+    assert speedup == 1.0   # one worker: nothing side by side
+
+
+@pytest.mark.parametrize("shared,low,high", [(True, 1.0, 1.3), (False, 1.6, 2.0)])
+def test_side_by_side_speedup_is_measured_not_assumed(monkeypatch, shared, low, high):
+    # Two groups at once: calls that hold one lock (one population using every core) gain
+    # nothing; calls that do not (small populations, one core each) go twice as fast.
+    import threading
+    import time
+    lock = threading.Lock()
+
+    def run(variants, data, spec):
+        if shared:
+            with lock:
+                time.sleep(0.15)
+        else:
+            time.sleep(0.15)
+    monkeypatch.setattr(rates.populations, "run", run)
+    _, _, speedup = rates._cell((3, 3, 3), 2, 2, "vmap", workers=2)
+    assert low <= speedup <= high
+
+
+def test_the_plan_divides_by_the_measured_side_by_side_speedup():
+    n3, n64 = models.num_params(3), models.num_params(64)
+    table = {"vmap": [[n3, 0.01], [n64, 0.16]], "lanes": [], "compile_s": 1.0,
+             "side_by_side": {"workers": 2, "speedup": [[n3, 2.0], [n64, 1.0]]}}
+    r = rates.with_table(dict(rates.ASSUMED["cpu"]), table)
+    assert rates.side_by_side(r, 3, 2) == pytest.approx(2.0)
+    assert rates.side_by_side(r, 256, 2) == pytest.approx(1.0)   # flat beyond the last cell
+    assert 1.0 < rates.side_by_side(r, 16, 2) < 2.0
+    assert rates.side_by_side(r, 64, 4) == 4.0   # measured for 2 workers only: assumed
+    assert rates.side_by_side(rates.assumed("cpu"), 64, 2) == 2.0
+    # Two width-64 groups at once take as long each as one after another: run_cost doubles.
+    one = rates.run_cost(r, 64, 10, 1, 390, 1)
+    assert rates.run_cost(r, 64, 10, 1, 390, 1, workers=2) == pytest.approx(2 * one)
+    assert rates.run_cost(r, 3, 10, 1, 390, 1, workers=2) == pytest.approx(
+        rates.run_cost(r, 3, 10, 1, 390, 1))
 
 
 def test_a_measured_table_is_cached_per_machine_and_interpolated(tmp_path, monkeypatch):

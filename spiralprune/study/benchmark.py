@@ -190,6 +190,9 @@ def run_plan(config) -> list[dict]:
     if config.output:
         cells = ", ".join(f"{n:,} params {1 / s:,.0f}/s" for n, s in table["vmap"])
         lanes = ", ".join(f"{n:,} params {1 / s:,.0f}/s" for n, s in table["lanes"])
+        side = table.get("side_by_side") or {}
+        lanes += ("; side by side, " + f"{side['workers']} groups at once: " + ", ".join(
+            f"{n:,} params {f:.2f}x" for n, f in side["speedup"])) if side.get("speedup") else ""
         lines = ["", f"### benchmark `plan` on {device_name()}, {datetime.date.today()}", "",
                  f"Command: `python {command_line()}`; CPU: {cpu_model()}; load average "
                  f"{table['load_average']:.1f} when the rates were measured; jax "

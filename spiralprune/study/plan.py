@@ -253,6 +253,10 @@ def prune_parts(sub, workdir, rates: dict) -> list[Part]:
     mine = grids.task_share(work, int(sub.task_index), int(sub.num_tasks))
     done = {g.stage: (store.done(g.stage) if store else set()) for g in groups}
     by_init = {}
+    # groups trained at once (one per core on a CPU), each slowed by what they share
+    # (``rates.side_by_side``, measured per shape): a part's seconds are its groups' / side
+    per_init = {init: sum(1 for g in groups if g.init == init) for init in {g.init for g in groups}}
+    side = {init: max(1, min(prune_stage.workers(), n)) for init, n in per_init.items()}
     for g in groups:
         my = [(i, a, b) for grp, i, a, b in mine if grp is g]
         todo = sum(b - a for i, a, b in my if f"{i:06d}" not in done[g.stage])
@@ -272,11 +276,11 @@ def prune_parts(sub, workdir, rates: dict) -> list[Part]:
                 programs += sum(
                     len(rates_mod.compacted_shapes(g.width, b, int(sub.epochs))[0])
                     for b, _, _ in prune_stage.compacted_rounds(sub, g) if b is not None)
-            p.seconds += (todo * prune_stage.run_seconds(sub, g, rates, max(calls, 1))
+            p.seconds += (todo * prune_stage.run_seconds(sub, g, rates, max(calls, 1),
+                                                         side[g.init])
                           + rates["compile_s"] * programs)
-    side_by_side = prune_stage.workers()   # groups trained at once (one per core on a CPU)
     for init, p in by_init.items():
-        p.seconds /= max(1, min(side_by_side, p.groups))
+        p.seconds /= side[init]
         widths = sorted({g.width for g in groups if g.init == init})
         methods = sorted({g.method for g in groups if g.init == init})
         p.note = f"{len(methods)} methods x widths {widths}"

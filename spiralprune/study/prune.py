@@ -264,9 +264,10 @@ def epochs_per_run(config, group: Group) -> int:
     return int(config.epochs) * int(args.get("lth_rounds", lottery.LTH_ARGS["lth_rounds"]))
 
 
-def run_seconds(config, group: Group, rates: dict, calls: int = 1) -> float:
+def run_seconds(config, group: Group, rates: dict, calls: int = 1, workers: int = 1) -> float:
     """Estimated seconds of one run of ``group`` (compiling not included) under ``rates``
-    (``spiralprune.study.rates``), trained in a population of the group's runs.
+    (``spiralprune.study.rates``), trained in a population of the group's runs, while
+    ``workers`` groups train side by side (``rates.run_cost``).
 
     A compacted group (``compacted`` config, fixed masks) at the shapes its runs are estimated
     to compact to (``rates.compacted_shapes``); moving masks at full width on vmap.
@@ -276,17 +277,19 @@ def run_seconds(config, group: Group, rates: dict, calls: int = 1) -> float:
     epochs = epochs_per_run(config, group)
     runs = len(group.rows)
     spec = group_spec(config, group)
-    full = rates_mod.run_cost(rates, (group.width,) * 3, runs, epochs, steps, calls) / runs
+    full = rates_mod.run_cost(rates, (group.width,) * 3, runs, epochs, steps, calls,
+                              workers=workers) / runs
     if not (compacted(config) and compaction.compacts(spec)):
         return full
     total = 0.0
     for budgets, epochs_at, dense in compacted_rounds(config, group):
         if budgets is None:   # LTH's first round: full width
-            total += rates_mod.run_cost(rates, (group.width,) * 3, runs, epochs_at, steps, calls)
+            total += rates_mod.run_cost(rates, (group.width,) * 3, runs, epochs_at, steps, calls,
+                                        workers=workers)
             continue
         shapes, share = rates_mod.compacted_shapes(group.width, budgets, int(config.epochs))
         total += sum(rates_mod.run_cost(rates, w, runs * f, epochs_at, steps, calls,
-                                        rates_mod.engine_of(w, dense=dense))
+                                        rates_mod.engine_of(w, dense=dense), workers)
                      for w, f in zip(shapes, share))
     return total / runs
 

@@ -11,12 +11,18 @@ parameters and log seconds (flat beyond the ends). The table is cached per machi
 (``cache_path``: device kind, core count, jax version) so a dry run measures once (~30 s on
 2 CPU cores) and then answers at once; ``load(fresh=True)`` measures again.
 
+Groups trained side by side (``study.prune.workers``: one thread per core on a CPU) share the
+cores a single population already uses: at small widths two groups go nearly twice as fast
+as one, at width 64 hardly faster. ``measure`` times each vmap cell again with ``workers``
+copies at once and keeps the speedup (``side_by_side``); the plan divides by it per shape.
+
 Moving masks (GMP, RigL, LTH's rounds) train full width on the vmap engine at the measured
 vmap rate; a hook's pruning steps are a few in thousands of steps, inside the estimate's
 tolerance. The rates are those of an idle machine only if the machine was idle when measured:
 ``measure`` records the load average it saw.
 """
 
+import concurrent.futures
 import datetime
 import functools
 import json
@@ -51,7 +57,7 @@ ASSUMED = {"cpu": dict(a=3e-3, b=3.5e-5, step_s=0.0, compile_s=5.0, lanes=4.0),
 WIDTHS = (3, 8, 16, 32, 64, 128, 256)   # vmap cells, (w, w, w)
 LANES_SHAPES = ((3, 3, 3), (7, 3, 3))   # lanes cells: the search's compacted shapes
 CALIBRATION_STEPS = 20                  # minibatches per timed cell
-FORMAT = "spiralprune-rates/1"
+FORMAT = "spiralprune-rates/2"   # 2: side_by_side measured
 
 
 def cache_dir() -> pathlib.Path:
@@ -79,13 +85,18 @@ def cache_path(m: dict | None = None) -> pathlib.Path:
     return cache_dir() / f"rates-{re.sub(r'[^A-Za-z0-9_.]+', '_', key)}.json"
 
 
-def _cell(widths, runs: int, steps: int, engine: str) -> tuple[float, float]:
-    """(seconds per model-epoch, compile seconds) of one population of ``runs`` dense models.
+def _cell(widths, runs: int, steps: int, engine: str, workers: int = 1
+          ) -> tuple[float, float, float]:
+    """(seconds per model-epoch, compile seconds, side-by-side speedup) of one population of
+    ``runs`` dense models.
 
     The same population is timed warm at 1 and at 2 epochs of ``steps`` minibatches: the
     difference is one epoch's steps alone, without the init, the final evaluation and the
     host transfers a run pays once (scaled up to 390 steps those fixed costs would count
-    19.5 times: the plan then overestimated a lanes search by ~1.7x)."""
+    19.5 times: the plan then overestimated a lanes search by ~1.7x). With ``workers`` > 1 the
+    warm 2-epoch call is then made by ``workers`` threads at once, as the pruning stage trains
+    groups: the speedup is ``workers`` x one call's time over their wall time, in [1, workers]
+    (1.0 when ``workers`` is 1)."""
     x, y = datasets.cubist_spiral()
     batch = training.Spec().batch_size
     n = min(len(x), max(1, int(steps)) * batch)
@@ -104,7 +115,15 @@ def _cell(widths, runs: int, steps: int, engine: str) -> tuple[float, float]:
     epoch_s = warm[2] - warm[1]
     if epoch_s <= 0.05 * warm[1]:   # noise swamped the difference: the whole warm call
         epoch_s = warm[1]
-    return epoch_s * scale / runs, max(cold[1] - warm[1], 0.0)
+    speedup = 1.0
+    if workers > 1:
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            t0 = time.perf_counter()
+            list(pool.map(lambda _: populations.run(variants, (x[:n], y[:n]), spec=spec),
+                          range(workers)))
+            both = time.perf_counter() - t0
+        speedup = float(np.clip(workers * warm[2] / max(both, 1e-9), 1.0, workers))
+    return epoch_s * scale / runs, max(cold[1] - warm[1], 0.0), speedup
 
 
 def _runs(widths, platform: str, engine: str = "vmap") -> int:
@@ -119,7 +138,8 @@ def _runs(widths, platform: str, engine: str = "vmap") -> int:
     return int(np.clip(2 ** round(np.log2(2e5 / n)), 16, 256))
 
 
-def measure(widths=None, lanes_shapes=None, steps: int | None = None) -> dict:
+def measure(widths=None, lanes_shapes=None, steps: int | None = None,
+            workers: int | None = None) -> dict:
     """Measures this machine's rates (a few seconds a cell; about a minute on 2 CPU cores).
 
     Args:
@@ -128,19 +148,27 @@ def measure(widths=None, lanes_shapes=None, steps: int | None = None) -> dict:
         ``LANES_SHAPES``).
       steps: minibatches per timed epoch, scaled to the recipe's 390 (default
         ``CALIBRATION_STEPS``).
+      workers: groups the pruning stage trains at once (default ``study.prune.workers()``).
 
     Returns:
       the table: machine, date, load average seen, and per engine a list of
-      [params, seconds per model-epoch]; ``compile_s`` the mean compile time of a cell.
+      [params, seconds per model-epoch]; ``compile_s`` the mean compile time of a cell;
+      ``side_by_side``: workers and a list of [params, speedup of that many vmap
+      populations at once over one].
     """
     widths = WIDTHS if widths is None else widths
     lanes_shapes = LANES_SHAPES if lanes_shapes is None else lanes_shapes
     steps = CALIBRATION_STEPS if steps is None else steps
+    if workers is None:   # the stage owns how many groups train at once (it imports us)
+        from spiralprune.study import prune
+
+        workers = prune.workers()
     m = machine()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     table = dict(format=FORMAT, machine=m, load_average=round(float(load), 2),
                  measured=datetime.datetime.now(datetime.timezone.utc).isoformat(
-                     timespec="seconds"), vmap=[], lanes=[])
+                     timespec="seconds"), vmap=[], lanes=[],
+                 side_by_side={"workers": int(workers), "speedup": []})
     compiles = []
     cells = [("vmap", (int(w),) * 3) for w in widths] + [("lanes", tuple(s))
                                                        for s in lanes_shapes]
@@ -148,8 +176,11 @@ def measure(widths=None, lanes_shapes=None, steps: int | None = None) -> dict:
         spec = training.Spec(widths=shape, epochs=1)
         if eng not in populations.engines_able(spec):
             continue
-        sec, comp = _cell(shape, _runs(shape, m["platform"], eng), steps, eng)
+        sec, comp, fast = _cell(shape, _runs(shape, m["platform"], eng), steps, eng,
+                                workers if eng == "vmap" else 1)
         table[eng].append([models.num_params(shape), sec])
+        if eng == "vmap" and workers > 1:
+            table["side_by_side"]["speedup"].append([models.num_params(shape), fast])
         compiles.append(comp)
     table["compile_s"] = float(np.mean(compiles)) if compiles else 0.0
     return table
@@ -228,11 +259,31 @@ def model_epoch_s(rates: dict, widths, engine: str = "vmap") -> float:
     return per / (rates.get("lanes", 1.0) if engine == "lanes" else 1.0)
 
 
+def side_by_side(rates: dict, widths, workers: int) -> float:
+    """How much faster ``workers`` populations of ``widths`` train at once than one after
+    another, in [1, workers].
+
+    With a measured table of the same ``workers``: log-parameter interpolation between its
+    cells (flat beyond the ends). Else ``workers`` (the old assumption: one core each).
+    """
+    workers = max(1, int(workers))
+    table = (rates.get("table") or {}).get("side_by_side") or {}
+    cells = table.get("speedup") or []
+    if workers == 1 or int(table.get("workers", 0)) != workers or not cells:
+        return float(workers)
+    widths = (int(widths),) * 3 if np.isscalar(widths) else tuple(int(w) for w in widths)
+    pts = np.asarray(sorted(cells), float)
+    fast = float(np.interp(np.log(models.num_params(widths)), np.log(pts[:, 0]), pts[:, 1]))
+    return float(np.clip(fast, 1.0, workers))
+
+
 def run_cost(rates: dict, widths, runs: float, epochs: float, steps: int, calls: int,
-             engine: str = "vmap") -> float:
+             engine: str = "vmap", workers: int = 1) -> float:
     """Seconds to train ``runs`` models of ``widths`` for ``epochs`` of ``steps`` in ``calls``
-    population calls on ``engine`` (compiling not included)."""
+    population calls on ``engine`` (compiling not included), while ``workers`` groups train
+    side by side (each slowed by ``workers / side_by_side``: divide the sum by ``workers``)."""
     per = model_epoch_s(rates, widths, engine) * steps / STEPS
+    per *= workers / side_by_side(rates, widths, workers)
     return max(runs * epochs * per, calls * epochs * steps * rates.get("step_s", 0.0))
 
 
