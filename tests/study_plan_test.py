@@ -134,9 +134,20 @@ def test_cost_model_measures_only_in_a_dry_run(tmp_path, monkeypatch):
     monkeypatch.setenv("SPIRALPRUNE_CACHE_DIR", str(tmp_path))   # nothing cached
     config = study_config.get_config("smoke")
     config.estimate = "measured"
-    rates, line = study_plan.cost_model(config, measure=False)
+    got, line = study_plan.cost_model(config, measure=False)
     kind = "cpu" if jax.default_backend() == "cpu" else "gpu"
-    assert rates == study_plan.ASSUMED[kind] and line.startswith("assumed rates for")
+    assert got == study_plan.ASSUMED[kind] and line.startswith("assumed rates for")
+    # A stale table (an older format, or another machine's) is not a cache: a run that is
+    # not a dry run does not stop to measure (it took minutes on a loaded machine).
+    measured = []
+    monkeypatch.setattr(study_plan.rates_mod, "measure", lambda **kw: measured.append(kw))
+    rates.cache_path().parent.mkdir(parents=True, exist_ok=True)
+    for stale in ({"format": "spiralprune-rates/1", "machine": rates.machine()},
+                  {"format": rates.FORMAT, "machine": dict(rates.machine(), cores=999)}):
+        rates.cache_path().write_text(json.dumps(stale))
+        got, line = study_plan.cost_model(config, measure=False)
+        assert "table" not in got and line.startswith("assumed rates for")
+    assert measured == []
     config.estimate = "assumed"
     assert study_plan.cost_model(config, measure=True)[1].startswith("assumed rates")
 

@@ -102,7 +102,7 @@ def cost_model(config, measure: bool) -> tuple[dict, str]:
     base = rates_mod.assumed(platform)
     kind = jax.local_devices()[0].device_kind
     how_config = config.get("estimate", "measured")
-    cached = rates_mod.cache_path().exists()
+    cached = rates_mod.cached() is not None   # a stale or foreign table does not count
     if how_config == "assumed" or not (measure or cached):
         rates, how = base, f"assumed rates for {platform} ({kind})"
     else:

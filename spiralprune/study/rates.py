@@ -193,13 +193,9 @@ def load(fresh: bool = False, path: pathlib.Path | None = None) -> tuple[dict, s
       (table, a line saying where it came from).
     """
     path = path or cache_path()
-    if not fresh and path.exists():
-        try:
-            table = json.loads(path.read_text())
-            if table.get("format") == FORMAT and table.get("machine") == machine():
-                return table, f"rates measured on this machine {table['measured'][:10]} ({path})"
-        except (OSError, ValueError, KeyError):
-            pass   # unreadable or stale: measure again
+    table = None if fresh else cached(path)
+    if table:   # else absent, unreadable or stale: measure again
+        return table, f"rates measured on this machine {table['measured'][:10]} ({path})"
     t0 = time.perf_counter()
     table = measure()
     try:
@@ -219,18 +215,24 @@ def assumed(platform: str | None = None) -> dict:
     return dict(ASSUMED["cpu" if platform == "cpu" else "gpu"])
 
 
+def cached(path: pathlib.Path | None = None) -> dict | None:
+    """This machine's cached table if there is a valid one (this machine, this format), else
+    None; never measures."""
+    path = path or cache_path()
+    try:
+        table = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(table, dict) and table.get("format") == FORMAT and \
+        table.get("machine") == machine()
+    return table if ok else None
+
+
 def current() -> dict:
     """This machine's rates without measuring: its cached table if there is one (a dry run
     measures it), else the assumed rates."""
-    path = cache_path()
-    if path.exists():
-        try:
-            table = json.loads(path.read_text())
-            if table.get("format") == FORMAT and table.get("machine") == machine():
-                return with_table(assumed(), table)
-        except (OSError, ValueError):
-            pass
-    return assumed()
+    table = cached()
+    return with_table(assumed(), table) if table else assumed()
 
 
 def with_table(base: dict, table: dict) -> dict:
