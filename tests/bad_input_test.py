@@ -400,7 +400,7 @@ def _no_last_layer(key, params, masks, batch):
 
 @pytest.mark.parametrize("fn,kind,match", [
     (_np_scores, "scores", "TracerArrayConversionError on layer0's kernel: use jnp, not np"),
-    (_list_scores, "scores", "use jnp, not np, inside a pruner, and return jax arrays"),
+    (_list_scores, "scores", "returned a list; return jax arrays instead"),
     (_if_budget, "masks", "the budget (and every array) is a traced value: use jnp.where"),
     (_no_last_layer, "scores", f"score function returned no {models.LAYERS[-1]!r}"),
 ])

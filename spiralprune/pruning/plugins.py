@@ -32,6 +32,23 @@ def short_name(name: str) -> str:
     return name.rpartition(":")[2] if is_path(name) else name
 
 
+def display_names(names) -> dict:
+    """One name per pruner, used in the table, CSV, Markdown and figure: the short name
+    (``short_name``), or ``file_or_module:function`` where two short names collide."""
+    names = list(dict.fromkeys(names))
+    short = {n: short_name(n) for n in names}
+    out = {}
+    for n in names:
+        if list(short.values()).count(short[n]) == 1:
+            out[n] = short[n]
+        else:
+            module, _, attr = n.rpartition(":")
+            out[n] = f"{pathlib.Path(module).stem}:{attr}" if module else n
+    if len(set(out.values())) != len(out):   # still ambiguous: the full names
+        out = {n: n for n in names}
+    return out
+
+
 def _exec(key: str, spec):
     module = importlib.util.module_from_spec(spec)
     sys.modules[key] = module

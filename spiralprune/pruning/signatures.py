@@ -186,8 +186,8 @@ def flat_scores(name, s, params) -> jax.Array:
         return masking.flatten_kernels(s).astype(jnp.float32)
     if not hasattr(s, "shape"):
         raise ValueError(f"pruner {name!r}: score function returned a {type(s).__name__}; "
-                         "use jnp, not np, inside a pruner, and return jax arrays (a tree like "
-                         f"params or a flat ({n},) vector)")
+                         f"return jax arrays instead (a tree like params or a flat ({n},) "
+                         "vector, e.g. jnp.stack(...) of a list), built with jnp, not np")
     shape = tuple(s.shape)
     if shape != (n,):
         raise ValueError(f"pruner {name!r}: score function returned shape {shape}; need a tree "

@@ -51,21 +51,7 @@ def methods(config) -> tuple[str, ...]:
     return names
 
 
-def display_names(names) -> dict:
-    """One name per pruner, used in the table, CSV, Markdown and figure: the short name
-    (``plugins.short_name``), or ``file_or_module:function`` where two short names collide."""
-    names = list(dict.fromkeys(names))
-    short = {n: plugins.short_name(n) for n in names}
-    out = {}
-    for n in names:
-        if list(short.values()).count(short[n]) == 1:
-            out[n] = short[n]
-        else:
-            module, _, attr = n.rpartition(":")
-            out[n] = f"{pathlib.Path(module).stem}:{attr}" if module else n
-    if len(set(out.values())) != len(out):   # still ambiguous: the full names
-        out = {n: n for n in names}
-    return out
+display_names = plugins.display_names   # one naming rule (the prune table uses it too)
 
 
 def prune_config(config, method: str):

@@ -387,8 +387,14 @@ def _spread_cell(r) -> str:
 
 
 def format_table(summary: pd.DataFrame) -> str:
-    """The table as text, "-" where no run reached the target."""
+    """The table as text, "-" where no run reached the target, pruners given by import path
+    named by their short names (``plugins.display_names``)."""
     shown = summary.copy()
+    if "method" in (shown.index.names or ()):   # import paths by their short names
+        names = plugins.display_names(shown.index.get_level_values("method"))
+        shown.index = shown.index.set_levels(
+            [names.get(v, v) for v in shown.index.levels[shown.index.names.index("method")]],
+            level="method", verify_integrity=False)
     shown["best_acc"] = shown["best_acc"].map(lambda v: f"{v:.4f}")
     for col in shown.columns[2:]:
         if col.startswith("nnz@"):
