@@ -92,7 +92,7 @@ def test_a_measured_table_is_cached_per_machine_and_interpolated(tmp_path, monke
 
     def tiny(**kw):
         calls.append(1)
-        return real(widths=(3, 4), lanes_shapes=((3, 3, 3),), steps=2)
+        return real(widths=(3, 4), lanes_shapes=((3, 3, 3),), steps=2, workers=1)
     monkeypatch.setattr(rates, "measure", tiny)
     table, line = rates.load()
     assert calls == [1] and "measured on this machine in" in line
