@@ -60,7 +60,7 @@ def test_unshipped_init_is_a_one_line_error(tmp_path):
         leaderboard.run(c, tmp_path / "lb")
 
 
-def test_smoke_leaderboard_with_a_user_file(tmp_path):
+def test_smoke_leaderboard_with_a_user_file(tmp_path, capsys):
     path = tmp_path / "mine.py"
     path.write_text(MINE)
     c = leaderboard_config.get_config("smoke")
@@ -78,6 +78,12 @@ def test_smoke_leaderboard_with_a_user_file(tmp_path):
     assert "magnitude" in set(csv["method"]) and f"{path}:magnitude" not in set(csv["method"])
     again = leaderboard.run(c, tmp_path / "lb")   # recorded: nothing retrains
     assert len(again["runs"]) == len(out["runs"])
+    capsys.readouterr()
+    c.methods = "snip"   # a report of other pruners says the user's is recorded but not shown
+    leaderboard.run(c, tmp_path / "lb")
+    assert "not shown: magnitude (name them" in capsys.readouterr().out
+    c.budgets = (20,)    # another grid: its records are not this grid's
+    assert leaderboard.other_pruners(c, tmp_path / "lb", ("snip",)) == []
 
 
 def test_builtins_none_trains_a_named_builtin_as_new(tmp_path):

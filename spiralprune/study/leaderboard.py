@@ -21,6 +21,7 @@ in its own column) and leaderboard.png (accuracy against nonzeros, the search on
 given pruners highlighted and first in the legend).
 """
 
+import json
 import pathlib
 import time
 
@@ -316,6 +317,24 @@ def plan_notes(config, cached: pd.DataFrame) -> list[str]:
     return notes
 
 
+def other_pruners(config, workdir, names) -> list[str]:
+    """Pruners recorded in ``workdir`` on this grid that ``names`` leaves out (a report shows
+    the pruners of its command only), by their import paths or names."""
+    asked = {records_dir(config, m, workdir).name for m in names}
+    out = []
+    for path in sorted((pathlib.Path(workdir) / "prune").glob("*/config.json")):
+        if path.parent.name in asked:
+            continue
+        try:
+            methods = json.loads(path.read_text())["grids"]["leaderboard"]["methods"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue   # not a leaderboard record folder
+        if len(methods) == 1 and records_dir(config, methods[0], workdir).name == \
+                path.parent.name:
+            out.append(str(methods[0]))
+    return out
+
+
 def run(config, workdir=None) -> dict:
     """Trains the given pruners (what is not recorded yet) and writes the leaderboard.
 
@@ -336,7 +355,14 @@ def run(config, workdir=None) -> dict:
         raise ValueError(f"workdir {workdir} is not a directory")
     names = check(config)
     cached, source = builtin_runs(config)
-    for note in plan_notes(config, cached):
+    notes = plan_notes(config, cached)
+    others = other_pruners(config, workdir, names)
+    if others:
+        shown_others = display_names(others)
+        notes.append("also recorded in this workdir on this grid, not shown: "
+                     + ", ".join(shown_others[m] for m in others)
+                     + " (name them in --config.methods too to show them beside these)")
+    for note in notes:
         print(f"[leaderboard] {note}", flush=True)
     targets = tuple(float(t) for t in config.targets)
     trained = []
