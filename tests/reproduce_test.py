@@ -206,7 +206,8 @@ def test_a_pruning_piece_runs_its_grid_and_resumes(tmp_path, monkeypatch):
     only = dataclasses.replace(p, name="tiny_gmp", methods=("gmp",))   # one pruner's grid
     assert only.config().grids["random"].methods == ("gmp",)
     assert sum(len(g.rows) for g in reproduce.prune_stage.plan(only.config())) == 4
-    assert reproduce.PIECES["neurons_sweep"].config().grids["random"].methods == ("neurons",)
+    assert all(reproduce.PIECES[n].config().grids["random"].methods == ("neurons",)
+               for n in reproduce.NEURONS_SWEEP) and len(reproduce.NEURONS_SWEEP) == 2
     assert [q.todo for q in reproduce.plan("tiny_prune", tmp_path / "none")] == [8]
     assert [q.todo for q in reproduce.plan("tiny_prune", tmp_path)] == [0]
     again = reproduce.run("tiny_prune", tmp_path)   # resumes: nothing to train, same summary
@@ -215,7 +216,7 @@ def test_a_pruning_piece_runs_its_grid_and_resumes(tmp_path, monkeypatch):
     reproduce.ship(dict(s, piece="sweep_w16"), {"command": "test"}, path)
     reproduce.ship(dict(s, piece="bench995_pruning"), {"command": "test"}, path)
     ours = [dict(r, method="neurons") for r in s["fewest"] if r["method"] == "gmp"]
-    reproduce.ship(dict(s, piece="neurons_sweep", fewest=ours), {"command": "test"}, path)
+    reproduce.ship(dict(s, piece="neurons_sweep_w64", fewest=ours), {"command": "test"}, path)
     drawn = reproduce.draw_all(tmp_path / "figs", path)
     assert sorted(p.name for p in drawn) == ["bench995_pruning.png", "fewest_by_width.png",
                                              "width_sweep_95.png", "width_sweep_995.png"]

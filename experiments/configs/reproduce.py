@@ -36,10 +36,10 @@ same --workdir, which holds one workdir per piece):
     search's sparsest model at its target (the study: 2 of its 18,954 runs).
   python experiments/reproduce.py --config=experiments/configs/reproduce.py:bench995_pruning
     The study's BENCH-995 pruning grid: widths 6 and 16, 14 budgets, 5 repeats (11,340 runs).
-  python experiments/reproduce.py --config=experiments/configs/reproduce.py:neurons_sweep
-    Our own pruner ``neurons`` on the width sweep's grid at widths 3..64 (1,692 runs; its
-    3 restarts cost about 2.8x GMP, at full width). Its fewest nonzeros per width join the
-    sweep's figure, highlighted.
+  python experiments/reproduce.py --config=experiments/configs/reproduce.py:neurons_sweep_w3_32
+    Our own pruner ``neurons`` on the width sweep's grid at widths 3..32 (1,485 runs; its
+    3 restarts cost about 2.8x GMP, at full width); ``neurons_sweep_w64`` the same at width
+    64 (207 runs). Their fewest nonzeros per width join the sweep's figure, highlighted.
 
 Each run prints the piece's summary; ``--config.train=False`` summarizes what is recorded and
 trains nothing; ``--config.ship=True`` also writes the summary into the package data

@@ -27,8 +27,9 @@ schedules x the budgets below N_w, one run each: 18,954 runs over the 11 widths)
 - ``optimal_widths``: widths 3 and 7 (the search's (3,3,3) and (7,3,3)) with 5 repeats, for the
   count of runs that match or beat the search's sparsest model (repeat 0 is the sweep's run);
 - ``bench995_pruning``: the study's BENCH-995 grid (widths 6 and 16, 14 budgets, 5 repeats);
-- ``neurons_sweep``: our own pruner ``neurons`` (``spiralprune.pruning.neurons``) on the sweep's
-  grid at widths 3..64, drawn beside the nine in the fewest-nonzeros-by-width figure.
+- ``neurons_sweep_w3_32``, ``neurons_sweep_w64``: our own pruner ``neurons``
+  (``spiralprune.pruning.neurons``) on the sweep's grid at widths 3..32 and 64, drawn beside the
+  nine in the fewest-nonzeros-by-width figure.
 
 Restricting phase two to masks of at most N nonzeros cannot change which model is the sparsest
 over the target as long as one of them reaches it: a mask with more nonzeros cannot be sparser.
@@ -198,9 +199,11 @@ PIECES = {
     "optimal_widths": Pruning("optimal_widths", "random", (3, 7), repeats=5),
     "bench995_pruning": Pruning("bench995_pruning", "bench995", (6, 16), repeats=5),
     # our own pruner on the width sweep's grid (widths 3..64), beside the nine
-    "neurons_sweep": Pruning("neurons_sweep", "random", (3, 4, 5, 6, 7, 8, 16, 32, 64),
-                             methods=("neurons",)),
+    "neurons_sweep_w3_32": Pruning("neurons_sweep_w3_32", "random", (3, 4, 5, 6, 7, 8, 16, 32),
+                                   methods=("neurons",)),
+    "neurons_sweep_w64": Pruning("neurons_sweep_w64", "random", (64,), methods=("neurons",)),
 }
+NEURONS_SWEEP = tuple(n for n in PIECES if n.startswith("neurons_sweep"))
 SWEEP = tuple(n for n in PIECES if n.startswith("sweep_"))
 # The search's sparsest model per target and its configuration's width (the study's numbers).
 OPTIMAL = {0.95: (3, 30), 0.995: (7, 45)}
@@ -688,7 +691,7 @@ def draw_all(out_dir, path=SUMMARY_FILE) -> list:
                               title=f"Every pruner's frontier per width; black: the paper's "
                                     f"search points\n({note})")
         drawn.append(out_dir / "fewest_by_width.png")
-        ours = pieces.get("neurons_sweep", {}).get("fewest", [])   # our pruner, if run
+        ours = [r for n in NEURONS_SWEEP for r in pieces.get(n, {}).get("fewest", [])]
         sweep.draw_fewest(pd.DataFrame([r for sp in sweep_pieces for r in sp["fewest"]]
                                        + ours), drawn[-1],
                           search={t: n for t, (n, _, _) in frontier.PAPER["random"].items()},
