@@ -196,15 +196,52 @@ def sweep_temp_files(workdir: pathlib.Path, older_than_s: float | None = None) -
 # ``release_all``) leaves neither behind.
 _LIVE_TEMPS: set = set()
 _LIVE_CLAIMS: set = set()
+# Claims this process may be creating right now (path -> the token its file holds): a stop
+# between the file appearing and its registration above removes it if the file is ours.
+_PENDING_CLAIMS: dict = {}
 
 
 def release_all() -> None:
     """Releases every claim this process holds and removes its temp files (a stopped run)."""
+    for path, token in list(_PENDING_CLAIMS.items()):
+        with contextlib.suppress(OSError, ValueError):
+            if token in pathlib.Path(path).read_text():   # ours, not another writer's
+                os.unlink(path)
     for path in [*_LIVE_CLAIMS, *_LIVE_TEMPS]:   # a heartbeat on a removed claim is a no-op
         with contextlib.suppress(OSError):
             os.unlink(path)
+    _PENDING_CLAIMS.clear()
     _LIVE_CLAIMS.clear()
     _LIVE_TEMPS.clear()
+
+
+def _create_exclusive(path: pathlib.Path, text: str) -> bool:
+    """Creates ``path`` holding ``text`` unless it exists; True if this call created it.
+
+    Written to a temp file and hard-linked into place, so the file never exists empty (a
+    filesystem without hard links: exclusive create, then write).
+    """
+    tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
+    _LIVE_TEMPS.add(tmp)
+    try:
+        tmp.write_text(text)
+        try:
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+        except OSError:
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            return True
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        _LIVE_TEMPS.discard(tmp)
 
 
 def write_file(path: str | os.PathLike, data: bytes | str) -> None:
@@ -527,23 +564,27 @@ class Store:
         shard.parent.mkdir(parents=True, exist_ok=True)
         path = shard.with_name(f".{shard.stem}.claim")
         for _ in range(2):
+            token = secrets.token_hex(8)
+            owner = json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                                "start": _process_start(os.getpid()), "time": time.time(),
+                                "token": token})
+            _PENDING_CLAIMS[path] = token   # before the file can exist (see release_all)
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            except FileExistsError:
-                if not _stale(path):
-                    return None
-                # Move the stale claim aside (one of several racing writers wins the rename).
-                with contextlib.suppress(FileNotFoundError):
-                    os.replace(path, path.with_name(f"{path.name}.{secrets.token_hex(4)}.stale"))
-                    for old in path.parent.glob(f"{path.name}.*.stale"):
-                        with contextlib.suppress(OSError):
-                            old.unlink()
-                continue
-            _LIVE_CLAIMS.add(path)
-            with os.fdopen(fd, "w") as f:
-                json.dump({"host": socket.gethostname(), "pid": os.getpid(),
-                           "start": _process_start(os.getpid()), "time": time.time()}, f)
-            return Claim(path)
+                created = _create_exclusive(path, owner)
+                if created:
+                    _LIVE_CLAIMS.add(path)
+            finally:
+                _PENDING_CLAIMS.pop(path, None)
+            if created:
+                return Claim(path)
+            if not _stale(path):
+                return None
+            # Move the stale claim aside (one of several racing writers wins the rename).
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(path, path.with_name(f"{path.name}.{secrets.token_hex(4)}.stale"))
+                for old in path.parent.glob(f"{path.name}.*.stale"):
+                    with contextlib.suppress(OSError):
+                        old.unlink()
         return None
 
     def _note_path(self, name: str) -> pathlib.Path:

@@ -404,3 +404,25 @@ def test_claims_left_on_done_chunks_by_killed_writers_are_swept_even_when_none_i
     assert sorted(p.name for p in claims.glob(".*.claim")) == [".000001.claim", ".000002.claim"]
     live.release()
     assert recording.drop_stale_claims(store, "phase1") == 0      # nothing left to sweep
+
+
+def test_a_stop_landing_as_a_claim_appears_leaves_no_claim(tmp_path, monkeypatch):
+    # Ctrl-C's handler (release_all, then exit) can run between the claim file appearing and
+    # its registration: the file must still go, and another writer's claim must stay.
+    store = recording.Store(tmp_path / "wd", {"seed": 0}, kind="prune")
+
+    class StopOnAdd(set):
+        def add(self, item):
+            recording.release_all()
+            raise KeyboardInterrupt
+    monkeypatch.setattr(recording, "_LIVE_CLAIMS", StopOnAdd())
+    with pytest.raises(KeyboardInterrupt):
+        store.claim("stage", 0)
+    assert not list((tmp_path / "wd").rglob(".*.claim"))
+    assert not list((tmp_path / "wd").rglob("*.tmp"))
+    monkeypatch.undo()
+    theirs = tmp_path / "wd" / "shards" / "stage" / ".000001.claim"
+    theirs.write_text('{"pid": 1, "token": "theirs"}')
+    recording._PENDING_CLAIMS[theirs] = "ours"   # we tried and lost the race for it
+    recording.release_all()
+    assert theirs.exists()
