@@ -463,7 +463,16 @@ class Store:
 
     def done(self, stage: str) -> set[str]:
         """Returns the chunk ids of `stage` whose shards are valid."""
-        return {p.stem for p in self._shard_files(stage) if self._valid(p) is not None}
+        return set(self.recorded(stage))
+
+    def recorded(self, stage: str) -> dict[str, int]:
+        """Returns {chunk id: its number of rows} of `stage`'s valid shards."""
+        out = {}
+        for p in self._shard_files(stage):
+            shard = self._valid(p)
+            if shard is not None:
+                out[p.stem] = int(shard[0]["num_rows"])
+        return out
 
     def write(self, stage: str, chunk_id: str, rows: dict[str, np.ndarray],
               params: dict[str, np.ndarray] | None = None, *,

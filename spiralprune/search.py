@@ -29,6 +29,7 @@ from spiralprune import (
     models,
     populations,
     recording,
+    runner,
     schedules,
     training,
 )
@@ -211,7 +212,8 @@ def _claim_stage(store: recording.Store, stage: str, grid: dict) -> None:
 
 def _run_stage(store, stage, total, chunk_size, task_index, num_tasks, build,
                progress) -> pd.DataFrame:
-    """Trains and records this task's chunks of a flat grid that are not done yet.
+    """Trains and records this task's chunks of a flat grid that are not done yet
+    (``runner``: claims, progress, refusal of shards that are not the grid's).
 
     Args:
       build: ``(flat run indices (R,)) -> (parts, rows dict, keep_params bool)``; ``parts`` is
@@ -224,58 +226,48 @@ def _run_stage(store, stage, total, chunk_size, task_index, num_tasks, build,
       the stage's recorded rows with attrs total_runs and complete.
     """
     # Near-equal chunks of at most chunk_size runs, so padding the last one costs little.
-    ranges = grids.near_equal_chunks(total, chunk_size)
-    done = store.done(stage)
-    todo = [(i, a, b) for i, (a, b) in enumerate(ranges)
-            if i % num_tasks == task_index and f"{i:06d}" not in done]
-    to_run, finished = sum(b - a for _, a, b in todo), 0
+    chunks = runner.cut(stage, grids.near_equal_chunks(total, chunk_size))
+    _, todo = runner.pending(store, chunks, task_index, num_tasks)
     data = datasets.cubist_spiral()
+    # One compiled shape per stage where it can: chunks are padded to the same compute chunk
+    # (a part smaller than it is cut into equal chunks of its own).
+    size = chunks[0].runs if chunks else 1
 
-    def compute(i):
-        nonlocal finished
-        start, stop = ranges[i]
-        parts, rows, keep_params = build(np.arange(start, stop, dtype=np.int64))
+    def pop_chunk_of(spec):
+        return min(size, populations.auto_chunk(spec, size, jax.local_devices()))
+
+    def precompile(part):
+        _, variants, spec = part
+        populations.precompile(variants, data, spec=spec, chunk_size=pop_chunk_of(spec))
+
+    def compute(chunk, tick):
+        parts, rows, keep_params = build(np.arange(chunk.start, chunk.stop, dtype=np.int64))
         if keep_params and len(parts) != 1:
             raise ValueError("keep_params needs one population per chunk")
-        # One compiled shape per stage where it can: chunks are padded to the same compute
-        # chunk (a part smaller than it is cut into equal chunks of its own).
-        size = ranges[0][1]
-        cols = {}
-
-        def pop_chunk_of(spec):
-            return min(size, populations.auto_chunk(spec, size, jax.local_devices()))
-
-        def precompile(part):
-            _, variants, spec = part
-            populations.precompile(variants, data, spec=spec, chunk_size=pop_chunk_of(spec))
-
+        cols, done = {}, 0
         # Parts of other shapes are other programs: the next compiles while one trains.
         for pos, variants, spec in populations.compiled_ahead(parts, precompile):
-            pop_chunk = pop_chunk_of(spec)
-
-            def tick(d, _, base=finished):
-                if progress:
-                    progress(base + d, to_run)
-            out = populations.run(variants, data, spec=spec, chunk_size=pop_chunk, progress=tick)
+            out = populations.run(variants, data, spec=spec, chunk_size=pop_chunk_of(spec),
+                                  progress=lambda d, _, base=done: tick(base + d))
             got = {"accuracy": out["accuracy"], "loss": out["loss"],
                    "diverged": out["diverged"], "nnz_weights": out["nnz_weights"],
                    "nnz": out["nnz"], **analysis.record_columns(out["params"])}
             for key, value in got.items():
                 value = np.asarray(value)
                 if key not in cols:
-                    cols[key] = np.zeros((stop - start,) + value.shape[1:], value.dtype)
+                    cols[key] = np.zeros((chunk.runs,) + value.shape[1:], value.dtype)
                 cols[key][pos] = value
-            finished += len(pos)
+            done += len(pos)
         rows |= cols
         params = None
         if keep_params:
             params = {f"{layer}/{leaf}": out["params"][layer][leaf]
                       for layer in models.LAYERS for leaf in ("kernel", "bias")}
-        store.write(stage, f"{i:06d}", rows, params, first_row=start)
-    # Writers sharing the workdir claim chunks, so each is computed once (recording.Claim).
-    recording.compute_chunks(store, stage, [i for i, _, _ in todo], compute)
+        store.write(stage, chunk.index, rows, params, first_row=chunk.start)
+
+    runner.run(store, todo, compute, progress=progress)
     df = store.load(stage)
-    df.attrs.update(total_runs=total, complete=len(store.done(stage)) == len(ranges))
+    df.attrs.update(total_runs=total, complete=len(store.done(stage)) == len(chunks))
     return df
 
 

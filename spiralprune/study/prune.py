@@ -13,10 +13,8 @@ time, the next compiling while one trains. A run's seed is a hash of its own row
 that ran it or the groups trained beside it.
 """
 
-import concurrent.futures
 import dataclasses
 import os
-import threading
 import time
 
 import jax
@@ -32,6 +30,7 @@ from spiralprune import (
     models,
     populations,
     recording,
+    runner,
     schedules,
     training,
 )
@@ -420,75 +419,49 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
     if not str(workdir).strip():
         raise ValueError("workdir is empty; give --workdir=DIR")
     groups = check(config)  # everything refusable is refused before the first byte is written
-    side_by_side = workers()
+    side_by_side = workers()   # a bad SPIRALPRUNE_PRUNE_WORKERS is refused before writing
     recorded = config.to_dict()
     for name in ("task_index", "num_tasks"):
         recorded.pop(name)
     recorded.pop("chunk_seconds", None)   # how chunks are cut is the store's note (chunking)
     store = recording.Store(workdir, recorded, kind=KIND)
     per_chunk = chunking(config, groups, store)
-    work = [(grp, i, start, stop) for grp in groups
-            for i, (start, stop) in enumerate(grids.chunks(len(grp.rows), per_chunk[grp.stage]))]
-    mine = grids.task_share(work, int(config.task_index), int(config.num_tasks))
-    done = {grp.stage: store.done(grp.stage) for grp in groups}
-    todo = [w for w in mine if f"{w[1]:06d}" not in done[w[0].stage]]
-    total = sum(stop - start for _, _, start, stop in todo)
+    by_stage = {grp.stage: grp for grp in groups}
+    chunks = [c for grp in groups
+              for c in runner.cut(grp.stage, grids.chunks(len(grp.rows), per_chunk[grp.stage]))]
+    mine, todo = runner.pending(store, chunks, int(config.task_index), int(config.num_tasks))
+    total = sum(c.runs for c in todo)
     print(f"[prune] {len(groups)} groups, {sum(len(g.rows) for g in groups)} runs in the grid; "
           f"this task: {len(mine)} chunks, {len(mine) - len(todo)} already recorded, "
           f"{total} runs to train on {jax.local_devices()[0].device_kind}", flush=True)
     data = _data(config)
     progress = (progress or (lambda label: populations.Progress(
         label, printer=lambda s: print(s, flush=True))))("prune")
-    finished, t0, lock = 0, time.perf_counter(), threading.Lock()
-    busy = [grp for grp in groups if any(g is grp for g, *_ in todo)]
-    for stage in sorted({grp.stage for grp in groups}):   # claims a killed writer left on done
-        recording.drop_stale_claims(store, stage)        # chunks (busy stages sweep again)
+    t0 = time.perf_counter()
 
-    def precompile(grp):
-        _, start, stop = min((i, a, b) for g, i, a, b in todo if g is grp)
+    def precompile(stage):
+        grp, first = by_stage[stage], min((c for c in todo if c.stage == stage),
+                                          key=lambda c: c.index)
         spec = group_spec(config, grp)
         if compacted(config) and compaction.compacts(spec):
             return   # its programs are the buckets', known once its masks are
-        populations.precompile(_variants(grp, grp.rows.iloc[start:stop], spec), data,
-                               spec=spec, chunk_size=_pop_chunk(per_chunk[grp.stage], grp))
+        populations.precompile(_variants(grp, grp.rows.iloc[first.start:first.stop], spec),
+                               data, spec=spec,
+                               chunk_size=_pop_chunk(per_chunk[grp.stage], grp))
 
-    def train_group(grp):
-        mine_here = {i: (start, stop) for g, i, start, stop in todo if g is grp}
-        spec = group_spec(config, grp)
-        pop_chunk = _pop_chunk(per_chunk[grp.stage], grp)
-
-        def compute(i):
-            nonlocal finished
-            start, stop = mine_here[i]
-            cols, flat = _train_chunk(grp, grp.rows.iloc[start:stop], data, spec, pop_chunk,
-                                      compacted(config))
-            store.write(grp.stage, i, cols, flat, first_row=start)
-            with lock:
-                finished += stop - start
-                progress(finished, total)
-        # Writers sharing the workdir claim chunks, so each is computed once (recording.Claim).
-        recording.compute_chunks(store, grp.stage, list(mine_here), compute)
+    def compute(chunk, tick):
+        grp = by_stage[chunk.stage]
+        cols, flat = _train_chunk(grp, grp.rows.iloc[chunk.start:chunk.stop], data,
+                                  group_spec(config, grp),
+                                  _pop_chunk(per_chunk[grp.stage], grp), compacted(config))
+        store.write(grp.stage, chunk.index, cols, flat, first_row=chunk.start)
 
     # Each group is its own program. On a CPU a group of a dozen runs keeps about one core
     # busy, so groups train side by side, the longest first, each compiling while the others
     # train; one at a time elsewhere, the next compiling on a second thread while one trains.
-    n = min(side_by_side, len(busy))
-    if n <= 1:
-        for grp in populations.compiled_ahead(busy, precompile):
-            train_group(grp)
-    else:
-        order = sorted(busy, key=lambda g: -len(g.rows) * epochs_per_run(config, g))  # stable
-        pool = concurrent.futures.ThreadPoolExecutor(n, thread_name_prefix="prune-group")
-        futures = [pool.submit(train_group, grp) for grp in order]
-        stopped = False
-        try:
-            for future in concurrent.futures.as_completed(futures):
-                future.result()   # the first error stops the groups not started yet
-        except KeyboardInterrupt:   # a stopped run (Ctrl-C, SIGTERM) does not wait for the
-            stopped = True          # running groups: their finished chunks are recorded
-            raise
-        finally:
-            pool.shutdown(wait=not stopped, cancel_futures=True)
+    finished = runner.run(
+        store, todo, compute, progress=progress, workers=side_by_side, precompile=precompile,
+        cost=lambda stage: len(by_stage[stage].rows) * epochs_per_run(config, by_stage[stage]))
     if finished:
         print(f"[prune] trained {finished} runs in {time.perf_counter() - t0:.1f} s", flush=True)
     df = store.load()

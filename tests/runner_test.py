@@ -1,0 +1,92 @@
+"""The one chunk runner shared by the search's stages and the pruning groups."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from spiralprune import recording, runner
+
+
+def _legacy_shard(store, stage, name, rows):
+    """A shard as written before shards named their stage and chunk (read by its file name)."""
+    arrays = recording._shard_arrays({"a": np.arange(rows)}, None,
+                                     {"config_hash": store.config_hash, "record_format": 2})
+    path = store.workdir / "shards" / stage / f"{name}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
+    return path
+
+
+def test_cut_and_pending_deal_a_task_its_chunks_and_skip_recorded_ones(tmp_path):
+    store = recording.Store(tmp_path / "wd", {"x": 1}, kind="prune")
+    chunks = runner.cut("a", [(0, 3), (3, 6), (6, 8)]) + runner.cut("b", [(0, 2)])
+    assert [(c.stage, c.name, c.runs) for c in chunks] == [
+        ("a", "000000", 3), ("a", "000001", 3), ("a", "000002", 2), ("b", "000000", 2)]
+    store.write("a", 1, {"v": np.zeros(3)})
+    mine, todo = runner.pending(store, chunks, 1, 2)          # round robin: chunks 1 and 3
+    assert mine == [chunks[1], chunks[3]] and todo == [chunks[3]]
+    mine, todo = runner.pending(store, chunks)
+    assert mine == chunks and todo == [chunks[0], chunks[2], chunks[3]]
+
+
+def test_a_legacy_shard_copied_in_as_an_extra_chunk_or_of_another_size_is_refused(tmp_path):
+    """Shards without their stage and chunk are read by their names, so the grid decides: a
+    name beyond the stage's chunks, or a row count other than its chunk's, is one line."""
+    store = recording.Store(tmp_path / "wd", {"x": 1}, kind="prune")
+    chunks = runner.cut("s", [(0, 2), (2, 4)])
+    _legacy_shard(store, "s", "000000", 2)
+    assert runner.pending(store, chunks)[1] == [chunks[1]]     # a legacy chunk that fits
+    extra = _legacy_shard(store, "s", "000007", 2)
+    with pytest.raises(ValueError, match=r"000007.npz is not a chunk of this grid's stage 's' "
+                                         r"\(the grid has 2 chunks") as e:
+        runner.pending(store, chunks)
+    assert "\n" not in str(e.value)
+    extra.unlink()
+    _legacy_shard(store, "s", "000001", 3)
+    with pytest.raises(ValueError, match="chunk 000001 has 2 runs, the shard 3"):
+        runner.pending(store, chunks)
+
+
+def test_a_search_with_a_foreign_shard_is_refused_before_it_trains(tmp_path, monkeypatch):
+    from spiralprune import populations, search
+    store = recording.Store(tmp_path / "wd", {"x": 1}, kind="search")
+    _legacy_shard(store, search.PHASE_ONE, "000009", 4)
+
+    def boom(*a, **k):
+        raise AssertionError("trained before refusing")
+    monkeypatch.setattr(populations, "run", boom)
+    with pytest.raises(ValueError, match="000009.npz is not a chunk"):
+        search.phase_one(store, width=2, lrs=(0.1,), schedules=("constant",), targets=(),
+                         epochs=1, chunk_size=4)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_run_computes_each_chunk_once_and_counts_progress_over_every_stage(tmp_path, workers):
+    store = recording.Store(tmp_path / "wd", {"x": 1}, kind="prune")
+    chunks = runner.cut("a", [(0, 3), (3, 5)]) + runner.cut("b", [(0, 4)])
+    _, todo = runner.pending(store, chunks)
+    seen, lock, threads, compiled = [], threading.Lock(), set(), []
+
+    def compute(chunk, tick):
+        for k in range(1, chunk.runs + 1):
+            tick(k)
+        with lock:
+            seen.append((chunk.stage, chunk.index))
+            threads.add(threading.current_thread().name)
+        store.write(chunk.stage, chunk.index, {"v": np.arange(chunk.start, chunk.stop)})
+
+    counts = []
+    done = runner.run(store, todo, compute, progress=lambda d, t: counts.append((d, t)),
+                      workers=workers, precompile=compiled.append)
+    assert done == 9 and sorted(seen) == [("a", 0), ("a", 1), ("b", 0)]
+    assert counts[-1] == (9, 9) and all(t == 9 for _, t in counts)
+    assert all(b >= a for (a, _), (b, _) in zip(counts, counts[1:]))   # never goes back
+    assert store.load("a")["v"].tolist() == [0, 1, 2, 3, 4]
+    if workers == 1:
+        assert compiled == ["b"]   # the next stage compiles while the first trains
+    else:
+        assert all(name.startswith("chunks") for name in threads)
+    # resumed, nothing is left to train
+    assert runner.pending(store, chunks)[1] == []
+    assert runner.run(store, [], compute) == 0
