@@ -330,3 +330,44 @@ def test_the_estimate_checks_refuse_unknown_names_and_report_wall_over_estimate(
     assert row["ratio"] == pytest.approx(1.3)
     text = estimates.format_rows([row])
     assert "| a check | 1 min 40 s | 2 min 10 s | 1.30 |" in text
+
+
+def test_the_gpu_estimate_trains_one_group_at_a_time_whatever_this_machine_does(
+        tmp_path, monkeypatch):
+    """On a CPU machine the pruning groups train side by side; the one-GPU estimate made here
+    must not divide by this machine's workers (a GPU trains one group at a time)."""
+    config = study_config.get_config("smoke")
+    gpu = {}
+    for n in (1, 2):
+        monkeypatch.setenv("SPIRALPRUNE_PRUNE_WORKERS", str(n))
+        parts = study_plan.plan(config, tmp_path, rates=study_plan.ASSUMED["gpu"])
+        gpu[n] = [p.seconds for p in parts if p.stage == "prune"]
+    assert gpu[1] == gpu[2]
+    assert rates.platform(study_plan.ASSUMED["gpu"]) == "gpu"
+    assert rates.platform(rates.with_table(rates.assumed("cpu"), {"compile_s": 1.0})) == "cpu"
+
+
+def test_compact_auto_compacts_on_a_cpu_only_and_a_bad_value_is_one_line():
+    from spiralprune.configs import prune as prune_config
+    from spiralprune.study import prune
+
+    def config(compact):
+        c = prune_config.get_config("smoke")
+        if compact != "unset":
+            c.compact = compact
+        return c
+    assert not prune.compacted(config("unset"))                # off by default
+    assert prune.compacted(config("auto"), "cpu") and not prune.compacted(config("auto"), "gpu")
+    group = next(g for g in prune.plan(config("auto")) if g.method == "random")   # fixed masks
+    cost = {(c, k): prune.run_seconds(config(c), group, study_plan.ASSUMED[k])
+            for c in ("auto", False, True) for k in ("cpu", "gpu")}
+    assert cost["auto", "gpu"] == cost[False, "gpu"]                        # full width
+    assert cost["auto", "cpu"] == cost[True, "cpu"] != cost[False, "cpu"]   # compacted
+    for bad in ("yes", 2, None):
+        with pytest.raises(ValueError, match="compact must be one of False, True or 'auto'"):
+            prune.plan(config(bad))
+
+
+def test_the_paper_study_compacts_on_a_cpu_and_the_quick_start_never():
+    assert study_config.get_config("paper").prune.compact == "auto"
+    assert study_config.get_config("quick").prune.get("compact", False) is False

@@ -46,11 +46,12 @@ Runbook (from the repository root):
     BENCH-995: 2,034 + the (6,3,2) subset 70,584): 485,838 runs, exactly the original's
     count. Estimated by ``--dry_run`` from rates fitted to the device check on one H200
     (which measured its (3,3,3) phase two in 75 s and the (7,3,3) subset in 147 s), not run
-    as a whole: about 26 minutes on one H200 (14 of them the pruning grids' groups, much of
-    that compiling); about 22 hours on 2 idle CPU cores from rates the dry run measures on
-    the machine (2026-12-07; the random-init grid at full width is 8.8 h of it, which the
-    width-sweep pieces of experiments/reproduce.py train compacted in about 4.7 h). Split it
-    over a job array
+    as a whole: about 40 minutes on one H200 (28 of them the pruning grids' groups, one at a
+    time, much of that compiling); about 22 hours on 2 idle CPU cores at full width from
+    rates the dry run measures on the machine (2026-12-07; the random-init grid at full
+    width is 8.8 h of it). On a CPU the pruning grids' fixed masks train compacted
+    (``prune.compact="auto"``), as the width-sweep pieces of experiments/reproduce.py do
+    (the random-init grid in about 4.7 h). Split it over a job array
     (--task_index/--num_tasks, see experiments/study.py).
     Expected (the paper): the search finds 30 nonzeros at 96.04% ((3,3,3)) for 95% and 45
     at 99.59% ((7,3,3)) for 99.5%; from BENCH-95 26 at 96.47% ((3,2,2)); from BENCH-995 38

@@ -256,7 +256,14 @@ def prune_parts(sub, workdir, rates: dict) -> list[Part]:
     # groups trained at once (one per core on a CPU), each slowed by what they share
     # (``rates.side_by_side``, measured per shape): a part's seconds are its groups' / side
     per_init = {init: sum(1 for g in groups if g.init == init) for init in {g.init for g in groups}}
-    side = {init: max(1, min(prune_stage.workers(), n)) for init, n in per_init.items()}
+    # this machine's side-by-side groups; for another device's estimate, that device's (one
+    # group at a time on an accelerator, one per core of the 2-core CPU the rates were fitted on)
+    platform = rates_mod.platform(rates)
+    here = platform == jax.default_backend()
+    workers = (prune_stage.workers() if here else
+               1 if platform != "cpu" else min(2, prune_stage.MAX_CPU_WORKERS))
+    compact = prune_stage.compacted(sub, platform)
+    side = {init: max(1, min(workers, n)) for init, n in per_init.items()}
     for g in groups:
         my = [(i, a, b) for grp, i, a, b in mine if grp is g]
         todo = sum(b - a for i, a, b in my if f"{i:06d}" not in done[g.stage])
@@ -272,7 +279,7 @@ def prune_parts(sub, workdir, rates: dict) -> list[Part]:
         if todo:
             programs = 1
             spec = prune_stage.group_spec(sub, g)
-            if prune_stage.compacted(sub) and compaction.compacts(spec):
+            if compact and compaction.compacts(spec):
                 programs += sum(
                     len(rates_mod.compacted_shapes(g.width, b, int(sub.epochs))[0])
                     for b, _, _ in prune_stage.compacted_rounds(sub, g) if b is not None)
@@ -284,7 +291,7 @@ def prune_parts(sub, workdir, rates: dict) -> list[Part]:
         widths = sorted({g.width for g in groups if g.init == init})
         methods = sorted({g.method for g in groups if g.init == init})
         p.note = f"{len(methods)} methods x widths {widths}"
-        if prune_stage.compacted(sub):
+        if compact:
             p.note += " (fixed masks compacted; their shapes estimated from random masks)"
     order = ("torch",) + models.BENCH_INITS
     return [by_init[i] for i in sorted(by_init, key=lambda i: (i not in order, order.index(i)

@@ -79,6 +79,9 @@ def plan(config) -> list[Group]:
         raise ValueError(f"chunk_size must be >= 1, got {config.chunk_size}")
     if not float(config.get("chunk_seconds", CHUNK_SECONDS)) > 0:
         raise ValueError(f"chunk_seconds must be > 0, got {config.chunk_seconds}")
+    compact = config.get("compact", False)
+    if not any(compact is v or (isinstance(compact, str) and compact == v) for v in COMPACT):
+        raise ValueError(f"compact must be one of False, True or 'auto', got {compact!r}")
     for method in config.method_args:
         checks.check_method_args(method, _method_args(config, method))
     groups = []
@@ -190,15 +193,23 @@ def _variants(group: Group, rows: pd.DataFrame, spec):
         budget=rows["budget"].to_numpy(), params=params)
 
 
-def compacted(config) -> bool:
-    """Whether fixed-mask groups (at-init pruners, dense) and LTH's rounds after the first
-    train compacted (``compaction``).
+COMPACT = (False, True, "auto")
 
-    Off unless the config sets ``compact=True`` (the reproduce pieces do): the records the
-    existing presets made (the Quick start's, the shipped built-ins') were trained at full
-    width, and compacted training equals them only to float32 rounding.
+
+def compacted(config, platform: str | None = None) -> bool:
+    """Whether fixed-mask groups (at-init pruners, dense) and LTH's rounds after the first
+    train compacted (``compaction``) on ``platform`` (default: this machine's backend).
+
+    The config's ``compact``: False (the default), True, or "auto" (on a CPU, where the
+    zeros a full-width model multiplies are the cost; at full width on an accelerator, where
+    compiling each bucket's program costs more than the zeros). Off by default because the
+    records the existing presets made (the Quick start's, the shipped built-ins') were trained
+    at full width, and compacted training equals them only to float32 rounding.
     """
-    return bool(config.get("compact", False))
+    value = config.get("compact", False)
+    if isinstance(value, str) and value == "auto":
+        return (platform or jax.default_backend()) == "cpu"
+    return bool(value)
 
 
 def _train_chunk(group: Group, rows: pd.DataFrame, data, spec, pop_chunk: int,
@@ -278,7 +289,7 @@ def run_seconds(config, group: Group, rates: dict, calls: int = 1, workers: int 
     spec = group_spec(config, group)
     full = rates_mod.run_cost(rates, (group.width,) * 3, runs, epochs, steps, calls,
                               workers=workers) / runs
-    if not (compacted(config) and compaction.compacts(spec)):
+    if not (compacted(config, rates_mod.platform(rates)) and compaction.compacts(spec)):
         return full
     total = 0.0
     for budgets, epochs_at, dense in compacted_rounds(config, group):

@@ -52,8 +52,9 @@ STEPS = 390            # steps per epoch of the study's recipe: the unit of the 
 #   207 width-16 runs; compiling 3.5-8 s a group at widths 3-64 and ~16 s at width 256. With
 #   these the plan gives the (3,3,3) phase two 1 min 34 s and the (7,3,3) subset 1 min 54 s
 #   with compiling, measured at 75 s and 147 s.
-ASSUMED = {"cpu": dict(a=3e-3, b=3.5e-5, step_s=0.0, compile_s=5.0, lanes=4.0),
-           "gpu": dict(a=2.6e-5, b=1.4e-8, step_s=5e-5, compile_s=8.0, lanes=2.4)}
+ASSUMED = {"cpu": dict(a=3e-3, b=3.5e-5, step_s=0.0, compile_s=5.0, lanes=4.0, platform="cpu"),
+           "gpu": dict(a=2.6e-5, b=1.4e-8, step_s=5e-5, compile_s=8.0, lanes=2.4,
+                       platform="gpu")}
 WIDTHS = (3, 8, 16, 32, 64, 128, 256)   # vmap cells, (w, w, w)
 LANES_SHAPES = ((3, 3, 3), (7, 3, 3))   # lanes cells: the search's compacted shapes
 CALIBRATION_STEPS = 20                  # minibatches per timed cell
@@ -233,6 +234,12 @@ def current() -> dict:
     measures it), else the assumed rates."""
     table = cached()
     return with_table(assumed(), table) if table else assumed()
+
+
+def platform(rates: dict) -> str:
+    """The platform a cost model describes: "cpu", or an accelerator's ("gpu", ...)."""
+    return str(rates.get("platform") or (rates.get("table") or {}).get("machine", {}).get(
+        "platform") or jax.default_backend())
 
 
 def with_table(base: dict, table: dict) -> dict:
