@@ -231,3 +231,29 @@ def test_provenance_keeps_no_machine_path():
                                "--config.figures=docs/figures --config.seeds=0,1")
     assert got["command"] == ("python experiments/reproduce.py --config=C:p --workdir=WORKDIR "
                               "--config.seeds=0,1")
+
+
+def test_a_model_card_retrains_to_the_run_that_found_it(tmp_path):
+    """``retrain_model`` trains one shipped model alone; it must give the run the piece made
+    in a population of other masks and schedules (same run seed; lanes members independent)."""
+    import dataclasses
+    src = reproduce.piece("random_subset_733")
+    short = dataclasses.replace(src, epochs=2)
+    masks = short.mask_indices()[[3, 40]]
+    df = reproduce.run_phase_two(short, tmp_path, mask_indices=masks, seed=3,
+                                 workdir=tmp_path / "piece", progress=lambda label: None)
+    row = df[(df["mask_index"] == masks[1]) & (df["schedule"] == "cosine")].iloc[0]
+    card = reproduce.model_card(short, {"mask_index": int(masks[1]), "nnz": int(row["nnz"]),
+                                        "schedule": "cosine", "base_seeds": [3],
+                                        "accuracies": [float(row["accuracy"])]})
+    assert card["epochs"] == 2 and card["lr"] == 0.05 and card["config"] == [7, 3, 3]
+    kernels = [np.asarray(k) for k in card["kernels"]]
+    assert [k.shape for k in kernels] == [(2, 7), (7, 3), (3, 3), (3, 1)]
+    assert sum(int(k.sum()) for k in kernels) == int(row["mask_nnz"]) - 14  # + 7+3+3+1 biases
+    again = reproduce.retrain_model(tmp_path / "again", card, progress=None)
+    assert len(again) == 1 and again["base_seed"].tolist() == [3]
+    assert int(again["seed"].iloc[0]) == int(row["seed"])
+    assert abs(float(again["accuracy"].iloc[0]) - float(row["accuracy"])) <= 2e-3
+    assert float(again["loss"].iloc[0]) == pytest.approx(float(row["loss"]), rel=1e-3)
+    with pytest.raises(ValueError, match="no model shipped for 'nothing'"):
+        reproduce.shipped_model("nothing")

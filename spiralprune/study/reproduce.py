@@ -409,10 +409,12 @@ def retrain_summary(frames: dict, target: float, original: pd.DataFrame | None =
     df = pd.concat(parts, ignore_index=True)
     rows = []
     for (m, sched), g in df.groupby(["mask_index", "schedule"], sort=True):
+        g = g.sort_values("base_seed")
         rows.append({"mask_index": int(m), "schedule": str(sched), "nnz": int(g["nnz"].iloc[0]),
                      "seeds": int(len(g)), "over_target": int((g["accuracy"] >= target).sum()),
                      "mean_accuracy": float(g["accuracy"].mean()),
-                     "accuracies": [float(a) for a in g.sort_values("base_seed")["accuracy"]]})
+                     "base_seeds": [int(b) for b in g["base_seed"]],
+                     "accuracies": [float(a) for a in g["accuracy"]]})
     rows.sort(key=lambda r: (r["nnz"], -r["over_target"], r["mask_index"]))
     majority = [r for r in rows if 2 * r["over_target"] > r["seeds"]]
     return {"target": float(target), "base_seeds": sorted(int(s) for s in frames)
@@ -512,7 +514,64 @@ def summarize(name: str, root, seeds=(0,)) -> dict:
                 if (src.workdir(root) / "config.json").exists() else None)
     if not frames:
         return {"piece": name, "kind": "retrain", "seeds_run": []}
-    return {"piece": name, "kind": "retrain", **retrain_summary(frames, p.target, original)}
+    out = {"piece": name, "kind": "retrain", **retrain_summary(frames, p.target, original)}
+    if out["sparsest_majority"] is not None:
+        out["model"] = model_card(src, out["sparsest_majority"])
+    return out
+
+
+def model_card(src: PhaseTwo, row: dict) -> dict:
+    """What anyone needs to retrain a model: the source piece, its configuration, mask (index
+    and the four kernel masks, 0/1, (in, out) each), lr, schedule, the base seeds and the
+    accuracy each reached here (``retrain_model`` trains it again)."""
+    kernels = src.space().kernel_masks(np.asarray([row["mask_index"]], np.int64))
+    seeds = sorted(int(s) for s in row.get("base_seeds", ()))
+    return {"source": src.name, "config": list(src.config), "width": src.width,
+            "init": src.init, "epochs": src.epochs, "mask_index": int(row["mask_index"]),
+            "nnz": int(row["nnz"]), "lr": float(src.lrs[0]), "schedule": str(row["schedule"]),
+            "base_seeds": seeds, "accuracies": [float(a) for a in row["accuracies"]],
+            "kernels": [np.asarray(k[0], np.int8).tolist() for k in kernels]}
+
+
+def shipped_model(piece_name: str = "retrain_995", path=SUMMARY_FILE) -> dict:
+    """The shipped model card of a retrain piece (``model_card``); a one-line ValueError if
+    that piece has not shipped one."""
+    card = load_summaries(path).get(piece_name, {}).get("model")
+    if not card:
+        raise ValueError(f"no model shipped for {piece_name!r} in {path}; run the piece and "
+                         "ship it (experiments/reproduce.py --config.ship=True)")
+    return card
+
+
+def retrain_model(workdir, card: dict | None = None, seeds=None, *, progress=None,
+                  **tasks) -> pd.DataFrame:
+    """Trains a shipped model (``shipped_model()`` by default) again on this machine, from its
+    base seeds (or ``seeds``): one run per seed, the same run seeds as the piece that found it.
+
+    Returns:
+      one row per base seed (base_seed, mask_index, nnz, lr, schedule, accuracy, ...).
+    """
+    card = card or shipped_model()
+    src = piece(card["source"])
+    seeds = card["base_seeds"] if seeds is None else [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("no base seeds to retrain from")
+    frames = []
+    for s in seeds:
+        store = recording.Store(pathlib.Path(workdir) / f"seed{s}",
+                                dict(src.store_config(s), experiment="retrain_model",
+                                     epochs=int(card["epochs"]),
+                                     mask_index=card["mask_index"],
+                                     schedule=card["schedule"]), kind="search")
+        df = search.phase_two(store, config=tuple(card["config"]), width=card["width"],
+                              lrs=(card["lr"],), schedules=(card["schedule"],), target=None,
+                              init=card["init"], max_weights=src.max_weights,
+                              first_k=dict(src.first_k), mask_indices=[card["mask_index"]],
+                              epochs=card["epochs"], recipe=RECIPE, base_seed=s,
+                              chunk_size=src.chunk_size, stage=src.stage,
+                              progress=progress, **tasks)
+        frames.append(df.assign(base_seed=s))
+    return pd.concat(frames, ignore_index=True)
 
 
 def _commit() -> str:
