@@ -146,9 +146,9 @@ def test_task_split_and_merge_give_the_same_rows(smoke, tmp_path):
 
 def test_a_runs_seed_depends_only_on_its_own_row():
     config = prune_config.get_config("smoke")
-    rows = pd.concat([g.rows for g in prune.plan(config)])
+    rows = pd.concat([g.rows for g in prune.plan(config).groups])
     config.grids.random.budgets = (15, 16, 20)
-    more = pd.concat([g.rows for g in prune.plan(config)])
+    more = pd.concat([g.rows for g in prune.plan(config).groups])
     key = ["init", "method", "width", "budget", "lr", "schedule", "repeat"]
     merged = rows.merge(more, on=key, suffixes=("", "_more"))
     assert len(merged) == len(rows)
@@ -180,7 +180,7 @@ def test_unknown_preset():
 
 
 def test_paper_preset_is_the_studys_grid():
-    groups = prune.plan(prune_config.get_config("paper"))
+    groups = prune.plan(prune_config.get_config("paper")).groups
     runs = {init: sum(len(g.rows) for g in groups if g.init == init)
             for init in ("torch", "bench95", "bench995")}
     # 234 (width, budget) cells with budget < N_w x 9 methods x 3 lrs x 3 schedules; the

@@ -205,7 +205,7 @@ def test_a_pruning_piece_runs_its_grid_and_resumes(tmp_path, monkeypatch):
     assert "fewest nonzeros reaching each target" in reproduce.report(s)
     only = dataclasses.replace(p, name="tiny_gmp", methods=("gmp",))   # one pruner's grid
     assert only.config().grids["random"].methods == ("gmp",)
-    assert sum(len(g.rows) for g in reproduce.prune_stage.plan(only.config())) == 4
+    assert sum(len(g.rows) for g in reproduce.prune_stage.plan(only.config()).groups) == 4
     assert all(reproduce.PIECES[n].config().grids["random"].methods == ("neurons",)
                for n in reproduce.NEURONS_SWEEP) and len(reproduce.NEURONS_SWEEP) == 2
     assert [q.todo for q in reproduce.plan("tiny_prune", tmp_path / "none")] == [8]

@@ -245,16 +245,18 @@ def test_a_chunk_holds_the_runs_that_train_in_chunk_seconds():
     from spiralprune.study import prune
     config = prune_config.get_config("smoke")   # 640 points, batch 64: 10 steps an epoch, 1 epoch
     config.chunk_size = 1000
-    gmp = next(g for g in prune.plan(config) if g.method == "gmp")
-    per = prune.run_seconds(config, gmp, _one_second_a_model_epoch())
+    gmp = next(g for g in prune.plan(config).groups if g.method == "gmp")
+    per = prune.run_seconds(prune.plan(config), gmp, _one_second_a_model_epoch())
     assert per == pytest.approx(10 / 390)
     for seconds, rows in ((1.0, 39), (0.01, 1), (1e6, 1000)):
         config.chunk_seconds = seconds
-        assert prune.chunk_rows(config, gmp, _one_second_a_model_epoch()) == rows
+        assert prune.chunk_rows(prune.plan(config), gmp, _one_second_a_model_epoch()) == rows
     config.chunk_seconds = 1.0
     config.method_args = {"lth": {"lth_rounds": 4}}
-    lth = dict(gmp.__dict__, method="lth")
-    assert prune.chunk_rows(config, prune.Group(**lth), _one_second_a_model_epoch()) == 9
+    config.grids.random.methods = ("lth",)
+    lth = prune.plan(config)
+    grp = next(g for g in lth.groups if g.method == "lth")
+    assert prune.chunk_rows(lth, grp, _one_second_a_model_epoch()) == 9
 
 
 def test_the_chunking_is_noted_once_and_a_legacy_workdir_keeps_chunk_size(tmp_path):
@@ -263,19 +265,20 @@ def test_the_chunking_is_noted_once_and_a_legacy_workdir_keeps_chunk_size(tmp_pa
     from spiralprune.study import prune
     config = prune_config.get_config("smoke")
     config.chunk_size, config.chunk_seconds = 1000, 0.05   # 1 run a chunk at 1 s/model-epoch
-    groups = prune.plan(config)
+    p = prune.plan(config)
+    groups = p.groups
     store = recording.Store(tmp_path / "a", {"x": 1}, kind="prune")
-    first = prune.chunking(config, groups, store, _one_second_a_model_epoch())
+    first = prune.chunking(p, store, _one_second_a_model_epoch())
     assert set(first.values()) == {1}
     # Another writer with other rates (another machine) cuts the same chunks: the note wins.
-    again = prune.chunking(config, groups, store, dict(_one_second_a_model_epoch(), a=1e-6))
+    again = prune.chunking(p, store, dict(_one_second_a_model_epoch(), a=1e-6))
     assert again == first
-    assert prune.chunking(config, groups, None, dict(_one_second_a_model_epoch(), a=1e-6)) != first
+    assert prune.chunking(p, None, dict(_one_second_a_model_epoch(), a=1e-6)) != first
     # A stage recorded before chunkings were noted keeps chunk_size.
     legacy = recording.Store(tmp_path / "b", {"x": 1}, kind="prune")
     grp = groups[0]
     legacy.write(grp.stage, 0, {"v": np.zeros(1)}, {})
-    cut = prune.chunking(config, groups, legacy, _one_second_a_model_epoch())
+    cut = prune.chunking(p, legacy, _one_second_a_model_epoch())
     assert cut[grp.stage] == 1000 and cut[groups[1].stage] == 1
 
 
@@ -306,19 +309,19 @@ def test_the_plan_counts_the_chunks_a_run_cuts_and_compaction_lowers_the_estimat
     sub = prune_config.get_config("paper")
     sub.grids = {"random": sub.grids.random}
     sub.grids.random.methods, sub.grids.random.widths = ("snip",), (64,)
-    grp = prune.plan(sub)[0]
-    wide = prune.run_seconds(sub, grp, r)
+    grp = prune.plan(sub).groups[0]
+    wide = prune.run_seconds(prune.plan(sub), grp, r)
     sub.compact = True
-    narrow = prune.run_seconds(sub, grp, r)
+    narrow = prune.run_seconds(prune.plan(sub), grp, r)
     assert narrow == pytest.approx(wide)   # a + 0 * params: the shape does not matter
     r["a"], r["b"] = 0.0, 1e-4             # in proportion to params: compacted shapes cost less
     sub.compact = False
-    wide = prune.run_seconds(sub, grp, r)
+    wide = prune.run_seconds(prune.plan(sub), grp, r)
     assert wide == pytest.approx(1e-4 * models.num_params(64) * 50)
     sub.compact = True
-    assert prune.run_seconds(sub, grp, r) < 0.5 * wide
+    assert prune.run_seconds(prune.plan(sub), grp, r) < 0.5 * wide
     assert sum(p.todo for p in full) == sum(len(g.rows) for g in prune.plan(
-        study_plan.sub_config(config, "prune")))
+        study_plan.sub_config(config, "prune")).groups)
 
 
 def test_the_estimate_checks_refuse_unknown_names_and_report_wall_over_estimate(tmp_path):
@@ -356,10 +359,12 @@ def test_compact_auto_compacts_on_a_cpu_only_and_a_bad_value_is_one_line():
         if compact != "unset":
             c.compact = compact
         return c
-    assert not prune.compacted(config("unset"))                # off by default
-    assert prune.compacted(config("auto"), "cpu") and not prune.compacted(config("auto"), "gpu")
-    group = next(g for g in prune.plan(config("auto")) if g.method == "random")   # fixed masks
-    cost = {(c, k): prune.run_seconds(config(c), group, study_plan.ASSUMED[k])
+    def plan(compact):
+        return prune.plan(config(compact))
+    assert not prune.compacted(plan("unset"))                # off by default
+    assert prune.compacted(plan("auto"), "cpu") and not prune.compacted(plan("auto"), "gpu")
+    group = next(g for g in plan("auto").groups if g.method == "random")   # fixed masks
+    cost = {(c, k): prune.run_seconds(plan(c), group, study_plan.ASSUMED[k])
             for c in ("auto", False, True) for k in ("cpu", "gpu")}
     assert cost["auto", "gpu"] == cost[False, "gpu"]                        # full width
     assert cost["auto", "cpu"] == cost[True, "cpu"] != cost[False, "cpu"]   # compacted
@@ -371,3 +376,25 @@ def test_compact_auto_compacts_on_a_cpu_only_and_a_bad_value_is_one_line():
 def test_the_paper_study_compacts_on_a_cpu_and_the_quick_start_never():
     assert study_config.get_config("paper").prune.compact == "auto"
     assert study_config.get_config("quick").prune.get("compact", False) is False
+
+
+def test_a_study_plans_its_pruning_grid_once_into_a_frozen_plan(tmp_path, monkeypatch):
+    import dataclasses
+
+    from spiralprune.study import pipeline, prune
+    real, made = prune.plan, []
+
+    def counting(config):
+        if not isinstance(config, prune.Plan):
+            made.append(config)
+        return real(config)
+    monkeypatch.setattr(prune, "plan", counting)
+    config = study_config.get_config("smoke")
+    config.estimate = "assumed"
+    pipeline.run(config, tmp_path / "wd", dry_run=True)   # check, plan, the GPU's plan
+    assert len(made) == 1
+    p = real(study_plan.sub_config(config, "prune"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.epochs = 3
+    assert p.record == {k: v for k, v in study_plan.sub_config(config, "prune").to_dict().items()
+                        if k not in ("task_index", "num_tasks", "chunk_seconds")}

@@ -332,15 +332,15 @@ def stage_prune(cfg, clock: StageClock, check) -> None:
                                "schedules": tuple(cfg.schedules), "repeats": 1}}
         for key, value in cfg.overrides.items():
             setattr(pc, key, value)
-        groups = prune_stage.plan(pc)   # validates every method before any compute
-        configs.append((method, pc, sum(len(g.rows) for g in groups)))
-    out["total_runs"] = sum(n for _, _, n in configs)
+        pp = prune_stage.plan(pc)   # validates every method before any compute
+        configs.append((method, pc, pp, sum(len(g.rows) for g in pp.groups)))
+    out["total_runs"] = sum(n for *_, n in configs)
     walls = []
-    for method, pc, n in configs:
+    for method, pc, pp, n in configs:
         if clock.stop(estimate=float(np.mean(walls)) if walls else 0.0):
             return
         c0, t0 = compile_seconds(), time.perf_counter()
-        df = prune_stage.run(pc, check.workdir / f"prune_{method}")
+        df = prune_stage.run(pp, check.workdir / f"prune_{method}")
         wall = time.perf_counter() - t0
         walls.append(wall)
         reach = df[df["accuracy"] >= 0.95]["nnz"]

@@ -54,9 +54,10 @@ def sweep_w64_slice(root, rates: dict) -> dict:
     grid.methods, grid.lrs, grid.schedules = ("snip", "gmp"), (0.1,), ("cosine",)
     wd = pathlib.Path(root) / "sweep_w64_slice"
     shutil.rmtree(wd, ignore_errors=True)
-    estimate = sum(p.seconds for p in study_plan.prune_parts(config, wd, rates))
+    pp = prune_stage.plan(config)
+    estimate = sum(p.seconds for p in study_plan.prune_parts(pp, wd, rates))
     t0 = time.perf_counter()
-    prune_stage.run(config, wd)
+    prune_stage.run(pp, wd)
     return _row("sweep_w64_slice", "sweep_w64 reduced to snip (compacted) and gmp, lr 0.1, "
                 "cosine (46 runs)", estimate, time.perf_counter() - t0)
 

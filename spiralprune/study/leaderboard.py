@@ -252,6 +252,11 @@ def check(config) -> tuple[str, ...]:
     Returns:
       the pruners to train (``methods``).
     """
+    return _checked(config, _check_fields(config))[0]
+
+
+def _check_fields(config) -> tuple[str, ...]:
+    """The config's own fields refused in one line (``check`` then plans every pruner)."""
     names = methods(config)
     targets = list(config.targets) if not isinstance(config.targets, str) else []
     if not targets or not all(isinstance(t, (int, float)) and 0 < float(t) <= 1
@@ -278,9 +283,13 @@ def check(config) -> tuple[str, ...]:
             raise ValueError(f"search_workdir {config.search_workdir} holds no search records"
                              ) from None
     search_configs.get_config(str(config.search_preset))   # unknown: refused, even unused
-    for m in names:   # every pruner run once per width, and the whole prune config (recipe,
-        prune.check(prune_config(config, m))   # lrs, schedules, memory), before any training
     return names
+
+
+def _checked(config, names) -> tuple[tuple[str, ...], dict]:
+    """``names`` and each one's frozen pruning plan: every pruner run once per width, and the
+    whole prune config (recipe, lrs, schedules, memory) checked, before any training."""
+    return names, {m: prune.check(prune_config(config, m)) for m in names}
 
 
 def plan_notes(config, cached: pd.DataFrame) -> list[str]:
@@ -353,7 +362,7 @@ def run(config, workdir=None) -> dict:
                          f"({default_workdir(config)})")
     if workdir.exists() and not workdir.is_dir():
         raise ValueError(f"workdir {workdir} is not a directory")
-    names = check(config)
+    names, plans = _checked(config, _check_fields(config))
     cached, source = builtin_runs(config)
     notes = plan_notes(config, cached)
     others = other_pruners(config, workdir, names)
@@ -370,8 +379,7 @@ def run(config, workdir=None) -> dict:
         if (m in registry.METHODS and str(config.builtins) != "none"
                 and (cached["method"] == m).any()):
             continue   # a built-in the cache holds is not retrained
-        df = prune.run(prune_config(config, m), records_dir(config, m, workdir),
-                       targets=targets)
+        df = prune.run(plans[m], records_dir(config, m, workdir), targets=targets)
         trained.append(df)
     new = tuple(m for m in names if m not in registry.METHODS or str(config.builtins) == "none")
     runs = pd.concat([cached] + trained, ignore_index=True) if trained else cached

@@ -98,11 +98,15 @@ def recorded_config(config) -> dict:
 
 
 
-def check(config) -> None:
+def check(config) -> dict:
     """One-line ValueErrors for a study config that cannot run, before anything trains.
 
     Args:
       config: a configs/study.py ConfigDict.
+
+    Returns:
+      the frozen plans made on the way, by stage (``{"prune": prune.Plan}`` when the
+      pruning stage is active), so the study plans each once.
     """
     grids.check_task(int(config.task_index), int(config.num_tasks))
     active = study_config.stages(config)
@@ -132,7 +136,8 @@ def check(config) -> None:
     for name in (n for n in SEARCHES if n in active):  # what search.run would refuse later
         search_stage.check(study_plan.sub_config(config, name), name)
     if "prune" in active:
-        prune_stage.check(study_plan.sub_config(config, "prune"))
+        return {"prune": prune_stage.check(study_plan.sub_config(config, "prune"))}
+    return {}
 
 
 def _check_workdir(workdir: pathlib.Path, config) -> None:
@@ -392,7 +397,7 @@ def run(config, workdir, *, dry_run: bool = False) -> dict:
       headlines when every stage has finished, figures when drawn, plan when dry.
     """
     study_config.apply_seed(config)
-    check(config)
+    plans = check(config)
     if not str(workdir).strip():
         raise ValueError("workdir is empty; leave --workdir out for the default")
     workdir = pathlib.Path(workdir)
@@ -401,8 +406,8 @@ def run(config, workdir, *, dry_run: bool = False) -> dict:
             raise ValueError(f"workdir {path} is not a directory")
     _check_workdir(workdir, config)
     rates, source = study_plan.cost_model(config, measure=dry_run)
-    parts = study_plan.plan(config, workdir, rates)
-    study_plan.print_plan(config, workdir, parts, source)
+    parts = study_plan.plan(config, workdir, rates, plans)
+    study_plan.print_plan(config, workdir, parts, source, plans)
     if config.reduced:
         print(f"[study] {config.preset}: {config.reduced}", flush=True)
     if dry_run:
@@ -420,9 +425,9 @@ def run(config, workdir, *, dry_run: bool = False) -> dict:
         print(f"== study stage {active.index(name) + 1}/{len(active)}: {name} "
               f"({todo[name]:,} runs to train here) ==", flush=True)
         if name == "prune":
-            df = prune_stage.run(sub, workdir / name, progress=progress.factory(name),
-                                  targets=tuple(config.targets))
-            total = sum(len(g.rows) for g in prune_stage.plan(sub))
+            df = prune_stage.run(plans["prune"], workdir / name,
+                                 progress=progress.factory(name), targets=tuple(config.targets))
+            total = sum(len(g.rows) for g in plans["prune"].groups)
             stages[name] = ("complete" if len(df) == total
                             else f"incomplete: {len(df):,}/{total:,} runs recorded")
         else:

@@ -28,6 +28,7 @@ from spiralprune import (
     models,
     populations,
     recording,
+    runner,
     search,
 )
 from spiralprune.configs import study as study_config
@@ -133,11 +134,13 @@ def loaded(load: float | None = None, cores: int | None = None) -> str:
     return f"load average {load:.1f} on {cores} cores" if load > 0.5 * cores else ""
 
 
-def other_estimate(config, workdir, parts) -> str:
+def other_estimate(config, workdir, parts, plans: dict | None = None,
+                   other: list | None = None) -> str:
     """The same plan's time on the other kind of device, from its fitted rates (``ASSUMED``):
-    one GPU on a CPU machine, 2 CPU cores on a GPU one."""
+    one GPU on a CPU machine, 2 CPU cores on a GPU one (``other``: that plan, if made)."""
     gpu_here = jax.default_backend() != "cpu"
-    other = plan(config, workdir, ASSUMED["cpu" if gpu_here else "gpu"])
+    if other is None:
+        other = plan(config, workdir, ASSUMED["cpu" if gpu_here else "gpu"], plans)
     what = ("2 CPU cores (the rates fitted on 2 cores)" if gpu_here else
             "one GPU (the rates fitted to the device check on one H200, BENCHMARKS.md)")
     return (f"on {what}: {format_seconds(sum(p.seconds for p in other))} for the same "
@@ -228,9 +231,12 @@ def _search_parts(config, name: str, workdir: pathlib.Path, rates: dict) -> list
     return parts
 
 
-def _prune_parts(config, workdir: pathlib.Path, rates: dict) -> list[Part]:
-    """The parts of the study's pruning stage (``prune_parts`` of its sub-config)."""
-    return prune_parts(sub_config(config, "prune"), workdir / "prune", rates)
+def _prune_parts(config, workdir: pathlib.Path, rates: dict, plans: dict | None = None
+                 ) -> list[Part]:
+    """The parts of the study's pruning stage (``prune_parts`` of its plan, made from its
+    sub-config unless ``plans`` holds it)."""
+    pp = (plans or {}).get("prune") or sub_config(config, "prune")
+    return prune_parts(pp, workdir / "prune", rates)
 
 
 def prune_parts(sub, workdir, rates: dict) -> list[Part]:
@@ -241,16 +247,18 @@ def prune_parts(sub, workdir, rates: dict) -> list[Part]:
     program, or one per compacted bucket shape).
 
     Args:
-      sub: a configs/prune.py ConfigDict (with its task fields).
+      sub: the pruning stage's ``prune.Plan`` (or the configs/prune.py ConfigDict, with its
+        task fields, it is made of).
       workdir: the pruning workdir (may not exist yet).
       rates: the cost model.
     """
-    groups = prune_stage.plan(sub)
+    pp = prune_stage.plan(sub)
+    groups = pp.groups
     store = existing_store(pathlib.Path(workdir))
-    per_chunk = prune_stage.chunking(sub, groups, store, rates)
-    work = [(g, i, a, b) for g in groups
-            for i, (a, b) in enumerate(grids.chunks(len(g.rows), per_chunk[g.stage]))]
-    mine = grids.task_share(work, int(sub.task_index), int(sub.num_tasks))
+    per_chunk = prune_stage.chunking(pp, store, rates)
+    chunks = [c for g in groups
+              for c in runner.cut(g.stage, grids.chunks(len(g.rows), per_chunk[g.stage]))]
+    mine = grids.task_share(chunks, pp.task_index, pp.num_tasks)
     done = {g.stage: (store.done(g.stage) if store else set()) for g in groups}
     by_init = {}
     # groups trained at once (one per core on a CPU), each slowed by what they share
@@ -262,28 +270,27 @@ def prune_parts(sub, workdir, rates: dict) -> list[Part]:
     here = platform == jax.default_backend()
     workers = (prune_stage.workers() if here else
                1 if platform != "cpu" else min(2, prune_stage.MAX_CPU_WORKERS))
-    compact = prune_stage.compacted(sub, platform)
+    compact = prune_stage.compacted(pp, platform)
     side = {init: max(1, min(workers, n)) for init, n in per_init.items()}
     for g in groups:
-        my = [(i, a, b) for grp, i, a, b in mine if grp is g]
-        todo = sum(b - a for i, a, b in my if f"{i:06d}" not in done[g.stage])
-        calls = sum(1 for i, _, _ in my if f"{i:06d}" not in done[g.stage])
-        epochs = prune_stage.epochs_per_run(sub, g)
+        my = [c for c in mine if c.stage == g.stage]
+        left = [c for c in my if c.name not in done[g.stage]]
+        todo, calls = sum(c.runs for c in left), len(left)
+        epochs = prune_stage.epochs_per_run(pp, g)
         label = "random-init grid" if g.init == "torch" else f"{g.init} grid"
         p = by_init.setdefault(g.init, Part("prune", label, 0, 0, 0, 0, 0.0, 0.0))
         p.runs += len(g.rows)
-        p.mine += sum(b - a for _, a, b in my)
+        p.mine += sum(c.runs for c in my)
         p.todo += todo
         p.groups += 1
         p.model_epochs += todo * epochs
         if todo:
             programs = 1
-            spec = prune_stage.group_spec(sub, g)
-            if compact and compaction.compacts(spec):
+            if compact and compaction.compacts(pp.spec(g)):
                 programs += sum(
-                    len(rates_mod.compacted_shapes(g.width, b, int(sub.epochs))[0])
-                    for b, _, _ in prune_stage.compacted_rounds(sub, g) if b is not None)
-            p.seconds += (todo * prune_stage.run_seconds(sub, g, rates, max(calls, 1),
+                    len(rates_mod.compacted_shapes(g.width, b, pp.epochs)[0])
+                    for b, _, _ in prune_stage.compacted_rounds(pp, g) if b is not None)
+            p.seconds += (todo * prune_stage.run_seconds(pp, g, rates, max(calls, 1),
                                                          side[g.init])
                           + rates["compile_s"] * programs)
     for init, p in by_init.items():
@@ -298,13 +305,14 @@ def prune_parts(sub, workdir, rates: dict) -> list[Part]:
                                                                 if i in order else 0, i))]
 
 
-def plan(config, workdir, rates: dict | None = None) -> list[Part]:
+def plan(config, workdir, rates: dict | None = None, plans: dict | None = None) -> list[Part]:
     """Returns the study's plan for this task, reading what the workdir already holds.
 
     Args:
       config: a configs/study.py ConfigDict (checked).
       workdir: the study workdir (may not exist yet).
       rates: the cost model (default: the assumed one for this device).
+      plans: the frozen stage plans ``pipeline.check`` made (planned here when absent).
 
     Returns:
       one Part per search stage and per pruning grid, in the order they run.
@@ -313,7 +321,7 @@ def plan(config, workdir, rates: dict | None = None) -> list[Part]:
     rates = rates or ASSUMED["cpu" if jax.default_backend() == "cpu" else "gpu"]
     parts = []
     for name in study_config.stages(config):
-        parts += (_prune_parts(config, workdir, rates) if name == "prune"
+        parts += (_prune_parts(config, workdir, rates, plans) if name == "prune"
                   else _search_parts(config, name, workdir, rates))
     return parts
 
@@ -342,7 +350,8 @@ def format_plan(parts: list[Part], other: list[Part] | None = None,
     return "\n".join(lines)
 
 
-def print_plan(config, workdir, parts: list[Part], source: str) -> None:
+def print_plan(config, workdir, parts: list[Part], source: str,
+               plans: dict | None = None) -> None:
     """Prints the study's header line, the plan and where its estimate came from.
 
     Args:
@@ -350,16 +359,17 @@ def print_plan(config, workdir, parts: list[Part], source: str) -> None:
       workdir: the study workdir.
       parts: ``plan(config, workdir, rates)``.
       source: the line of ``cost_model`` that names the rates.
+      plans: the frozen stage plans (``pipeline.check``).
     """
     task = f"task {config.task_index} of {config.num_tasks}"
     print(f"== study {config.preset}: {workdir} ({task}, {len(jax.local_devices())} "
           f"{jax.local_devices()[0].device_kind} device(s)) ==", flush=True)
     gpu_here = jax.default_backend() != "cpu"
-    other = plan(config, workdir, ASSUMED["cpu" if gpu_here else "gpu"])
+    other = plan(config, workdir, ASSUMED["cpu" if gpu_here else "gpu"], plans)
     print(format_plan(parts, other, "2 CPU cores" if gpu_here else "one GPU"), flush=True)
     print(f"estimate: {source}; phase two's size is known once phase one has picked its "
           "configuration", flush=True)
-    print(f"estimate {other_estimate(config, workdir, parts)}", flush=True)
+    print(f"estimate {other_estimate(config, workdir, parts, plans, other)}", flush=True)
     if config.get("figures", False):
         print(f"then the figures: about {format_seconds(FIGURES_S)} (in the ETA; parts whose "
               "records did not change are skipped)", flush=True)

@@ -14,6 +14,7 @@ that ran it or the groups trained beside it.
 """
 
 import dataclasses
+import functools
 import os
 import time
 
@@ -63,7 +64,35 @@ class Group:
         return f"prune_{self.init}_{plugins.stage_name(self.method)}_w{self.width}"
 
 
-def plan(config) -> list[Group]:
+@dataclasses.dataclass(frozen=True, eq=False)
+class Plan:
+    """A pruning config turned, once, into what trains (``plan``): the groups with their
+    recipes, the data's size, the chunking's limits, compaction and this task's share.
+    Everything below ``plan`` reads this, never the ConfigDict."""
+
+    groups: tuple          # Group, in the grids' order
+    specs: dict            # stage -> training.Spec of its group
+    num_points: int        # 0: the whole spiral
+    batch_size: int
+    epochs: int
+    chunk_size: int        # the most runs a recorded chunk holds
+    chunk_seconds: float   # the most a chunk trains by the estimate
+    compact: object        # False, True or "auto" (``compacted``)
+    task_index: int
+    num_tasks: int
+    targets: tuple         # the printed table's accuracy levels
+    record: dict           # the records' identity: the config less task and chunking fields
+
+    def spec(self, group: Group) -> training.Spec:
+        return self.specs[group.stage]
+
+    @functools.cached_property
+    def data(self):
+        """The training points (``num_points`` of the spiral, or all of it)."""
+        return _data(self.num_points, self.batch_size)
+
+
+def plan(config) -> Plan:
     """Validates the config and expands its grids into groups of rows, before any compute.
 
     Budgets >= N_w are skipped (the study keeps only budgets below N_w); everything else
@@ -73,7 +102,12 @@ def plan(config) -> list[Group]:
     ``package.module:function`` (``--config.grids.bench95.methods="('snip','pkg.mod:fn')"``);
     a pruner outside the built-ins is run once per width first (``checks.check``: it must import,
     take the right arguments, return masks like params, score without NaN, keep the budget).
+
+    Returns:
+      the frozen ``Plan`` (a ``Plan`` given is returned as it is).
     """
+    if isinstance(config, Plan):
+        return config
     grids.check_task(int(config.task_index), int(config.num_tasks))
     if int(config.chunk_size) < 1:
         raise ValueError(f"chunk_size must be >= 1, got {config.chunk_size}")
@@ -132,10 +166,21 @@ def plan(config) -> list[Group]:
     if not groups:
         raise ValueError("the grids produce no runs: every budget is >= N_w of its width "
                          "(or a grid has no methods, widths, lrs or schedules)")
-    return groups
+    record = config.to_dict()
+    for name in ("task_index", "num_tasks", "chunk_seconds"):   # how work is split and cut
+        record.pop(name, None)                                  # is not the records' identity
+    specs = {grp.stage: _group_spec(config, grp) for grp in groups}
+    return Plan(groups=tuple(groups), specs=specs, num_points=int(config.num_points),
+                batch_size=int(config.batch_size), epochs=int(config.epochs),
+                chunk_size=int(config.chunk_size),
+                chunk_seconds=float(config.get("chunk_seconds", CHUNK_SECONDS)),
+                compact=compact, task_index=int(config.task_index),
+                num_tasks=int(config.num_tasks),
+                targets=tuple(float(t) for t in (config.get("targets", None) or TARGETS)),
+                record=record)
 
 
-def check(config) -> list[Group]:
+def check(config) -> Plan:
     """``plan`` plus everything else a run could refuse, before anything is written.
 
     Also checks num_points, the training recipe of every group (epochs, batch size,
@@ -143,14 +188,13 @@ def check(config) -> list[Group]:
     (``populations.check_memory``).
 
     Returns:
-      the groups.
+      the ``Plan``.
     """
-    groups = plan(config)
-    _data(config)
-    for grp in groups:
-        spec = group_spec(config, grp)
-        populations.check_memory(spec, what=f"method {grp.method!r} at width {grp.width}")
-    return groups
+    p = plan(config)
+    p.data   # noqa: B018 - num_points and batch_size refused here, before any compute
+    for grp in p.groups:
+        populations.check_memory(p.spec(grp), what=f"method {grp.method!r} at width {grp.width}")
+    return p
 
 
 def _method_args(config, method: str) -> dict:
@@ -158,22 +202,22 @@ def _method_args(config, method: str) -> dict:
     return {} if args is None else dict(args.to_dict() if hasattr(args, "to_dict") else args)
 
 
-def _data(config):
+def _data(num_points: int, batch_size: int):
     x, y = datasets.cubist_spiral()
-    n = int(config.num_points)
+    n = int(num_points)
     if n:
         if not 0 < n <= len(y):
             raise ValueError(f"num_points must be in [0, {len(y)}], got {n}")
         sub = np.sort(np.random.default_rng(0).choice(len(y), n, replace=False))
         x, y = x[sub], y[sub]
-    if int(config.batch_size) >= 1 and len(y) < int(config.batch_size):
-        raise ValueError(f"batch_size {config.batch_size} is larger than the {len(y)} training "
+    if int(batch_size) >= 1 and len(y) < int(batch_size):
+        raise ValueError(f"batch_size {batch_size} is larger than the {len(y)} training "
                          "points: an epoch would have no step (lower batch_size or raise "
                          "num_points)")
     return x, y
 
 
-def group_spec(config, group: Group) -> training.Spec:
+def _group_spec(config, group: Group) -> training.Spec:
     given = group.init in models.BENCH_INITS
     args = tuple(sorted(_method_args(config, group.method).items()))
     return training.Spec(widths=(group.width,) * 3, epochs=int(config.epochs),
@@ -196,7 +240,7 @@ def _variants(group: Group, rows: pd.DataFrame, spec):
 COMPACT = (False, True, "auto")
 
 
-def compacted(config, platform: str | None = None) -> bool:
+def compacted(p: Plan, platform: str | None = None) -> bool:
     """Whether fixed-mask groups (at-init pruners, dense) and LTH's rounds after the first
     train compacted (``compaction``) on ``platform`` (default: this machine's backend).
 
@@ -206,7 +250,7 @@ def compacted(config, platform: str | None = None) -> bool:
     records the existing presets made (the Quick start's, the shipped built-ins') were trained
     at full width, and compacted training equals them only to float32 rounding.
     """
-    value = config.get("compact", False)
+    value = p.compact
     if isinstance(value, str) and value == "auto":
         return (platform or jax.default_backend()) == "cpu"
     return bool(value)
@@ -266,15 +310,15 @@ def workers() -> int:
     return max(1, min(int(cores or 1), MAX_CPU_WORKERS))
 
 
-def epochs_per_run(config, group: Group) -> int:
+def epochs_per_run(p: Plan, group: Group) -> int:
     """A run's training epochs in ``group``: LTH trains its rounds one after another."""
-    if group.method != "lth":
-        return int(config.epochs)
-    args = config.method_args.get(group.method, None) or {}
-    return int(config.epochs) * int(args.get("lth_rounds", lottery.LTH_ARGS["lth_rounds"]))
+    spec = p.spec(group)
+    if spec.method != "lth":
+        return int(spec.epochs)
+    return int(spec.epochs) * int(lottery.resolve_args(spec)["lth_rounds"])
 
 
-def run_seconds(config, group: Group, rates: dict, calls: int = 1, workers: int = 1) -> float:
+def run_seconds(p: Plan, group: Group, rates: dict, calls: int = 1, workers: int = 1) -> float:
     """Estimated seconds of one run of ``group`` (compiling not included) under ``rates``
     (``spiralprune.study.rates``), trained in a population of the group's runs, while
     ``workers`` groups train side by side (``rates.run_cost``).
@@ -282,29 +326,29 @@ def run_seconds(config, group: Group, rates: dict, calls: int = 1, workers: int 
     A compacted group (``compacted`` config, fixed masks) at the shapes its runs are estimated
     to compact to (``rates.compacted_shapes``); moving masks at full width on vmap.
     """
-    points = int(config.num_points) or len(datasets.cubist_spiral()[1])
-    steps = points // int(config.batch_size)
-    epochs = epochs_per_run(config, group)
+    points = p.num_points or len(datasets.cubist_spiral()[1])
+    steps = points // p.batch_size
+    epochs = epochs_per_run(p, group)
     runs = len(group.rows)
-    spec = group_spec(config, group)
+    spec = p.spec(group)
     full = rates_mod.run_cost(rates, (group.width,) * 3, runs, epochs, steps, calls,
                               workers=workers) / runs
-    if not (compacted(config, rates_mod.platform(rates)) and compaction.compacts(spec)):
+    if not (compacted(p, rates_mod.platform(rates)) and compaction.compacts(spec)):
         return full
     total = 0.0
-    for budgets, epochs_at, dense in compacted_rounds(config, group):
+    for budgets, epochs_at, dense in compacted_rounds(p, group):
         if budgets is None:   # LTH's first round: full width
             total += rates_mod.run_cost(rates, (group.width,) * 3, runs, epochs_at, steps, calls,
                                         workers=workers)
             continue
-        shapes, share = rates_mod.compacted_shapes(group.width, budgets, int(config.epochs))
+        shapes, share = rates_mod.compacted_shapes(group.width, budgets, p.epochs)
         total += sum(rates_mod.run_cost(rates, w, runs * f, epochs_at, steps, calls,
                                         rates_mod.engine_of(w, dense=dense), workers)
                      for w, f in zip(shapes, share))
     return total / runs
 
 
-def compacted_rounds(config, group: Group) -> list:
+def compacted_rounds(p: Plan, group: Group) -> list:
     """What a compacted group trains, for the estimate: (weights kept per distinct budget,
     or None for full width; epochs; whether on the fixed-mask engines) per stage of a run.
 
@@ -312,29 +356,28 @@ def compacted_rounds(config, group: Group) -> list:
     width, then each later round at that round's kept counts (``compaction.lth_targets``).
     """
     budgets = tuple(sorted({int(b) for b in group.rows["budget"]}))
-    spec = group_spec(config, group)
+    spec = p.spec(group)
     if spec.method != "lth":
-        return [(budgets, int(config.epochs), True)]
+        return [(budgets, p.epochs, True)]
     args = lottery.resolve_args(spec)
     rounds = int(args["lth_rounds"])
     counts = compaction.lth_targets(models.num_weights(group.width), budgets, rounds,
                                     bool(args["reference_counts"]))
-    return [(None, int(config.epochs), False)] + [
-        (tuple(int(c) for c in counts[:, r]), int(config.epochs), False)
+    return [(None, p.epochs, False)] + [
+        (tuple(int(c) for c in counts[:, r]), p.epochs, False)
         for r in range(1, rounds)]
 
 
-def chunk_rows(config, group: Group, rates: dict | None = None) -> int:
+def chunk_rows(p: Plan, group: Group, rates: dict | None = None) -> int:
     """Runs per recorded chunk of ``group``: as many as train in ``chunk_seconds`` by the
     estimate (``run_seconds``; ``rates`` default: this machine's cached table, else the
     assumed rates), at least 1 and at most ``chunk_size``."""
     rates = rates or rates_mod.current()
-    per = run_seconds(config, group, rates)
-    limit = float(config.get("chunk_seconds", CHUNK_SECONDS))
-    return int(np.clip(limit // max(per, 1e-9), 1, int(config.chunk_size)))
+    per = run_seconds(p, group, rates)
+    return int(np.clip(p.chunk_seconds // max(per, 1e-9), 1, p.chunk_size))
 
 
-def chunking(config, groups: list[Group], store: recording.Store | None = None,
+def chunking(p: Plan, store: recording.Store | None = None,
              rates: dict | None = None) -> dict[str, int]:
     """Runs per chunk of every group, as the workdir records them.
 
@@ -344,15 +387,15 @@ def chunking(config, groups: list[Group], store: recording.Store | None = None,
     ``chunk_size``. ``store=None`` (a plan, before anything is written) reads notes only.
     """
     out = {}
-    for grp in groups:
+    for grp in p.groups:
         note = f"chunks_{grp.stage}"
         have = None
         if store is not None:
             have = store.get_json(note)
             if have is None and store.done(grp.stage):
-                have = int(config.chunk_size)   # recorded before chunkings were noted
+                have = p.chunk_size   # recorded before chunkings were noted
         if have is None:
-            have = chunk_rows(config, grp, rates)
+            have = chunk_rows(p, grp, rates)
         if store is not None and not store.read_only:
             have = store.put_json_once(note, int(have))
         out[grp.stage] = int(have)
@@ -416,7 +459,7 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
     """Runs (or resumes) the configured grids into ``workdir``; returns every recorded row.
 
     Args:
-      config: a configs/prune.py ConfigDict.
+      config: a configs/prune.py ConfigDict, or the ``Plan`` made of one (``plan``).
       workdir: the records directory; new, or holding the same config (the task fields are
         not recorded, so tasks may share a workdir and a merged workdir resumes).
       progress: optional factory ``label -> callback(runs done, runs to do)`` (the study's
@@ -429,42 +472,36 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
     """
     if not str(workdir).strip():
         raise ValueError("workdir is empty; give --workdir=DIR")
-    groups = check(config)  # everything refusable is refused before the first byte is written
+    p = check(config)  # everything refusable is refused before the first byte is written
     side_by_side = workers()   # a bad SPIRALPRUNE_PRUNE_WORKERS is refused before writing
-    recorded = config.to_dict()
-    for name in ("task_index", "num_tasks"):
-        recorded.pop(name)
-    recorded.pop("chunk_seconds", None)   # how chunks are cut is the store's note (chunking)
-    store = recording.Store(workdir, recorded, kind=KIND)
-    per_chunk = chunking(config, groups, store)
-    by_stage = {grp.stage: grp for grp in groups}
-    chunks = [c for grp in groups
+    store = recording.Store(workdir, p.record, kind=KIND)
+    per_chunk = chunking(p, store)   # how chunks are cut is the store's note
+    by_stage = {grp.stage: grp for grp in p.groups}
+    chunks = [c for grp in p.groups
               for c in runner.cut(grp.stage, grids.chunks(len(grp.rows), per_chunk[grp.stage]))]
-    mine, todo = runner.pending(store, chunks, int(config.task_index), int(config.num_tasks))
+    mine, todo = runner.pending(store, chunks, p.task_index, p.num_tasks)
     total = sum(c.runs for c in todo)
-    print(f"[prune] {len(groups)} groups, {sum(len(g.rows) for g in groups)} runs in the grid; "
-          f"this task: {len(mine)} chunks, {len(mine) - len(todo)} already recorded, "
+    print(f"[prune] {len(p.groups)} groups, {sum(len(g.rows) for g in p.groups)} runs in the "
+          f"grid; this task: {len(mine)} chunks, {len(mine) - len(todo)} already recorded, "
           f"{total} runs to train on {jax.local_devices()[0].device_kind}", flush=True)
-    data = _data(config)
     progress = (progress or (lambda label: populations.Progress(
         label, printer=lambda s: print(s, flush=True))))("prune")
-    t0 = time.perf_counter()
+    t0, compact = time.perf_counter(), compacted(p)
 
     def precompile(stage):
         grp, first = by_stage[stage], min((c for c in todo if c.stage == stage),
                                           key=lambda c: c.index)
-        spec = group_spec(config, grp)
-        if compacted(config) and compaction.compacts(spec):
+        spec = p.spec(grp)
+        if compact and compaction.compacts(spec):
             return   # its programs are the buckets', known once its masks are
         populations.precompile(_variants(grp, grp.rows.iloc[first.start:first.stop], spec),
-                               data, spec=spec,
+                               p.data, spec=spec,
                                chunk_size=_pop_chunk(per_chunk[grp.stage], grp))
 
     def compute(chunk, tick):
         grp = by_stage[chunk.stage]
-        cols, flat = _train_chunk(grp, grp.rows.iloc[chunk.start:chunk.stop], data,
-                                  group_spec(config, grp),
-                                  _pop_chunk(per_chunk[grp.stage], grp), compacted(config))
+        cols, flat = _train_chunk(grp, grp.rows.iloc[chunk.start:chunk.stop], p.data,
+                                  p.spec(grp), _pop_chunk(per_chunk[grp.stage], grp), compact)
         store.write(grp.stage, chunk.index, cols, flat, first_row=chunk.start)
 
     # Each group is its own program. On a CPU a group of a dozen runs keeps about one core
@@ -472,13 +509,11 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
     # train; one at a time elsewhere, the next compiling on a second thread while one trains.
     finished = runner.run(
         store, todo, compute, progress=progress, workers=side_by_side, precompile=precompile,
-        cost=lambda stage: len(by_stage[stage].rows) * epochs_per_run(config, by_stage[stage]))
+        cost=lambda stage: len(by_stage[stage].rows) * epochs_per_run(p, by_stage[stage]))
     if finished:
         print(f"[prune] trained {finished} runs in {time.perf_counter() - t0:.1f} s", flush=True)
     df = store.load()
-    if targets is None:
-        targets = tuple(config.get("targets", None) or TARGETS)
-    summary = table(df, tuple(float(t) for t in targets))
+    summary = table(df, p.targets if targets is None else tuple(float(t) for t in targets))
     if not summary.empty:
         print(format_table(summary), flush=True)
     return df

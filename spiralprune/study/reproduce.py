@@ -472,7 +472,7 @@ def summarize(name: str, root, seeds=(0,)) -> dict:
     p = piece(name)
     if isinstance(p, Pruning):
         wd = p.workdir(root)
-        total = sum(len(g.rows) for g in prune_stage.plan(p.config()))
+        total = sum(len(g.rows) for g in prune_stage.plan(p.config()).groups)
         out = {"piece": name, "kind": "pruning", "grid": p.grid, "widths": list(p.widths),
                "repeats": p.repeats, "total_runs": total, "runs": 0, "complete": False}
         if (wd / "config.json").exists():
