@@ -831,6 +831,11 @@ def report(summary: dict) -> str:
                          f"{r['mean_accuracy']:.2%}")
         lines.append("  sparsest over the target in a majority of seeds: " + (
             f"mask {m['mask_index']} ({m['schedule']}), {m['nnz']} nonzeros" if m else "none"))
+        if summary.get("model"):
+            c = summary["model"]
+            lines.append(f"  shipped as a model card (config {tuple(c['config'])}, lr {c['lr']}, "
+                         f"{c['schedule']}, base seeds {c['base_seeds']}); retrain it with "
+                         "spiralprune.study.reproduce.retrain_model(DIR)")
     return "\n".join(lines)
 
 
