@@ -304,7 +304,7 @@ def phase_one(store: recording.Store, *, width: int, lrs, schedules: tuple = sch
               targets=(), init: str = "random", max_structured_params: int | None = None,
               epochs: int = 50, recipe: dict | None = None, base_seed: int = 0,
               chunk_size: int = 4096, progress=None, task_index: int = 0,
-              num_tasks: int = 1) -> pd.DataFrame:
+              num_tasks: int = 1, configs=None) -> pd.DataFrame:
     """Phase one: trains every configuration x lr x schedule as block-masked width-D models.
 
     Args:
@@ -325,6 +325,8 @@ def phase_one(store: recording.Store, *, width: int, lrs, schedules: tuple = sch
       progress: optional callback (runs done, runs to do), e.g. ``populations.Progress``.
       task_index: this task's index in [0, num_tasks) (chunks are dealt round robin).
       num_tasks: number of tasks sharing the grid.
+      configs: optional (C, 3) configurations to train instead of every one (with
+        ``max_structured_params`` None); a run's seed does not depend on which others train.
 
     Returns:
       the recorded rows of the stage (all chunks done so far, by any task): stage, chunk, row,
@@ -335,7 +337,18 @@ def phase_one(store: recording.Store, *, width: int, lrs, schedules: tuple = sch
     lrs, names = _check_common(width, lrs, schedules, targets, init, epochs, chunk_size,
                                task_index, num_tasks)
     width = int(width)
-    configs = configurations(width, max_structured_params)
+    given_configs = configs is not None
+    if given_configs:
+        if max_structured_params is not None:
+            raise ValueError("give configs or max_structured_params, not both")
+        configs = np.asarray(configs, np.int64).reshape(-1, 3)
+        if not len(configs) or configs.min() < 1 or configs.max() > width:
+            raise ValueError(f"configs must be (d1, d2, d3) triples in 1..{width}, got "
+                             f"{configs.tolist()[:4]}")
+        if len(np.unique(configs, axis=0)) != len(configs):
+            raise ValueError("configs repeats a configuration (it would train and count twice)")
+    else:
+        configs = configurations(width, max_structured_params)
     total = len(configs) * len(lrs) * len(names)
     if total == 0:
         raise ValueError(f"empty grid: no configuration of width {width} has fewer than "
@@ -346,6 +359,8 @@ def phase_one(store: recording.Store, *, width: int, lrs, schedules: tuple = sch
                                         max_structured_params=max_structured_params,
                                         epochs=int(epochs), recipe=dict(recipe or {}),
                                         base_seed=int(base_seed), chunk_size=int(chunk_size),
+                                        **({"configs": configs.tolist()} if given_configs
+                                           else {}),
                                         # a fixed init's shapes decide its numbers (float32
                                         # rounding); records made at other shapes are refused
                                         **({} if init == "random" else {"shapes": shapes})))

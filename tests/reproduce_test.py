@@ -257,3 +257,61 @@ def test_a_model_card_retrains_to_the_run_that_found_it(tmp_path):
     assert float(again["loss"].iloc[0]) == pytest.approx(float(row["loss"]), rel=1e-3)
     with pytest.raises(ValueError, match="no model shipped for 'nothing'"):
         reproduce.shipped_model("nothing")
+
+
+def test_dense_summary_finds_the_smallest_configuration_over_the_target_in_most_seeds():
+    def frame(accs):
+        return pd.DataFrame({"d1": [3, 3, 7], "d2": [3, 3, 3], "d3": [3, 3, 3],
+                             "structured_params": [37, 37, 61], "lr": [0.05] * 3,
+                             "schedule": ["cosine", "step", "step"], "accuracy": accs})
+    frames = {1: frame([0.996, 0.4, 0.999]), 2: frame([0.99, 0.4, 0.998]),
+              3: frame([0.997, 0.4, 0.99])}
+    out = reproduce.dense_summary(frames, 0.995)
+    assert out["sparsest_majority"]["config"] == [3, 3, 3]
+    assert out["sparsest_majority"]["schedule"] == "cosine"
+    assert out["sparsest_majority"]["over_target"] == 2
+    assert out["sparsest_majority"]["accuracies"] == [0.996, 0.99, 0.997]
+    frames[3] = frame([0.9, 0.4, 0.99])      # (3,3,3) now crosses in 1 of 3: (7,3,3) takes over
+    assert reproduce.dense_summary(frames, 0.995)["sparsest_majority"]["config"] == [7, 3, 3]
+
+
+def test_a_dense_card_retrains_to_the_run_that_found_it(tmp_path):
+    import dataclasses
+    src = dataclasses.replace(reproduce.piece("dense_995_56_67"), epochs=2)
+    configs = [[3, 3, 3], [7, 3, 3]]
+    df = reproduce.run_dense(src, tmp_path, 4, configs=configs, progress=lambda label: None,
+                             workdir=tmp_path / "piece")
+    row = df[(df["d1"] == 7) & (df["schedule"] == "step")].iloc[0]
+    card = reproduce.dense_card(src, {"config": [7, 3, 3], "structured_params": 61,
+                                      "lr": 0.05, "schedule": "step", "base_seeds": [4],
+                                      "accuracies": [float(row["accuracy"])]})
+    assert card["mask"] == "masking.block_masks((7, 3, 3), 16)" and card["epochs"] == 2
+    # the source piece's record says 50 epochs: retrain the short piece's card through it
+    again = reproduce.retrain_model(tmp_path / "again", dict(card, source="dense_995_56_67"))
+    assert len(again) == 1 and int(again["seed"].iloc[0]) == int(row["seed"])
+    assert abs(float(again["accuracy"].iloc[0]) - float(row["accuracy"])) <= 2e-3
+
+
+def test_phase_one_given_configurations_are_checked(tmp_path):
+    from spiralprune import recording, search
+    store = recording.Store(tmp_path / "wd", {"x": 1}, kind="search")
+    for configs, kw, match in (([[3, 3, 3]], {"max_structured_params": 40}, "not both"),
+                               ([[3, 3, 3], [3, 3, 3]], {}, "repeats a configuration"),
+                               ([[3, 3, 17]], {}, "triples in 1..16")):
+        with pytest.raises(ValueError, match=match):
+            search.phase_one(store, width=16, lrs=(0.05,), configs=configs, epochs=1, **kw)
+    assert not (tmp_path / "wd" / "shards").exists()
+
+
+def test_dense_pieces_plan_and_cover_the_sizes_around_733():
+    a, b = reproduce.piece("dense_995_56_67"), reproduce.piece("dense_995_68_80")
+    sizes = {search_params(c) for p in (a, b) for c in p.configs()}
+    assert min(sizes) == 56 and max(sizes) == 80 and 61 in sizes
+    assert not set(map(tuple, a.configs().tolist())) & set(map(tuple, b.configs().tolist()))
+    parts = reproduce.plan("dense_995_56_67", "/nonexistent", rates=reproduce.rates_mod.assumed())
+    assert len(parts) == 10 and all(p.todo == len(a.configs()) * 3 for p in parts)
+
+
+def search_params(config):
+    from spiralprune import search
+    return search.structured_params(config)

@@ -24,6 +24,13 @@ same --workdir, which holds one workdir per piece):
     Every (7,3,3) mask over 99.5% in random_subset_733 (and the 44-nonzero mask of the one-GPU
     run) retrained from base seeds 1..10 at every schedule; its summary names the sparsest
     model over 99.5% in a majority of seeds. Needs random_subset_733 complete.
+  python experiments/reproduce.py --config=experiments/configs/reproduce.py:dense_995_56_67
+    Dense configurations of 56 to 67 structured parameters (164, around (7,3,3)'s 61) at the
+    random init, block-masked width 16 as phase one trains them, lr 0.05 x 3 schedules, from
+    base seeds 1..10 (4,920 runs, about 30 min on 2 idle CPU cores): the smallest that
+    reaches 99.5% in a majority of its seeds is a 99.5% model that retrains anywhere (its
+    summary ships a model card; spiralprune.study.reproduce.retrain_model trains it again).
+    ``dense_995_68_80``: the same from 68 to 80 (195 configurations, 5,850 runs).
   python experiments/reproduce.py --config=experiments/configs/reproduce.py:sweep_w64
     The study's random-init pruning grid at one width (all nine pruners x lrs 0.05, 0.1, 0.2 x
     3 schedules x the 23 budgets, one run each: 1,863 runs, LTH 5 x 50 epochs). Pieces:

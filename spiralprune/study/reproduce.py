@@ -160,6 +160,40 @@ class Retrain:
 
 
 @dataclasses.dataclass(frozen=True)
+class Dense:
+    """Dense (d1, d2, d3) configurations of ``min_structured_params`` to
+    ``max_structured_params - 1`` structured parameters at the random init (phase one's
+    block-masked width-16 models), each trained from several base seeds: the smallest that
+    reaches the target in a majority of its seeds at one lr and schedule is a model that
+    retrains anywhere, where a single run over the target may be a lucky draw."""
+
+    name: str
+    min_structured_params: int
+    max_structured_params: int   # strict
+    target: float = 0.995
+    seeds: tuple = tuple(range(1, 11))
+    lrs: tuple = (0.05,)
+    width: int = 16
+    epochs: int = 50
+    chunk_size: int = 1024
+
+    def configs(self) -> np.ndarray:
+        c = search.configurations(self.width, self.max_structured_params)
+        keep = [search.structured_params(x) >= self.min_structured_params for x in c]
+        return c[np.asarray(keep, bool)]
+
+    def store_config(self, seed: int) -> dict:
+        return dict(experiment=self.name, width=self.width, init="random",
+                    lrs=list(self.lrs), schedules=list(SCHEDULES), epochs=self.epochs,
+                    min_structured_params=self.min_structured_params,
+                    max_structured_params=self.max_structured_params, base_seed=int(seed),
+                    recipe=RECIPE, chunk_size=self.chunk_size)
+
+    def workdir(self, root, seed: int) -> pathlib.Path:
+        return pathlib.Path(root) / self.name / f"seed{int(seed)}"
+
+
+@dataclasses.dataclass(frozen=True)
 class Pruning:
     """A part of one of the study's pruning grids (``configs.prune``'s ``paper`` preset)."""
 
@@ -194,6 +228,9 @@ PIECES = {
     "random_subset_733": PhaseTwo("random_subset_733", (7, 3, 3), "random", 33, ((1, 3),), 45,
                                   0.995),
     "retrain_995": Retrain("retrain_995", "random_subset_733", 0.995),
+    # dense configurations around (7,3,3)'s 61 structured parameters, ten seeds each
+    "dense_995_56_67": Dense("dense_995_56_67", 56, 68),
+    "dense_995_68_80": Dense("dense_995_68_80", 68, 81),
     "sweep_w3_8": Pruning("sweep_w3_8", "random", (3, 4, 5, 6, 7, 8)),
     **{f"sweep_w{w}": Pruning(f"sweep_w{w}", "random", (w,)) for w in (16, 32, 64, 128, 256)},
     "optimal_widths": Pruning("optimal_widths", "random", (3, 7), repeats=5),
@@ -207,6 +244,13 @@ NEURONS_SWEEP = tuple(n for n in PIECES if n.startswith("neurons_sweep"))
 SWEEP = tuple(n for n in PIECES if n.startswith("sweep_"))
 # The search's sparsest model per target and its configuration's width (the study's numbers).
 OPTIMAL = {0.95: (3, 30), 0.995: (7, 45)}
+
+
+def default_seeds(p, seeds=None) -> tuple:
+    """``seeds``, or the piece's own: its ``seeds`` field (retrain, dense), else (0,)."""
+    if seeds is not None and len(seeds):
+        return tuple(int(s) for s in seeds)
+    return tuple(getattr(p, "seeds", (0,)))
 
 
 def piece(name: str):
@@ -227,6 +271,46 @@ def run_phase_one(p: PhaseOne, root, seed: int, *, progress=_progress, **tasks) 
                             max_structured_params=p.max_structured_params, epochs=p.epochs,
                             recipe=RECIPE, base_seed=int(seed), chunk_size=p.chunk_size,
                             progress=progress(f"{p.name} seed {seed}"), **tasks)
+
+
+def run_dense(p: Dense, root, seed: int, *, progress=_progress, configs=None, workdir=None,
+              store_config=None, lrs=None, schedules=SCHEDULES, **tasks) -> pd.DataFrame:
+    """One base seed of a ``Dense`` piece (or, with ``configs``/``lrs``/``schedules``, a part
+    of it: a run's seed does not depend on the others trained beside it)."""
+    store = recording.Store(workdir or p.workdir(root, seed), store_config or
+                            p.store_config(seed), kind="search")
+    return search.phase_one(store, width=p.width, lrs=lrs or p.lrs, schedules=schedules,
+                            init="random", epochs=p.epochs, recipe=RECIPE, base_seed=int(seed),
+                            chunk_size=p.chunk_size, progress=progress(f"{p.name} seed {seed}"),
+                            configs=p.configs() if configs is None else configs, **tasks)
+
+
+def dense_summary(frames: dict, target: float) -> dict:
+    """Per (configuration, lr, schedule): how many base seeds reach the target.
+
+    Args:
+      frames: base seed -> that seed's records (d1, d2, d3, structured_params, lr, schedule,
+        accuracy).
+
+    Returns:
+      {"target", "base_seeds", "models": rows sorted by structured params then seeds over,
+      "sparsest_majority": the first row over the target in a majority of its seeds, or None}.
+    """
+    df = pd.concat([f.assign(base_seed=s) for s, f in frames.items()], ignore_index=True)
+    rows = []
+    for (d1, d2, d3, lr, sched), g in df.groupby(["d1", "d2", "d3", "lr", "schedule"]):
+        g = g.sort_values("base_seed")
+        rows.append({"config": [int(d1), int(d2), int(d3)], "lr": float(lr),
+                     "schedule": str(sched),
+                     "structured_params": int(g["structured_params"].iloc[0]),
+                     "seeds": int(len(g)), "over_target": int((g["accuracy"] >= target).sum()),
+                     "mean_accuracy": float(g["accuracy"].mean()),
+                     "base_seeds": [int(b) for b in g["base_seed"]],
+                     "accuracies": [float(a) for a in g["accuracy"]]})
+    rows.sort(key=lambda r: (r["structured_params"], -r["over_target"], -r["mean_accuracy"]))
+    majority = [r for r in rows if 2 * r["over_target"] > r["seeds"]]
+    return {"target": float(target), "base_seeds": sorted(int(s) for s in frames),
+            "models": rows, "sparsest_majority": majority[0] if majority else None}
 
 
 def run_phase_two(p: PhaseTwo, root, *, progress=_progress, mask_indices=None, seed: int = 0,
@@ -301,7 +385,7 @@ def run_retrain(p: Retrain, root, seed: int, *, progress=_progress, **tasks) -> 
                          store_config=cfg, **tasks)
 
 
-def run(name: str, root, *, seeds=(0,), progress=_progress, task_index: int = 0,
+def run(name: str, root, *, seeds=None, progress=_progress, task_index: int = 0,
         num_tasks: int = 1) -> dict:
     """Runs (or resumes) piece ``name`` into ``root``/<piece workdir> and returns its summary.
 
@@ -313,6 +397,7 @@ def run(name: str, root, *, seeds=(0,), progress=_progress, task_index: int = 0,
       task_index, num_tasks: a job array's share of each stage's chunks.
     """
     p = piece(name)
+    seeds = default_seeds(p, seeds)
     tasks = dict(task_index=task_index, num_tasks=num_tasks)
     if isinstance(p, PhaseOne):
         for s in seeds:
@@ -323,8 +408,11 @@ def run(name: str, root, *, seeds=(0,), progress=_progress, task_index: int = 0,
         config = p.config()
         config.task_index, config.num_tasks = task_index, num_tasks
         prune_stage.run(config, p.workdir(root))
+    elif isinstance(p, Dense):
+        for s in default_seeds(p, seeds):
+            run_dense(p, root, s, progress=progress, **tasks)
     else:
-        for s in (seeds or p.seeds):
+        for s in default_seeds(p, seeds):
             run_retrain(p, root, s, progress=progress, **tasks)
     return summarize(name, root, seeds=seeds)
 
@@ -467,9 +555,10 @@ def pruning_summary(df: pd.DataFrame) -> dict:
     return {"runs": int(len(df)), "fewest": rows, "fronts": fronts}
 
 
-def summarize(name: str, root, seeds=(0,)) -> dict:
+def summarize(name: str, root, seeds=None) -> dict:
     """The summary of piece ``name`` from its records in ``root`` (what has run so far)."""
     p = piece(name)
+    seeds = default_seeds(p, seeds)
     if isinstance(p, Pruning):
         wd = p.workdir(root)
         total = sum(len(g.rows) for g in prune_stage.plan(p.config()).groups)
@@ -492,6 +581,19 @@ def summarize(name: str, root, seeds=(0,)) -> dict:
                 per_seed[str(s)] = dict(phase_one_summary(df, p.targets), total_runs=total,
                                         complete=len(df) == total)
         return {"piece": name, "kind": "phase_one", "seeds": per_seed}
+    if isinstance(p, Dense):
+        frames = {s: recording.load_runs(p.workdir(root, s)) for s in default_seeds(p, seeds)
+                  if (p.workdir(root, s) / "config.json").exists()}
+        per_seed = len(p.configs()) * len(p.lrs) * len(SCHEDULES)
+        out = {"piece": name, "kind": "dense", "configurations": len(p.configs()),
+               "runs_per_seed": per_seed, "seeds_complete": sorted(
+                   int(s) for s, f in frames.items() if len(f) == per_seed)}
+        if frames:
+            out.update(dense_summary(frames, p.target))
+            out["models"] = out["models"][:40]   # the smallest; the records hold the rest
+            if out["sparsest_majority"] is not None:
+                out["model"] = dense_card(p, out["sparsest_majority"])
+        return out
     if isinstance(p, PhaseTwo):
         wd = p.workdir(root)
         total = len(p.mask_indices()) * len(p.lrs) * len(SCHEDULES)
@@ -505,7 +607,7 @@ def summarize(name: str, root, seeds=(0,)) -> dict:
             out["by_structure"] = structure_table(df, p, p.target)
         return out
     frames = {}
-    for s in p.seeds:
+    for s in seeds:
         wd = p.workdir(root, s)
         if (wd / "config.json").exists():
             frames[s] = recording.load_runs(wd)
@@ -533,6 +635,18 @@ def model_card(src: PhaseTwo, row: dict) -> dict:
             "kernels": [np.asarray(k[0], np.int8).tolist() for k in kernels]}
 
 
+def dense_card(src: Dense, row: dict) -> dict:
+    """``model_card`` of a dense configuration: the width-``src.width`` model under its block
+    masks (phase one's, ``masking.block_masks(config, width)``), lr, schedule, base seeds and
+    their accuracies."""
+    return {"source": src.name, "config": list(row["config"]), "width": src.width,
+            "mask": f"masking.block_masks({tuple(row['config'])}, {src.width})",
+            "init": "random", "epochs": src.epochs, "structured_params":
+            int(row["structured_params"]), "lr": float(row["lr"]),
+            "schedule": str(row["schedule"]), "base_seeds": list(row["base_seeds"]),
+            "accuracies": list(row["accuracies"])}
+
+
 def shipped_model(piece_name: str = "retrain_995", path=SUMMARY_FILE) -> dict:
     """The shipped model card of a retrain piece (``model_card``); a one-line ValueError if
     that piece has not shipped one."""
@@ -557,6 +671,17 @@ def retrain_model(workdir, card: dict | None = None, seeds=None, *, progress=Non
     if not seeds:
         raise ValueError("no base seeds to retrain from")
     frames = []
+    if isinstance(src, Dense):
+        src = dataclasses.replace(src, epochs=int(card["epochs"]), width=int(card["width"]))
+        for s in seeds:
+            cfg = dict(src.store_config(s), experiment="retrain_model", config=card["config"],
+                       lrs=[card["lr"]], schedules=[card["schedule"]])
+            df = run_dense(src, workdir, s, progress=lambda label: progress,
+                           configs=[card["config"]], lrs=(card["lr"],),
+                           schedules=(card["schedule"],),
+                           workdir=pathlib.Path(workdir) / f"seed{s}", store_config=cfg, **tasks)
+            frames.append(df.assign(base_seed=s))
+        return pd.concat(frames, ignore_index=True)
     for s in seeds:
         store = recording.Store(pathlib.Path(workdir) / f"seed{s}",
                                 dict(src.store_config(s), experiment="retrain_model",
@@ -806,6 +931,18 @@ def report(summary: dict) -> str:
                          f"(>= {st['min_seeds']}): " + (
                              f"{r['nnz']} nonzeros, mask {r['mask_index']}, {r['schedule']}, "
                              f"{r['over_target']}/{r['seeds']} seeds" if r else "none"))
+    elif summary["kind"] == "dense":
+        lines.append(f"  {summary['configurations']} configurations x "
+                     f"{summary['runs_per_seed'] // max(summary['configurations'], 1)} "
+                     f"(lr, schedule); base seeds complete: {summary.get('seeds_complete')}")
+        for r in summary.get("models", [])[:8]:
+            lines.append(f"    {tuple(r['config'])} ({r['structured_params']} params) lr "
+                         f"{r['lr']} {r['schedule']}: {r['over_target']}/{r['seeds']} seeds over "
+                         f"the target, mean {r['mean_accuracy']:.2%}")
+        m = summary.get("sparsest_majority")
+        lines.append("  smallest over the target in a majority of seeds: " + (
+            f"{tuple(m['config'])} ({m['structured_params']} params), lr {m['lr']}, "
+            f"{m['schedule']}, {m['over_target']}/{m['seeds']} seeds" if m else "none"))
     elif summary["kind"] == "pruning":
         state = "complete" if summary.get("complete") else "incomplete"
         lines.append(f"  {summary['runs']:,} of {summary['total_runs']:,} runs ({state}); "
@@ -861,10 +998,11 @@ def search_part(label: str, shapes, share, runs: int, workdir, epochs: int, chun
                            secs, note)
 
 
-def plan(name: str, root, *, seeds=(0,), rates: dict | None = None) -> list:
+def plan(name: str, root, *, seeds=None, rates: dict | None = None) -> list:
     """The piece's parts (``study.plan.Part``): its runs, those not recorded in ``root`` yet
     and their estimated time under ``rates`` (default this machine's, ``rates.current``)."""
     p = piece(name)
+    seeds = default_seeds(p, seeds)
     rates = rates or rates_mod.current()
     if isinstance(p, Pruning):
         return study_plan.prune_parts(p.config(), p.workdir(root), rates)
@@ -881,6 +1019,13 @@ def plan(name: str, root, *, seeds=(0,), rates: dict | None = None) -> list:
                 p.chunk_size, rates, f"{len(configs_):,} configurations x {len(p.lrs)} lr x "
                 f"{len(SCHEDULES)} schedules as {len(shapes)} shapes"))
         return parts
+    if isinstance(p, Dense):
+        n = len(p.configs()) * len(p.lrs) * len(SCHEDULES)
+        return [search_part(f"seed {s}", [(p.width,) * 3], [1.0], n, p.workdir(root, s),
+                            p.epochs, p.chunk_size, rates,
+                            f"{len(p.configs())} dense configurations x {len(p.lrs)} lr x "
+                            f"{len(SCHEDULES)} schedules, block-masked width {p.width}")
+                for s in default_seeds(p, seeds)]
     if isinstance(p, PhaseTwo):
         n = len(p.mask_indices())
         return [search_part(p.stage, [p.config], [1.0], n * len(p.lrs) * len(SCHEDULES),
@@ -892,7 +1037,7 @@ def plan(name: str, root, *, seeds=(0,), rates: dict | None = None) -> list:
         n = len(candidates(p, root))
     except ValueError as e:
         return [study_plan.Part("reproduce", p.name, 0, 0, 0, 0, 0.0, 0.0, str(e))]
-    for s in (seeds or p.seeds):
+    for s in default_seeds(p, seeds):
         parts.append(search_part(f"retrain seed {s}", [src.config], [1.0],
                                   n * len(src.lrs) * len(SCHEDULES), p.workdir(root, s),
                                   src.epochs, src.chunk_size, rates,
@@ -900,13 +1045,14 @@ def plan(name: str, root, *, seeds=(0,), rates: dict | None = None) -> list:
     return parts
 
 
-def print_plan(name: str, root, *, seeds=(0,), rates: dict | None = None) -> list:
+def print_plan(name: str, root, *, seeds=None, rates: dict | None = None) -> list:
     """Prints the piece's plan with this machine's and one GPU's estimate; returns its parts."""
     rates = rates or rates_mod.current()
     here = plan(name, root, seeds=seeds, rates=rates)
     gpu_here = jax.default_backend() != "cpu"
     other = plan(name, root, seeds=seeds, rates=rates_mod.assumed("cpu" if gpu_here else "gpu"))
-    print(f"== reproduce {name}: {piece(name).workdir(root, seeds[0] if seeds else 0)} ==")
+    print(f"== reproduce {name}: "
+          f"{piece(name).workdir(root, default_seeds(piece(name), seeds)[0])} ==")
     print(study_plan.format_plan(here, other, "2 CPU cores" if gpu_here else "one GPU"))
     how = ("rates measured on this machine " + rates["table"]["measured"][:10]
            if rates.get("table") else
@@ -916,7 +1062,7 @@ def print_plan(name: str, root, *, seeds=(0,), rates: dict | None = None) -> lis
     return here
 
 
-def main(name: str, root, *, seeds=(0,), ship_it: bool = False, figures: str = "",
+def main(name: str, root, *, seeds=None, ship_it: bool = False, figures: str = "",
          task_index: int = 0, num_tasks: int = 1, command: str = "", train: bool = True,
          dry_run: bool = False) -> dict:
     """What the binary does: run (or resume) a piece, print its report, optionally ship its
