@@ -5,9 +5,10 @@
 #   OUT=/path/to/out bash experiments/reproduce_gpu.sh
 #
 # Runs, each capped so the whole stays under 10 minutes: the (7,3,3) subset up to 45 nonzeros
-# (120,321 runs), BENCH-995 phase two on (6,3,2) and (5,4,2) up to 38 nonzeros, phase one at the
-# random init for base seeds 0-2, the width sweep at 256 and the retraining of the 99.5%
-# candidates (570 s of caps in all). Records land in $OUT/reproduce (resumable: a piece cut by its cap resumes when the
+# (120,321 runs), BENCH-995 phase two on (5,4,2) up to 38 nonzeros, the width sweep at 256, the
+# retraining of the 99.5% candidates and the dense configurations around (7,3,3) from ten seeds
+# (580 s of caps in all; phase one at the random init and BENCH-995 phase two on (6,3,2) ran on
+# a CPU and are shipped). Records land in $OUT/reproduce (resumable: a piece cut by its cap resumes when the
 # command runs again with the same OUT); each piece's report is printed and its summary written
 # to $OUT/summaries/<piece>.json, to be shipped on a CPU machine with
 #   python experiments/reproduce.py --config=experiments/configs/reproduce.py:<piece> \
@@ -38,9 +39,9 @@ seeds=(0, 1, 2) if '$piece' == 'random_phase_one' else None), \
 open('$OUT/summaries/$piece.json', 'w'), indent=1, default=str)" || true
 }
 run random_subset_733 200
-run bench995_phase_two_632 60
 run bench995_phase_two_542 110
-run random_phase_one 50 --config.seeds=0,1,2
 run sweep_w256 120
 run retrain_995 30
+run dense_995_56_67 60
+run dense_995_68_80 60
 echo "[reproduce_gpu.sh] done $(date +%T)"

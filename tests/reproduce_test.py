@@ -315,3 +315,12 @@ def test_dense_pieces_plan_and_cover_the_sizes_around_733():
 def search_params(config):
     from spiralprune import search
     return search.structured_params(config)
+
+
+def test_the_gpu_script_runs_known_pieces_within_ten_minutes():
+    import pathlib
+    import re
+    text = (pathlib.Path(__file__).parent.parent / "experiments" / "reproduce_gpu.sh").read_text()
+    runs = re.findall(r"^run (\S+) (\d+)", text, flags=re.M)
+    assert runs and all(name in reproduce.PIECES for name, _ in runs)
+    assert sum(int(cap) for _, cap in runs) < 600
