@@ -817,7 +817,7 @@ def draw_phase_two(summaries: list, path, paper=None) -> None:
         if s.get("sparsest"):
             b = s["sparsest"]
             ax.annotate(f"{b['nnz']} at {b['accuracy']:.2%}", (b["nnz"], b["accuracy"]),
-                        xytext=(-70, 12), textcoords="offset points", fontsize=8, color=c,
+                        xytext=(-90, -28), textcoords="offset points", fontsize=8, color=c,
                         arrowprops=dict(arrowstyle="-", color=c, lw=0.6))
     t = summaries[0]["target"]
     ax.axhline(t, ls="--", lw=0.8, color="#888888")
