@@ -222,6 +222,22 @@ def test_a_pruning_piece_runs_its_grid_and_resumes(tmp_path, monkeypatch):
                                              "width_sweep_95.png", "width_sweep_995.png"]
 
 
+@pytest.mark.parametrize("name", ["sweep_w256", "dense_995_56_67", "random_subset_733"])
+def test_a_pieces_tasks_share_its_runs(tmp_path, name):
+    """A piece too long for one session runs as tasks (``--config.task_index/num_tasks``):
+    their plans must split its runs, each run in exactly one task, none left out."""
+    rates = reproduce.rates_mod.assumed("cpu")
+    whole = reproduce.plan(name, tmp_path, rates=rates)
+    shares = [reproduce.plan(name, tmp_path, rates=rates, task_index=t, num_tasks=3)
+              for t in range(3)]
+    for i, part in enumerate(whole):
+        mine = [s[i].mine for s in shares]
+        assert sum(mine) == part.runs == part.mine
+        assert sum(s[i].todo for s in shares) == part.todo
+        # a part of several chunks is shared (a dense seed is one chunk: one task trains it)
+        assert all(0 < m < part.runs for m in mine) == (name != "dense_995_56_67")
+
+
 def test_provenance_keeps_no_machine_path():
     got = reproduce.provenance("python experiments/reproduce.py --workdir=/data/me/runs --x=1")
     assert got["command"] == "python experiments/reproduce.py --workdir=WORKDIR --x=1"

@@ -34,10 +34,13 @@ same --workdir, which holds one workdir per piece):
   python experiments/reproduce.py --config=experiments/configs/reproduce.py:sweep_w64
     The study's random-init pruning grid at one width (all nine pruners x lrs 0.05, 0.1, 0.2 x
     3 schedules x the 23 budgets, one run each: 1,863 runs, LTH 5 x 50 epochs). Pieces:
-    sweep_w3_8 (widths 3..8, 9,639 runs, about 50 min on 2 idle CPU cores), sweep_w16 (about
-    15 min), sweep_w32 (about 40 min), sweep_w64 (about 1.4 h), sweep_w128 and sweep_w256
-    (hours on 2 CPU cores at full width; minutes on one GPU). Together: the study's 18,954
-    runs, the records of its Figures 11 and 17.
+    sweep_w3_8 (widths 3..8, 9,639 runs, 43 min measured on 2 idle CPU cores), sweep_w16
+    (about 15 min), sweep_w32 (about 40 min), sweep_w64 (41 min measured), sweep_w128 (about
+    1.5 h) and sweep_w256 (about 4 h: LTH's first rounds and GMP and RigL train at full width;
+    minutes on one GPU). Together: the study's 18,954 runs, the records of its Figures 11 and 17.
+    A piece longer than a session runs as tasks into one workdir, e.g. sweep_w256 in three of
+    about 1.5 h each (--config.task_index=0, 1, 2 --config.num_tasks=3; --config.dry_run=True
+    says each task's share and time).
   python experiments/reproduce.py --config=experiments/configs/reproduce.py:optimal_widths
     Widths 3 and 7 with 5 repeats (14,175 runs, about 1.6 h): how many runs match or beat the
     search's sparsest model at its target (the study: 2 of its 18,954 runs).

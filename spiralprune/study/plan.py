@@ -167,6 +167,22 @@ def _share(total: int, chunk: int, task: int, tasks: int, done: set) -> tuple[in
             sum(b - a for i, (a, b) in mine if f"{i:06d}" not in done), len(mine))
 
 
+def search_part(stage: str, label: str, shapes, share, runs: int, epochs: int, chunk: int,
+                rates: dict, note: str = "", *, done=frozenset(), task_index: int = 0,
+                num_tasks: int = 1) -> Part:
+    """One line of the plan for a search stage of ``runs`` runs in near-equal chunks of at
+    most ``chunk``: this task's share of them, those not in ``done`` (chunk ids), their time.
+
+    Args:
+      shapes: the (d1, d2, d3) shapes the runs train as; share: the fraction of runs at each.
+    """
+    mine, todo, calls = _share(runs, chunk, task_index, num_tasks, set(done))
+    secs = sum(_cost(rates, w, todo * f, epochs, _STEPS, calls, dense=True)
+               for w, f in zip(shapes, share))
+    secs += rates["compile_s"] * len(shapes) if todo else 0.0
+    return Part(stage, label, runs, mine, todo, len(shapes), todo * epochs, secs, note)
+
+
 def existing_store(path: pathlib.Path) -> recording.Store | None:
     """Returns the records in ``path`` opened read-only, or None where there are none yet."""
     return recording.Store.open(path) if (path / "config.json").exists() else None
@@ -182,14 +198,10 @@ def _search_parts(config, name: str, workdir: pathlib.Path, rates: dict) -> list
 
     def part(stage, widths, runs, note, share=None):
         # widths: one shape, or several with ``share`` the fraction of runs at each.
-        done = store.done(stage) if store else set()
-        mine, todo, calls = _share(runs, chunk, task, tasks, done)
-        shapes = [widths] if share is None else widths
-        share = [1.0] if share is None else share
-        secs = sum(_cost(rates, w, todo * f, epochs, _STEPS, calls, dense=True)
-                   for w, f in zip(shapes, share))
-        secs += rates["compile_s"] * len(shapes) if todo else 0.0
-        parts.append(Part(name, stage, runs, mine, todo, len(shapes), todo * epochs, secs, note))
+        parts.append(search_part(name, stage, [widths] if share is None else widths,
+                                 [1.0] if share is None else share, runs, epochs, chunk,
+                                 rates, note, done=store.done(stage) if store else set(),
+                                 task_index=task, num_tasks=tasks))
 
     if sub.phase_one:
         configs = search.configurations(int(sub.width), sub.max_structured_params)

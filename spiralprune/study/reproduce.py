@@ -979,33 +979,30 @@ def report(summary: dict) -> str:
 # --- The plan of a piece: runs to train and the time they take here and on one GPU. ---
 
 
-def _recorded(workdir) -> int:
-    try:
-        return len(recording.load_runs(workdir))
-    except (ValueError, FileNotFoundError):
-        return 0
-
-
 def search_part(label: str, shapes, share, runs: int, workdir, epochs: int, chunk: int,
-                 rates: dict, note: str) -> study_plan.Part:
-    todo = max(runs - _recorded(workdir), 0)
-    calls = -(-todo // chunk)
-    secs = sum(rates_mod.run_cost(rates, w, todo * f, epochs, rates_mod.STEPS, calls,
-                                  rates_mod.engine_of(w, dense=True))
-               for w, f in zip(shapes, share))
-    secs += rates["compile_s"] * len(shapes) if todo else 0.0
-    return study_plan.Part("reproduce", label, runs, runs, todo, len(shapes), todo * epochs,
-                           secs, note)
+                rates: dict, note: str, *, task_index: int = 0,
+                num_tasks: int = 1) -> study_plan.Part:
+    """A search piece's plan line (``study_plan.search_part``) from its workdir's records."""
+    store = study_plan.existing_store(pathlib.Path(workdir))
+    done = {c for stage in (store.stages() if store else []) for c in store.done(stage)}
+    return study_plan.search_part("reproduce", label, shapes, share, runs, epochs, chunk,
+                                  rates, note, done=done, task_index=task_index,
+                                  num_tasks=num_tasks)
 
 
-def plan(name: str, root, *, seeds=None, rates: dict | None = None) -> list:
-    """The piece's parts (``study.plan.Part``): its runs, those not recorded in ``root`` yet
-    and their estimated time under ``rates`` (default this machine's, ``rates.current``)."""
+def plan(name: str, root, *, seeds=None, rates: dict | None = None, task_index: int = 0,
+         num_tasks: int = 1) -> list:
+    """The piece's parts (``study.plan.Part``): its runs, this task's share of them, those not
+    recorded in ``root`` yet and their estimated time under ``rates`` (default this
+    machine's, ``rates.current``)."""
     p = piece(name)
     seeds = default_seeds(p, seeds)
     rates = rates or rates_mod.current()
+    tasks = dict(task_index=task_index, num_tasks=num_tasks)
     if isinstance(p, Pruning):
-        return study_plan.prune_parts(p.config(), p.workdir(root), rates)
+        config = p.config()
+        config.task_index, config.num_tasks = task_index, num_tasks
+        return study_plan.prune_parts(config, p.workdir(root), rates)
     parts = []
     if isinstance(p, PhaseOne):
         configs_ = search.configurations(p.width, p.max_structured_params)
@@ -1017,21 +1014,21 @@ def plan(name: str, root, *, seeds=None, rates: dict | None = None) -> list:
                 f"phase one seed {s}", shapes, share,
                 len(configs_) * len(p.lrs) * len(SCHEDULES), p.workdir(root, s), p.epochs,
                 p.chunk_size, rates, f"{len(configs_):,} configurations x {len(p.lrs)} lr x "
-                f"{len(SCHEDULES)} schedules as {len(shapes)} shapes"))
+                f"{len(SCHEDULES)} schedules as {len(shapes)} shapes", **tasks))
         return parts
     if isinstance(p, Dense):
         n = len(p.configs()) * len(p.lrs) * len(SCHEDULES)
         return [search_part(f"seed {s}", [(p.width,) * 3], [1.0], n, p.workdir(root, s),
                             p.epochs, p.chunk_size, rates,
                             f"{len(p.configs())} dense configurations x {len(p.lrs)} lr x "
-                            f"{len(SCHEDULES)} schedules, block-masked width {p.width}")
+                            f"{len(SCHEDULES)} schedules, block-masked width {p.width}", **tasks)
                 for s in default_seeds(p, seeds)]
     if isinstance(p, PhaseTwo):
         n = len(p.mask_indices())
         return [search_part(p.stage, [p.config], [1.0], n * len(p.lrs) * len(SCHEDULES),
-                             p.workdir(root), p.epochs, p.chunk_size, rates,
-                             f"{n:,} masks of <= {p.max_nnz} nonzeros x {len(p.lrs)} lr x "
-                             f"{len(SCHEDULES)} schedules at {p.config}")]
+                            p.workdir(root), p.epochs, p.chunk_size, rates,
+                            f"{n:,} masks of <= {p.max_nnz} nonzeros x {len(p.lrs)} lr x "
+                            f"{len(SCHEDULES)} schedules at {p.config}", **tasks)]
     src = piece(p.source)
     try:
         n = len(candidates(p, root))
@@ -1039,20 +1036,25 @@ def plan(name: str, root, *, seeds=None, rates: dict | None = None) -> list:
         return [study_plan.Part("reproduce", p.name, 0, 0, 0, 0, 0.0, 0.0, str(e))]
     for s in default_seeds(p, seeds):
         parts.append(search_part(f"retrain seed {s}", [src.config], [1.0],
-                                  n * len(src.lrs) * len(SCHEDULES), p.workdir(root, s),
-                                  src.epochs, src.chunk_size, rates,
-                                  f"{n} masks x {len(src.lrs)} lr x {len(SCHEDULES)} schedules"))
+                                 n * len(src.lrs) * len(SCHEDULES), p.workdir(root, s),
+                                 src.epochs, src.chunk_size, rates,
+                                 f"{n} masks x {len(src.lrs)} lr x {len(SCHEDULES)} schedules",
+                                 **tasks))
     return parts
 
 
-def print_plan(name: str, root, *, seeds=None, rates: dict | None = None) -> list:
+def print_plan(name: str, root, *, seeds=None, rates: dict | None = None, task_index: int = 0,
+               num_tasks: int = 1) -> list:
     """Prints the piece's plan with this machine's and one GPU's estimate; returns its parts."""
     rates = rates or rates_mod.current()
-    here = plan(name, root, seeds=seeds, rates=rates)
+    tasks = dict(task_index=task_index, num_tasks=num_tasks)
+    here = plan(name, root, seeds=seeds, rates=rates, **tasks)
     gpu_here = jax.default_backend() != "cpu"
-    other = plan(name, root, seeds=seeds, rates=rates_mod.assumed("cpu" if gpu_here else "gpu"))
+    other = plan(name, root, seeds=seeds, rates=rates_mod.assumed("cpu" if gpu_here else "gpu"),
+                 **tasks)
     print(f"== reproduce {name}: "
-          f"{piece(name).workdir(root, default_seeds(piece(name), seeds)[0])} ==")
+          f"{piece(name).workdir(root, default_seeds(piece(name), seeds)[0])}"
+          + (f" (task {task_index} of {num_tasks})" if num_tasks > 1 else "") + " ==")
     print(study_plan.format_plan(here, other, "2 CPU cores" if gpu_here else "one GPU"))
     how = ("rates measured on this machine " + rates["table"]["measured"][:10]
            if rates.get("table") else
@@ -1071,7 +1073,8 @@ def main(name: str, root, *, seeds=None, ship_it: bool = False, figures: str = "
     if dry_run:
         rates, _ = rates_mod.load()
         print_plan(name, root, seeds=seeds, rates=rates_mod.with_table(rates_mod.assumed(),
-                                                                       rates))
+                                                                       rates),
+                   task_index=task_index, num_tasks=num_tasks)
         return {}
     summary = (run(name, root, seeds=seeds, task_index=task_index, num_tasks=num_tasks)
                if train else summarize(name, root, seeds=seeds))
