@@ -146,7 +146,8 @@ def _candidate_accuracies(params, removed, cand, data, spec):
 
 def further_prune(params: base.Params, data, *, tolerance: float = 0.001,
                   spec: training.Spec | None = None, max_remove: int | None = None,
-                  mode: str = "stop", candidates: int = 64) -> dict:
+                  mode: str = "stop", candidates: int = 64, floor: float | None = None
+                  ) -> dict:
     """How many more weights of ONE trained model magnitude pruning can remove.
 
     Candidates are the nonzero kernel entries by increasing |w| (global over the 4 kernels,
@@ -166,6 +167,8 @@ def further_prune(params: base.Params, data, *, tolerance: float = 0.001,
       max_remove: consider at most this many candidates (None: all nonzero weights).
       mode: "stop" or "skip".
       candidates: models evaluated per batch (memory ~ candidates x eval_chunk x width).
+      floor: accept a removal iff the accuracy stays >= ``floor`` instead (e.g. the target
+        the model reached; ``tolerance`` is then not used). A model below it removes nothing.
 
     Returns:
       dict: removable (int, weights removed), params (pruned), accuracy, base_accuracy (floats),
@@ -186,7 +189,8 @@ def further_prune(params: base.Params, data, *, tolerance: float = 0.001,
     limit = order.size if max_remove is None else min(int(max_remove), order.size)
     base_acc = float(_evaluate(params, data, spec)[0])
     # Compare correct counts (exact) rather than float32 accuracies.
-    need = round(base_acc * n_data) - tolerance * n_data - 1e-6
+    need = (round(base_acc * n_data) - tolerance * n_data if floor is None
+            else float(floor) * n_data) - 1e-6
     removed, taken, skipped, p = np.zeros(n, bool), [], [], 0
     while p < limit:
         cand = order[p: min(p + candidates, limit)]

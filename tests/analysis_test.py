@@ -112,7 +112,7 @@ def trained(spiral):
     return out["params"], (x[::10], y[::10])  # 4,999 points keep the checks fast
 
 
-def _reference(params, data, tolerance, mode):
+def _reference(params, data, tolerance, mode, floor=None):
     """The greedy rule one removal at a time (bias rule after each)."""
     evaluate = jax.jit(training.evaluate, static_argnames="spec")
     flat = np.asarray(masking.flatten_kernels(params))
@@ -124,7 +124,8 @@ def _reference(params, data, tolerance, mode):
         trial = keep.copy()
         trial[i] = False
         pruned = analysis._prune_to(params, jnp.asarray(trial))
-        if round(float(evaluate(pruned, data, SPEC)[0]) * n) >= base - tolerance * n - 1e-6:
+        need = base - tolerance * n if floor is None else floor * n
+        if round(float(evaluate(pruned, data, SPEC)[0]) * n) >= need - 1e-6:
             keep, removed = trial, removed + [i]
         elif mode == "stop":
             break
@@ -153,6 +154,20 @@ def test_further_prune_matches_one_at_a_time(trained, mode):
         assert not np.any(np.asarray(out["params"][name]["bias"])[~np.asarray(rule[name]["bias"])])
     if mode == "skip":
         assert out["removable"] >= len(_reference(params, data, tol, "stop"))
+
+
+def test_further_prune_to_a_floor(trained):
+    """``floor`` keeps an absolute accuracy (a target the model reached), not a drop."""
+    params, data = trained
+    base = float(training.evaluate(params, data, SPEC)[0])
+    floor = base - 0.004
+    out = analysis.further_prune(params, data, spec=SPEC, floor=floor, candidates=8)
+    assert out["removed"].tolist() == _reference(params, data, 0.0, "stop", floor=floor)
+    assert out["accuracy"] >= floor and out["removable"] > 0
+    # tolerance is not used with a floor; a floor above the model removes nothing
+    assert analysis.further_prune(params, data, spec=SPEC, floor=floor,
+                                  tolerance=0.5)["removable"] == out["removable"]
+    assert analysis.further_prune(params, data, spec=SPEC, floor=base + 1e-3)["removable"] == 0
 
 
 def test_further_prune_greedy_is_maximal_and_ordered(trained):

@@ -203,6 +203,24 @@ def test_a_pruning_piece_runs_its_grid_and_resumes(tmp_path, monkeypatch):
         if not ok.empty:
             assert r["nnz"] == ok["nnz"].min()
     assert "fewest nonzeros reaching each target" in reproduce.report(s)
+    # Section 7.2's further pruning: each method's sparsest runs over a target, pruned by
+    # magnitude while they stay over it; the records' params give back the records' accuracy
+    store, data = recording.Store.open(tmp_path / "tiny_prune"), \
+        reproduce.prune_stage.plan(p.config()).data
+    target = float(np.sort(df["accuracy"])[len(df) // 2])
+    got = reproduce.further_pruning(store, df, data, target, per_method=2)
+    ok = df[df["accuracy"] >= target].sort_values(["nnz", "accuracy"], ascending=[True, False])
+    want = {}
+    for method, g in ok.groupby("method"):
+        for _, r in g.head(2).iterrows():
+            one = reproduce.analysis.further_prune(
+                reproduce.study_figures.params_tree(store.params_of(r)), data, floor=target)
+            assert one["base_accuracy"] == pytest.approx(r["accuracy"], abs=1e-6)
+            assert one["accuracy"] >= target and one["nnz"] <= r["nnz"]
+            want[method] = min(want.get(method, 10 ** 9), one["nnz"])
+    assert {r["method"]: r["nnz"] for r in got["fewest"]} == want
+    assert got["runs"] == sum(min(2, len(g)) for _, g in ok.groupby("method"))
+    assert "pruned further" in reproduce.report(dict(s, further=got))
     only = dataclasses.replace(p, name="tiny_gmp", methods=("gmp",))   # one pruner's grid
     assert only.config().grids["random"].methods == ("gmp",)
     assert sum(len(g.rows) for g in reproduce.prune_stage.plan(only.config()).groups) == 4

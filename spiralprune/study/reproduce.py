@@ -57,6 +57,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from spiralprune import (
+    analysis,
     configs,
     enumeration,
     frontier,
@@ -66,6 +67,7 @@ from spiralprune import (
     search,
     symmetry,
 )
+from spiralprune.study import figures as study_figures
 from spiralprune.study import plan as study_plan
 from spiralprune.study import prune as prune_stage
 from spiralprune.study import rates as rates_mod
@@ -555,6 +557,39 @@ def pruning_summary(df: pd.DataFrame) -> dict:
     return {"runs": int(len(df)), "fewest": rows, "fronts": fronts}
 
 
+def further_pruning(store: recording.Store, df: pd.DataFrame, data, target: float,
+                    per_method: int = 40) -> dict:
+    """The study's Section 7.2: do the pruners' models over ``target`` prune further?
+
+    Each method's ``per_method`` sparsest runs over the target (ties to the higher accuracy)
+    are pruned further by magnitude, one weight at a time from the smallest, while the
+    accuracy on ``data`` stays >= the target (``analysis.further_prune``, greedy, ``floor``).
+
+    Returns:
+      {"target", "per_method", "runs" (pruned further), "fewest": per method the sparsest
+      model after further pruning (method, width, budget, lr, schedule, repeat, nnz_before,
+      accuracy_before, nnz, accuracy, removed), sorted by nnz}.
+    """
+    ok = df[df["accuracy"] >= target].sort_values(["nnz", "accuracy"], ascending=[True, False],
+                                                  kind="stable")
+    best, runs = {}, 0
+    for method, g in ok.groupby("method", sort=True):
+        for _, r in g.head(per_method).iterrows():
+            out = analysis.further_prune(study_figures.params_tree(store.params_of(r)), data,
+                                         floor=target)
+            runs += 1
+            row = {"method": str(method), "width": int(r["width"]), "budget": int(r["budget"]),
+                   "lr": float(r["lr"]), "schedule": str(r["schedule"]),
+                   "repeat": int(r["repeat"]), "nnz_before": int(r["nnz"]),
+                   "accuracy_before": float(r["accuracy"]), "nnz": int(out["nnz"]),
+                   "accuracy": float(out["accuracy"]), "removed": int(out["removable"])}
+            if method not in best or (row["nnz"], -row["accuracy"]) < (
+                    best[method]["nnz"], -best[method]["accuracy"]):
+                best[method] = row
+    return {"target": float(target), "per_method": int(per_method), "runs": runs,
+            "fewest": sorted(best.values(), key=lambda r: (r["nnz"], -r["accuracy"]))}
+
+
 def summarize(name: str, root, seeds=None) -> dict:
     """The summary of piece ``name`` from its records in ``root`` (what has run so far)."""
     p = piece(name)
@@ -569,6 +604,9 @@ def summarize(name: str, root, seeds=None) -> dict:
             out.update(pruning_summary(df), complete=len(df) == total)
             if p.grid == "random":
                 out["optimal"] = optimal_count(df)
+            if p.grid == "bench995" and out["complete"]:
+                out["further"] = further_pruning(
+                    recording.Store.open(wd), df, prune_stage.plan(p.config()).data, 0.995)
         return out
     if isinstance(p, PhaseOne):
         per_seed = {}
@@ -958,6 +996,14 @@ def report(summary: dict) -> str:
             lines.append(f"  {float(t):.1%}: {o['matches_at_width']} of {o['runs_at_width']:,} "
                          f"runs at width {o['width']} reach it with <= {o['search_nnz']} "
                          f"nonzeros (the search's); {o['matches']} of {o['runs']:,} at any width")
+        if summary.get("further"):
+            f = summary["further"]
+            lines.append(f"  pruned further by magnitude while >= {f['target']:.1%} (each "
+                         f"method's {f['per_method']} sparsest runs over it, {f['runs']} runs):")
+            for r in f["fewest"]:
+                lines.append(f"    {r['method']}: {r['nnz_before']} -> {r['nnz']} nonzeros "
+                             f"({r['accuracy']:.2%}; width {r['width']}, budget {r['budget']}, "
+                             f"lr {r['lr']:g}, {r['schedule']}, repeat {r['repeat']})")
     else:
         m = summary.get("sparsest_majority")
         lines.append(f"  base seeds {summary.get('base_seeds')}: "
