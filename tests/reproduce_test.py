@@ -233,6 +233,7 @@ def test_a_pruning_piece_runs_its_grid_and_resumes(tmp_path, monkeypatch):
     path = tmp_path / "reproduce.json"
     reproduce.ship(dict(s, piece="sweep_w16"), {"command": "test"}, path)
     reproduce.ship(dict(s, piece="bench995_pruning"), {"command": "test"}, path)
+    reproduce.ship(dict(s, piece="neurons_bench995"), {"command": "test"}, path)
     ours = [dict(r, method="neurons") for r in s["fewest"] if r["method"] == "gmp"]
     reproduce.ship(dict(s, piece="neurons_sweep_w64", fewest=ours), {"command": "test"}, path)
     drawn = reproduce.draw_all(tmp_path / "figs", path)

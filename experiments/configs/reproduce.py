@@ -50,6 +50,8 @@ same --workdir, which holds one workdir per piece):
     Our own pruner ``neurons`` on the width sweep's grid at widths 3..32 (1,485 runs; its
     3 restarts cost about 2.8x GMP, at full width); ``neurons_sweep_w64`` the same at width
     64 (207 runs). Their fewest nonzeros per width join the sweep's figure, highlighted.
+    ``neurons_bench995``: the same pruner on the BENCH-995 grid (1,260 runs), drawn beside the
+    nine in bench995_pruning's figure.
 
 Each run prints the piece's summary; ``--config.train=False`` summarizes what is recorded and
 trains nothing; ``--config.ship=True`` also writes the summary into the package data

@@ -29,7 +29,8 @@ schedules x the budgets below N_w, one run each: 18,954 runs over the 11 widths)
 - ``bench995_pruning``: the study's BENCH-995 grid (widths 6 and 16, 14 budgets, 5 repeats);
 - ``neurons_sweep_w3_32``, ``neurons_sweep_w64``: our own pruner ``neurons``
   (``spiralprune.pruning.neurons``) on the sweep's grid at widths 3..32 and 64, drawn beside the
-  nine in the fewest-nonzeros-by-width figure.
+  nine in the fewest-nonzeros-by-width figure; ``neurons_bench995`` the same on the BENCH-995
+  grid, drawn beside the nine in that grid's figure.
 
 Restricting phase two to masks of at most N nonzeros cannot change which model is the sparsest
 over the target as long as one of them reaches it: a mask with more nonzeros cannot be sparser.
@@ -241,6 +242,9 @@ PIECES = {
     "neurons_sweep_w3_32": Pruning("neurons_sweep_w3_32", "random", (3, 4, 5, 6, 7, 8, 16, 32),
                                    methods=("neurons",)),
     "neurons_sweep_w64": Pruning("neurons_sweep_w64", "random", (64,), methods=("neurons",)),
+    # and on the BENCH-995 grid, beside the nine's bench995_pruning
+    "neurons_bench995": Pruning("neurons_bench995", "bench995", (6, 16), repeats=5,
+                                methods=("neurons",)),
 }
 NEURONS_SWEEP = tuple(n for n in PIECES if n.startswith("neurons_sweep"))
 SWEEP = tuple(n for n in PIECES if n.startswith("sweep_"))
@@ -924,10 +928,14 @@ def draw_all(out_dir, path=SUMMARY_FILE) -> list:
     if pieces.get("bench995_pruning", {}).get("fronts"):
         search_pts = pd.DataFrame([pt for sp in b995 for pt in sp["points"]])
         drawn.append(out_dir / "bench995_pruning.png")
-        sweep.draw_fronts(fronts_frame([pieces["bench995_pruning"]]), drawn[-1],
+        sweep.draw_fronts(fronts_frame([pieces[n] for n in ("bench995_pruning",
+                                                            "neurons_bench995")
+                                        if pieces.get(n, {}).get("fronts")]), drawn[-1],
                           search=search_pts if len(search_pts) else None, target=0.995,
                           columns=2, title="From the BENCH-995 init: every pruner's frontier "
-                          "at widths 6 and 16 (5 repeats), the search's phase two in black")
+                          "at widths 6 and 16 (5 repeats), the search's phase two in black"
+                          + ("; neurons: ours, the same grid" if pieces.get(
+                              "neurons_bench995", {}).get("fronts") else ""))
     if pieces.get("random_subset_733", {}).get("points"):
         drawn.append(out_dir / "random_subset_733.png")
         draw_phase_two([pieces["random_subset_733"]], drawn[-1],
