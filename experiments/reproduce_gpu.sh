@@ -4,12 +4,14 @@
 #
 #   OUT=/path/to/out bash experiments/reproduce_gpu.sh
 #
-# Runs, each capped so the whole stays under 10 minutes: the (7,3,3) subset up to 45 nonzeros
-# (120,321 runs), BENCH-995 phase two on (5,4,2) up to 38 nonzeros, the width sweep at 256, the
-# retraining of the 99.5% candidates and the dense configurations around (7,3,3) from ten seeds
-# (580 s of caps in all; phase one at the random init and BENCH-995 phase two on (6,3,2) ran on
-# a CPU and are shipped). Records land in $OUT/reproduce (resumable: a piece cut by its cap resumes when the
-# command runs again with the same OUT); each piece's report is printed and its summary written
+# Runs, each capped so the whole stays under 10 minutes, the two pieces that gain most from a
+# GPU (estimated on one H200 against 2 CPU cores): BENCH-995 phase two on (5,4,2) up to 38
+# nonzeros (106,128 runs: about 2 min against 1 h 53 min) and the width sweep at 256 (1,863
+# runs, LTH's first rounds and GMP and RigL at full width: about 11 min against 4 h 10 min;
+# cut by its cap, it resumes on the next call). The other pieces run on a CPU in under 2 hours
+# each and ship from there (540 s of caps). Records land in $OUT/reproduce (resumable: a piece
+# cut by its cap resumes when the command runs again with the same OUT); each piece's report is
+# printed and its summary written
 # to $OUT/summaries/<piece>.json, to be shipped on a CPU machine with
 #   python experiments/reproduce.py --config=experiments/configs/reproduce.py:<piece> \
 #       --workdir=$OUT/reproduce --config.train=False --config.ship=True
@@ -38,10 +40,6 @@ json.dump(r.summarize('$piece', '$OUT/reproduce', \
 seeds=(0, 1, 2) if '$piece' == 'random_phase_one' else None), \
 open('$OUT/summaries/$piece.json', 'w'), indent=1, default=str)" || true
 }
-run random_subset_733 200
 run bench995_phase_two_542 110
-run sweep_w256 120
-run retrain_995 30
-run dense_995_56_67 60
-run dense_995_68_80 60
+run sweep_w256 430
 echo "[reproduce_gpu.sh] done $(date +%T)"
