@@ -345,6 +345,16 @@ def test_dense_pieces_plan_and_cover_the_sizes_around_733():
     assert not set(map(tuple, a.configs().tolist())) & set(map(tuple, b.configs().tolist()))
     parts = reproduce.plan("dense_995_56_67", "/nonexistent", rates=reproduce.rates_mod.assumed())
     assert len(parts) == 10 and all(p.todo == len(a.configs()) * 3 for p in parts)
+    # the ladder: its explicit shapes, each larger than (7,3,3), recorded in its workdir's
+    # identity (the range pieces' identity keeps no such key: their workdirs still open)
+    ladder = reproduce.piece("dense_995_ladder")
+    sizes = sorted(search_params(c) for c in ladder.configs())
+    assert len(sizes) == 13 and sizes[0] == 81 and sizes[-1] == 361
+    assert ladder.store_config(1)["configs"] == ladder.configs().tolist()
+    assert "configs" not in a.store_config(1)
+    import dataclasses
+    assert dataclasses.replace(ladder, max_structured_params=100).configs().tolist() == [
+        [5, 5, 5], [8, 4, 4]]
 
 
 def search_params(config):

@@ -31,6 +31,9 @@ same --workdir, which holds one workdir per piece):
     reaches 99.5% in a majority of its seeds is a 99.5% model that retrains anywhere (its
     summary ships a model card; spiralprune.study.reproduce.retrain_model trains it again).
     ``dense_995_68_80``: the same from 68 to 80 (195 configurations, 5,850 runs).
+    ``dense_995_ladder``: larger dense models, cubes (d,d,d) d = 5..12 and funnels (2d,d,d)
+    d = 4..8 (81 to 361 structured params), lrs 0.05 and 0.1, seeds 1..10 (780 runs, about
+    5 min): how large a dense model must be for most seeds to cross 99.5%.
   python experiments/reproduce.py --config=experiments/configs/reproduce.py:sweep_w64
     The study's random-init pruning grid at one width (all nine pruners x lrs 0.05, 0.1, 0.2 x
     3 schedules x the 23 budgets, one run each: 1,863 runs, LTH 5 x 50 epochs). Pieces:

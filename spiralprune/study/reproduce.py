@@ -179,18 +179,22 @@ class Dense:
     width: int = 16
     epochs: int = 50
     chunk_size: int = 1024
+    shapes: tuple = ()   # explicit configurations instead (those in the params range)
 
     def configs(self) -> np.ndarray:
-        c = search.configurations(self.width, self.max_structured_params)
-        keep = [search.structured_params(x) >= self.min_structured_params for x in c]
+        c = (np.asarray(self.shapes, np.int64).reshape(-1, 3) if self.shapes else
+             search.configurations(self.width, self.max_structured_params))
+        keep = [self.min_structured_params <= search.structured_params(x)
+                < self.max_structured_params for x in c]
         return c[np.asarray(keep, bool)]
 
     def store_config(self, seed: int) -> dict:
+        extra = {"configs": self.configs().tolist()} if self.shapes else {}
         return dict(experiment=self.name, width=self.width, init="random",
                     lrs=list(self.lrs), schedules=list(SCHEDULES), epochs=self.epochs,
                     min_structured_params=self.min_structured_params,
                     max_structured_params=self.max_structured_params, base_seed=int(seed),
-                    recipe=RECIPE, chunk_size=self.chunk_size)
+                    recipe=RECIPE, chunk_size=self.chunk_size, **extra)
 
     def workdir(self, root, seed: int) -> pathlib.Path:
         return pathlib.Path(root) / self.name / f"seed{int(seed)}"
@@ -234,6 +238,10 @@ PIECES = {
     # dense configurations around (7,3,3)'s 61 structured parameters, ten seeds each
     "dense_995_56_67": Dense("dense_995_56_67", 56, 68),
     "dense_995_68_80": Dense("dense_995_68_80", 68, 81),
+    # a ladder of larger dense models (cubes d = 5..12 and funnels (2d, d, d), d = 4..8: 81 to
+    # 361 structured params) at phase one's two lrs: where a majority of seeds crosses 99.5%
+    "dense_995_ladder": Dense("dense_995_ladder", 0, 10 ** 6, lrs=(0.05, 0.1), shapes=tuple(
+        [(d, d, d) for d in range(5, 13)] + [(2 * d, d, d) for d in range(4, 9)])),
     "sweep_w3_8": Pruning("sweep_w3_8", "random", (3, 4, 5, 6, 7, 8)),
     **{f"sweep_w{w}": Pruning(f"sweep_w{w}", "random", (w,)) for w in (16, 32, 64, 128, 256)},
     "optimal_widths": Pruning("optimal_widths", "random", (3, 7), repeats=5),
