@@ -294,7 +294,8 @@ def test_a_model_card_retrains_to_the_run_that_found_it(tmp_path):
         reproduce.shipped_model("nothing")
 
 
-def test_dense_summary_finds_the_smallest_configuration_over_the_target_in_most_seeds():
+def test_dense_summary_finds_the_smallest_configuration_over_the_target_in_most_seeds(
+        tmp_path):
     def frame(accs):
         return pd.DataFrame({"d1": [3, 3, 7], "d2": [3, 3, 3], "d3": [3, 3, 3],
                              "structured_params": [37, 37, 61], "lr": [0.05] * 3,
@@ -306,6 +307,15 @@ def test_dense_summary_finds_the_smallest_configuration_over_the_target_in_most_
     assert out["sparsest_majority"]["schedule"] == "cosine"
     assert out["sparsest_majority"]["over_target"] == 2
     assert out["sparsest_majority"]["accuracies"] == [0.996, 0.99, 0.997]
+    # per configuration its best (lr, schedule): (3,3,3) cosine (2 of 3), not step (0 of 3)
+    assert [(r["config"], r["schedule"], r["over_target"]) for r in out["by_config"]] == [
+        ([3, 3, 3], "cosine", 2), ([7, 3, 3], "step", 2)]
+    assert "(3, 3, 3) (37 params) lr 0.05 cosine: 2/3 seeds" in reproduce.report(
+        dict(out, piece="x", kind="dense", configurations=2, runs_per_seed=3,
+             seeds_complete=[1, 2, 3]))
+    path = tmp_path / "reproduce.json"   # its figure draws from the shipped summary alone
+    reproduce.ship(dict(out, piece="dense_995_ladder"), {"command": "test"}, path)
+    assert [p.name for p in reproduce.draw_all(tmp_path / "figs", path)] == ["dense_995.png"]
     frames[3] = frame([0.9, 0.4, 0.99])      # (3,3,3) now crosses in 1 of 3: (7,3,3) takes over
     assert reproduce.dense_summary(frames, 0.995)["sparsest_majority"]["config"] == [7, 3, 3]
 

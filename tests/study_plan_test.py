@@ -195,6 +195,28 @@ def test_the_pruning_estimate_counts_groups_trained_side_by_side(tmp_path, monke
     assert seconds[2] == pytest.approx([s / min(2, g) for s, g in zip(seconds[1], groups)])
 
 
+def test_a_grid_lasts_at_least_its_longest_group(tmp_path, monkeypatch):
+    """Groups train side by side, but a group's chunks one after another: where one group
+    dominates (width 64 beside width 3), two workers cannot halve the time; the estimate is
+    that group's time alone (the width-64 slice of BENCHMARKS.md ran 1.46x over sum / 2)."""
+    from spiralprune import configs
+    monkeypatch.setenv("SPIRALPRUNE_PRUNE_WORKERS", "2")
+    r = study_plan.ASSUMED["cpu"]
+
+    def seconds(widths, workers):
+        monkeypatch.setenv("SPIRALPRUNE_PRUNE_WORKERS", str(workers))
+        c = configs.prune.get_config("smoke")
+        c.grids = {"random": c.grids["random"]}
+        c.grids["random"].methods, c.grids["random"].widths = ("gmp",), widths
+        c.num_points, c.epochs = 0, 50   # the whole spiral: training outweighs compiling
+        return study_plan.prune_parts(c, tmp_path / "none", r)[0].seconds
+
+    both, wide_alone, narrow = seconds((3, 64), 2), seconds((64,), 1), seconds((3,), 1)
+    assert wide_alone > 2 * narrow
+    assert both == pytest.approx(wide_alone)
+    assert both > seconds((3, 64), 1) / rates.side_by_side(r, 64, 2)
+
+
 def test_a_rate_measured_on_a_loaded_machine_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("SPIRALPRUNE_CACHE_DIR", str(tmp_path))
     config = study_config.get_config("smoke")

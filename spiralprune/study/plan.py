@@ -284,6 +284,7 @@ def prune_parts(sub, workdir, rates: dict) -> list[Part]:
                1 if platform != "cpu" else min(2, prune_stage.MAX_CPU_WORKERS))
     compact = prune_stage.compacted(pp, platform)
     side = {init: max(1, min(workers, n)) for init, n in per_init.items()}
+    longest = {}
     for g in groups:
         my = [c for c in mine if c.stage == g.stage]
         left = [c for c in my if c.name not in done[g.stage]]
@@ -302,11 +303,15 @@ def prune_parts(sub, workdir, rates: dict) -> list[Part]:
                 programs += sum(
                     len(rates_mod.compacted_shapes(g.width, b, pp.epochs)[0])
                     for b, _, _ in prune_stage.compacted_rounds(pp, g) if b is not None)
+            compile_s = rates["compile_s"] * programs
             p.seconds += (todo * prune_stage.run_seconds(pp, g, rates, max(calls, 1),
-                                                         side[g.init])
-                          + rates["compile_s"] * programs)
+                                                         side[g.init]) + compile_s)
+            # a group is one worker's (its chunks train one after another): the part lasts
+            # at least as long as its longest group alone
+            longest[g.init] = max(longest.get(g.init, 0.0), compile_s + todo *
+                                  prune_stage.run_seconds(pp, g, rates, max(calls, 1), 1))
     for init, p in by_init.items():
-        p.seconds /= side[init]
+        p.seconds = max(p.seconds / side[init], longest.get(init, 0.0))
         widths = sorted({g.width for g in groups if g.init == init})
         methods = sorted({g.method for g in groups if g.init == init})
         p.note = f"{len(methods)} methods x widths {widths}"
