@@ -42,11 +42,11 @@ same --workdir, which holds one workdir per piece):
     1 to 1.5 h) and sweep_w256 (3 to 4 h: LTH's first rounds and GMP and RigL train at full
     width; minutes on one GPU). Together: the study's 18,954 runs, the records of its Figures
     11 and 17. A piece longer than a session runs as tasks into one workdir, e.g. sweep_w256
-    in three of 1 to 1.5 h each (--config.task_index=0, 1, 2 --config.num_tasks=3; --config.dry_run=True
-    says each task's share and time).
+    in three of 1 to 1.5 h each (--config.task_index=0, 1, 2 --config.num_tasks=3;
+    --config.dry_run=True says each task's share and time).
   python experiments/reproduce.py --config=experiments/configs/reproduce.py:optimal_widths
-    Widths 3 and 7 with 5 repeats (14,175 runs, 35-40 min estimated): how many runs match or beat the
-    search's sparsest model at its target (the study: 2 of its 18,954 runs).
+    Widths 3 and 7 with 5 repeats (14,175 runs, 35-40 min estimated): how many runs match or
+    beat the search's sparsest model at its target (the study: 2 of its 18,954 runs).
   python experiments/reproduce.py --config=experiments/configs/reproduce.py:bench995_pruning
     The study's BENCH-995 pruning grid: widths 6 and 16, 14 budgets, 5 repeats (11,340 runs).
   python experiments/reproduce.py --config=experiments/configs/reproduce.py:neurons_sweep_w3_32
