@@ -249,3 +249,26 @@ def test_prune_plan_accepts_an_import_path(tmp_path):
     c.grids.bench95.methods = (f"{tmp_path}/missing.py:f",)
     with pytest.raises(ValueError, match="cannot import"):
         prune.plan(c)
+
+
+def test_a_pruner_says_what_one_run_costs_in_epochs():
+    """The plan's time and chunk sizes count a run's training epochs as its pruner says:
+    LTH's rounds, ``neurons``' restarts (sharing their first epochs), a user's own count."""
+    from spiralprune.configs import prune as prune_config
+    from spiralprune.study import prune
+
+    def own(variant, data, *, spec):
+        return training.train_run(variant, data, spec=spec)
+
+    pruning.register("t_twice", own, kind="train", args={"times": 2},
+                     epochs=lambda spec, args: spec.epochs * args["times"])
+    c = prune_config.get_config("smoke")
+    c.grids = {"random": c.grids.random}
+    c.grids.random.methods = ("gmp", "lth", "neurons", "t_twice")
+    c.epochs, c.method_args = 10, {"t_twice": {"times": 3}, "lth": {"lth_rounds": 4}}
+    p = prune.plan(c)
+    got = {g.method: prune.epochs_per_run(p, g) for g in p.groups}
+    # neurons' default: 3 restarts sharing the first 2 epochs: 10 + 2 x (10 - 2)
+    assert got == {"gmp": 10, "lth": 40, "neurons": 26, "t_twice": 30}
+    with pytest.raises(ValueError, match="epochs must be a function"):
+        pruning.Pruner(name="t_bad", kind="train", fn=own, epochs=5)

@@ -357,8 +357,17 @@ def _table_cost(c: costs.Inputs) -> tuple:
     return prune, extra, trained * (1 + (r - 1) * (1 - b / 50))
 
 
+def _epochs(spec: training.Spec, args: dict) -> float:
+    """Epochs of training one run costs: gradual, ``candidates`` restarts sharing the first
+    ``branch_epochs``; one shot, the warm-up, each candidate's probe, then the winner."""
+    k, e = int(args["candidates"]), int(spec.epochs)
+    if args["gradual"]:
+        return e + (k - 1) * (e - min(int(args["branch_epochs"]), e))
+    return e + int(args["warmup_epochs"]) + k * min(int(args["probe_epochs"]), e)
+
+
 registry.register("neurons", neurons_train, kind="train", args=ARGS,
-                  cost=costs.Cost(_table_cost))
+                  cost=costs.Cost(_table_cost), epochs=_epochs)
 
 
 def flops(widths, budget: int, nnz: float, args=None, *, epochs: int = 50, n: int = 49_982,

@@ -48,6 +48,9 @@ class Pruner:
       builtin: one of the study's methods (its records must not change).
       cost: its pruning cost for ``analysis.flops`` (``costs.Cost``); default ``costs.NONE``,
         nothing beyond training the returned sparse model.
+      epochs: ``(spec, args) -> float``, the epochs of training at the run's width one run
+        costs in time (LTH's rounds, a pruner's restarts), for the plan's estimate and its
+        chunk sizes; default None: ``spec.epochs``.
     """
 
     name: str
@@ -63,6 +66,7 @@ class Pruner:
     starts_from_masks: bool = True
     builtin: bool = False
     cost: costs.Cost = costs.NONE
+    epochs: Callable | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "args", dict(self.args))
@@ -82,6 +86,9 @@ class Pruner:
         if not isinstance(self.cost, costs.Cost):
             raise ValueError(f"pruner {self.name!r}: cost must be a costs.Cost, got "
                              f"{self.cost!r}")
+        if self.epochs is not None and not callable(self.epochs):
+            raise ValueError(f"pruner {self.name!r}: epochs must be a function (spec, args) -> "
+                             f"epochs, got {self.epochs!r}")
         for field in ("iterations", "every"):
             value = getattr(self, field)
             if isinstance(value, str) and value not in self.args:

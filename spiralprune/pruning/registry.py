@@ -53,7 +53,7 @@ _BY_FN: dict[int, pruner.Pruner] = {}
 def register(name=None, fn=None, /, *, kind: str | None = None, args: Mapping | None = None,
              batch="random", iterations=None, revive: bool = False, rounding: str = "floor",
              every=None, reference=None, starts_from_masks: bool = True, builtin: bool = False,
-             cost: costs.Cost = costs.NONE, replace: bool = False):
+             cost: costs.Cost = costs.NONE, epochs=None, replace: bool = False):
     """Registers a pruner under ``name``: as a call, a decorator, or a ready ``Pruner``.
 
       register("mine", score_fn, iterations=10)      # a call
@@ -65,8 +65,9 @@ def register(name=None, fn=None, /, *, kind: str | None = None, args: Mapping | 
       name: the method name (a ``Pruner`` or a function when used bare).
       fn: the function; its kind is read from its signature unless ``kind`` is given.
       kind, args, batch, iterations, revive, rounding, every, reference, starts_from_masks,
-        builtin, cost: the ``Pruner`` fields (``cost``: its pruning FLOPs, ``costs.Cost``;
-        default ``costs.NONE``, nothing beyond training the returned model).
+        builtin, cost, epochs: the ``Pruner`` fields (``cost``: its pruning FLOPs,
+        ``costs.Cost``; default ``costs.NONE``, nothing beyond training the returned model;
+        ``epochs``: the training epochs one run costs in time, default ``spec.epochs``).
       replace: allow replacing a built-in (user pruners are replaced silently, so a notebook
         cell can run twice).
 
@@ -80,7 +81,8 @@ def register(name=None, fn=None, /, *, kind: str | None = None, args: Mapping | 
         fn, name = name, name.__name__
     options = dict(kind=kind, args=args or {}, batch=batch, iterations=iterations,
                    revive=revive, rounding=rounding, every=every, reference=reference,
-                   starts_from_masks=starts_from_masks, builtin=builtin, cost=cost)
+                   starts_from_masks=starts_from_masks, builtin=builtin, cost=cost,
+                   epochs=epochs)
     if fn is None:
         def decorator(f):
             _add(make(name, f, **options), replace)
@@ -234,7 +236,8 @@ BUILTINS: tuple[pruner.Pruner, ...] = (
     _at_init("prospr", _prospr_scores, batch=_prospr_batches, cost=costs.PROSPR),
     _train("gmp", during_training.gmp_train, during_training.GMP_ARGS, cost=costs.GMP),
     _train("rigl", during_training.rigl_train, during_training.RIGL_ARGS, cost=costs.RIGL),
-    _train("lth", lottery.lth_train, lottery.LTH_ARGS, cost=costs.LTH),
+    _train("lth", lottery.lth_train, lottery.LTH_ARGS, cost=costs.LTH,
+           epochs=lambda spec, args: spec.epochs * int(args["lth_rounds"])),
 )
 # The study's methods, in the order of every table and figure: defined here, once.
 METHODS = tuple(p.name for p in BUILTINS)

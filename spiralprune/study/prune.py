@@ -35,7 +35,7 @@ from spiralprune import (
     schedules,
     training,
 )
-from spiralprune.pruning import checks, lottery, plugins
+from spiralprune.pruning import checks, lottery, plugins, registry, signatures
 from spiralprune.study import rates as rates_mod
 
 KIND = "prune"
@@ -310,12 +310,15 @@ def workers() -> int:
     return max(1, min(int(cores or 1), MAX_CPU_WORKERS))
 
 
-def epochs_per_run(p: Plan, group: Group) -> int:
-    """A run's training epochs in ``group``: LTH trains its rounds one after another."""
+def epochs_per_run(p: Plan, group: Group) -> float:
+    """A run's training epochs in ``group``, in time: the pruner's own count where it says
+    (``Pruner.epochs``: LTH trains its rounds one after another, ``neurons`` its restarts)."""
     spec = p.spec(group)
-    if spec.method != "lth":
+    pruner = registry.get(spec.method)
+    if pruner.epochs is None:
         return int(spec.epochs)
-    return int(spec.epochs) * int(lottery.resolve_args(spec)["lth_rounds"])
+    return float(pruner.epochs(spec, signatures.resolve_args(spec.method, spec.args,
+                                                              pruner.args)))
 
 
 def run_seconds(p: Plan, group: Group, rates: dict, calls: int = 1, workers: int = 1) -> float:
