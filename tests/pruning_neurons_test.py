@@ -260,3 +260,19 @@ def test_bad_args_are_one_line_errors(data):
                        (("branch_epochs", -1), "branch_epochs must be >= 0")):
         with pytest.raises(ValueError, match=match):
             checks.check("neurons", 4, [10], method_args=(bad,))
+
+
+@pytest.mark.parametrize("funnel", [True, False])
+def test_one_block_is_what_a_stable_sort_puts_first(funnel):
+    """A gradual event asks for one block (k = 1), found in one pass instead of sorting every
+    block: the same block as the sort's first, ties (equal units and spare) to the lower index,
+    over random capacities with many ties, a limit and an unreachable budget."""
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        cap = jnp.asarray(np.sort(rng.integers(0, 40, (6, 5, 4)), axis=None).reshape(6, 5, 4)
+                          if trial % 2 else rng.integers(0, 40, (6, 5, 4)), jnp.int32)
+        budget = int(rng.integers(1, 45))
+        limit = None if trial % 3 else jnp.asarray(rng.integers(1, 6, 3), jnp.int32)
+        got = neurons.blocks(cap, budget, 1, limit, funnel)
+        want = neurons.blocks(cap, budget, 2, limit, funnel)[:1]   # k = 2: the sort
+        np.testing.assert_array_equal(got, want)
