@@ -21,6 +21,7 @@ that train populations of different programs one after another).
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import time
@@ -49,6 +50,14 @@ LANES_CPU_CHUNK = 512
 # Xeon: P = 512 in two groups of 256 1,703-1,739 model-epochs/s against 1,557-1,582 in one
 # group; groups of 128 or 512 were slower than 256 (BENCHMARKS.md). Results are the same bits.
 LANES_CPU_GROUP = 256
+# Parameters per compiled call of the vmap engine on a CPU (``cpu_call_runs``): a population's
+# params, optimizer state and activations should stay in cache. On the idle 2-core Xeon,
+# calls of this size trained a population 1.03-1.21x faster than one call of all of it at
+# widths 16-256 (1,024 width-16 runs down to 32 at width 256; ``benchmark.py:calls``,
+# BENCHMARKS.md "the vmap engine's calls on a CPU"); under load the gap was larger (1.3x
+# for 160 width-64 runs against calls of 32).
+CPU_CALL_PARAMS = 200_000
+CPU_CALL_MIN_RUNS = 8
 
 
 def make_variants(*, masks, lr, schedule, seed, budget=None, params=None) -> training.Variant:
@@ -126,6 +135,30 @@ def bytes_per_run(spec: training.Spec) -> int:
     step = 4 * spec.batch_size * units * 6   # forward activations, backward, gathered batch
     evaluation = 4 * spec.eval_chunk * units * 3
     return 2 * (state + step + evaluation)
+
+
+def cpu_call_runs(widths) -> int:
+    """Runs per compiled call of the vmap engine on a CPU for models of ``widths``: the power
+    of two nearest ``CPU_CALL_PARAMS`` / params, at least ``CPU_CALL_MIN_RUNS`` (32 at width
+    64, 256 at width 16, 8 from width 128); unbounded inside ``uncapped_cpu_calls``."""
+    if _UNCAPPED[0]:
+        return _MAX_CHUNK
+    n = models.num_params(tuple(int(w) for w in widths))
+    return int(max(CPU_CALL_MIN_RUNS, 2 ** round(float(np.log2(CPU_CALL_PARAMS / n)))))
+
+
+_UNCAPPED = [False]
+
+
+@contextlib.contextmanager
+def uncapped_cpu_calls():
+    """Inside it, the CPU's vmap calls take as many runs as ``chunk_size`` or memory allow
+    (the benchmark's baseline: ``benchmark.py:calls``)."""
+    before, _UNCAPPED[0] = _UNCAPPED[0], True
+    try:
+        yield
+    finally:
+        _UNCAPPED[0] = before
 
 
 def device_memory(device) -> int:
@@ -261,6 +294,9 @@ def run(variants: training.Variant, data, *, spec: training.Spec, train_fn: Call
       train_fn: single-run function ``(variant, data, *, spec) -> dict``; default by spec.method
         (the lanes engine runs only the default dense one).
       chunk_size: runs per compiled call (default: as many as fit; rounded to the device count).
+        On a CPU the vmap engine takes at most ``cpu_call_runs`` runs per call per device
+        (cache-bound; a run's numbers then depend on its call's size only to float32
+        rounding).
       devices: devices to shard over (default: all local devices).
       progress: called with (runs done, P) after every chunk.
 
@@ -300,7 +336,10 @@ def _program(variants, data, spec, train_fn, chunk_size, devices):
     if spec.init == "given" and not variants.params:
         raise ValueError("Spec.init is 'given' but the variants carry no params")
     check_shapes(variants, spec)
-    chunk = balanced_chunk(p, chunk_size or auto_chunk(spec, p, devices), len(devices))
+    limit = chunk_size or auto_chunk(spec, p, devices)
+    if kind == "vmap" and devices[0].platform == "cpu":
+        limit = min(limit, cpu_call_runs(spec.widths) * len(devices))
+    chunk = balanced_chunk(p, limit, len(devices))
     fn, shard, repl = _compiled(train_fn, spec, devices, kind)
     return fn, shard, repl, chunk
 

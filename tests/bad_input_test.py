@@ -543,6 +543,14 @@ def test_benchmark_refuses_before_the_loop_baseline(field, value, match):
     assert "\n" not in str(e.value)
 
 
+def test_calls_benchmark_wants_one_population_per_width():
+    from spiralprune.configs import benchmark as benchmark_config
+    config = benchmark_config.get_config("calls")
+    config.populations = (64,)
+    with pytest.raises(ValueError, match="one population per width, got 1 populations for 5"):
+        _benchmark().run(config)
+
+
 def test_every_config_file_loads_from_outside_the_repository(tmp_path):
     # --config=experiments/configs/X.py is loaded by path, with experiments/ (not the
     # repository) on sys.path: a config file that imports ``experiments.*`` fails there.

@@ -138,6 +138,33 @@ def test_balanced_chunks_pad_little_and_respect_the_cap():
         assert pieces == -(-p // (-(-cap // devs) * devs))       # no more calls than needed
 
 
+def test_cpu_vmap_calls_are_cache_sized_and_change_no_run():
+    # the power of two nearest 2e5 / params, worked by hand: width 64 has 8,577 params
+    # (2e5 / 8,577 = 23.3 -> 32), width 16 609 (328 -> 256), width 32 2,241 (89 -> 64)
+    assert populations.cpu_call_runs((64,) * 3) == 32
+    assert populations.cpu_call_runs((16,) * 3) == 256
+    assert populations.cpu_call_runs((32,) * 3) == 64
+    assert populations.cpu_call_runs((128,) * 3) == populations.CPU_CALL_MIN_RUNS
+    assert populations.cpu_call_runs((3, 3, 3)) == 4096
+    if jax.default_backend() != "cpu":
+        pytest.skip("the cap is the CPU's")
+    p, width = 70, 32
+    data = _data(256)
+    v = _variants(p, width)
+    spec = training.Spec(widths=(width,) * 3, epochs=1, engine="vmap")
+    calls = []
+    out = populations.run(v, data, spec=spec, chunk_size=1024,
+                          progress=lambda done, total: calls.append(done))
+    ndev = len(jax.local_devices())
+    cap = populations.cpu_call_runs(spec.widths) * ndev
+    assert calls[-1] == p and len(calls) == -(-p // cap) > 1       # chunk_size 1024 was capped
+    assert np.diff([0] + calls).max() <= cap
+    for i in (0, p - 1):   # each run equals itself trained alone
+        alone = populations.run(jax.tree.map(lambda a, i=i: a[i:i + 1], v), data, spec=spec)
+        for a, b in zip(jax.tree.leaves(alone), jax.tree.leaves(out)):
+            np.testing.assert_allclose(a[0], b[i], rtol=1e-5, atol=1e-6)
+
+
 def test_auto_chunk_is_a_multiple_of_devices_and_bounded():
     devs = jax.local_devices()
     c = populations.auto_chunk(training.Spec(), 10**6, devs)
@@ -174,3 +201,15 @@ def test_sharded_over_8_host_devices_equals_unsharded(tmp_path):
                          text=True, timeout=600)
     assert "SHARDED_OK vmap 16" in out.stdout, out.stderr[-2000:]
     assert "SHARDED_OK lanes 16" in out.stdout, out.stderr[-2000:]
+
+
+def test_calls_benchmark_times_one_call_against_capped_calls():
+    from spiralprune.configs import benchmark as benchmark_config
+    from spiralprune.study import benchmark
+    config = benchmark_config.get_config("calls")
+    config.widths, config.populations, config.output, config.repeats = (64,), (40,), "", 1
+    (row,) = benchmark.run(config)
+    assert (row["runs"], row["call"], row["calls"]) == (40, 32, 2)
+    assert row["one_s"] > 0 and row["capped_s"] > 0
+    assert row["speedup"] == pytest.approx(row["one_s"] / row["capped_s"])
+    assert row["capped_rate"] == pytest.approx(40 / row["capped_s"])

@@ -23,6 +23,11 @@ Runbook:
     rates measured afresh, then the Quick start from scratch, a width-64 slice of the sweep
     (SNIP compacted and GMP, 46 runs) and a BENCH-995 phase-two slice (3,072 runs), each
     estimated first: about 12 minutes on 2 idle CPU cores. Expected: each within +-30%.
+  python experiments/benchmark.py --config=experiments/configs/benchmark.py:calls
+    The vmap engine's calls on a CPU: a population of widths 16-256 (1,024 runs at width 16
+    down to 32 at width 256, half the weights masked, one epoch, evaluation included) trained
+    in one call against calls of ``populations.cpu_call_runs`` runs (what ``run`` does on a
+    CPU), interleaved, the fastest of 2 each: about 8 minutes on 2 idle CPU cores.
   Add --config.precision=default to measure TF32 matmuls on a GPU (full float32 is the default).
 
 Each cell trains P masked models of one width for ``epochs`` and for ``2 * epochs`` epochs,

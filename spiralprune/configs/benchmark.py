@@ -8,7 +8,7 @@ import ml_collections
 
 from spiralprune.configs import prune as prune_config
 
-PRESETS = ("quick", "engines", "gpu", "compaction", "plan", "smoke")
+PRESETS = ("quick", "engines", "gpu", "compaction", "plan", "calls", "smoke")
 SEARCH_SHAPES = ((3, 3, 3), (7, 3, 3), (3, 2, 2), (6, 3, 2))
 
 
@@ -51,6 +51,11 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
         c.cosine_t_max = 50
         c.full_epochs = 1       # full width timed at 1 and 2 epochs, projected to ``epochs``
         c.repeats = 2           # a shared CPU: the fastest of 2 warm calls each
+    elif arg == "calls":
+        c.widths = (16, 32, 64, 128, 256)
+        c.populations = (1024, 512, 256, 64, 32)   # one per width: a pruning group's call
+        c.repeats = 2           # interleaved, the fastest of each kept (load only slows)
+        c.loop_models = 0
     elif arg == "plan":
         c.checks = ("quick", "sweep_w64_slice", "bench995_slice")
         c.root = ""   # the checks' workdirs: a temporary folder when empty

@@ -181,6 +181,69 @@ def run_compaction(config) -> list[dict]:
     return rows
 
 
+def measure_calls(widths, p: int, config, data) -> dict:
+    """A population of ``p`` runs of ``widths`` for ``config.epochs`` epochs (evaluation
+    included), in one vmap call (``populations.uncapped_cpu_calls``) against calls of
+    ``populations.cpu_call_runs`` runs; each warm, interleaved, the fastest of
+    ``config.repeats``."""
+    v = _variants(widths, p, config.sparsity, config.seed)
+    spec = training.Spec(widths=widths, epochs=config.epochs, engine="vmap",
+                         precision=config.precision)
+
+    def one_call():
+        with populations.uncapped_cpu_calls():
+            populations.run(v, data, spec=spec)
+
+    def capped():
+        populations.run(v, data, spec=spec)
+    arms = {"one": one_call, "capped": capped}
+    for fn in arms.values():
+        fn()   # compile and warm up
+    best = dict.fromkeys(arms, float("inf"))
+    for _ in range(config.repeats):
+        for name, fn in arms.items():
+            best[name] = min(best[name], _timed_call(fn))
+    per = populations.cpu_call_runs(widths)
+    return dict(width="x".join(map(str, widths)), runs=p, call=per, calls=-(-p // per),
+                one_s=best["one"], capped_s=best["capped"],
+                one_rate=p * config.epochs / best["one"],
+                capped_rate=p * config.epochs / best["capped"],
+                speedup=best["one"] / best["capped"])
+
+
+_CALLS_HEADER = ("| widths | runs | runs a call | calls | one call s | capped s | one call "
+                 "model-epochs/s | capped model-epochs/s | speedup |",
+                 "|---|---|---|---|---|---|---|---|---|")
+
+
+def run_calls(config) -> list[dict]:
+    """The ``calls`` preset: ``measure_calls`` for each (width, population) pair."""
+    data = datasets.cubist_spiral()
+    print(_CALLS_HEADER[0] + "\n" + _CALLS_HEADER[1], flush=True)
+    rows = []
+    for width, p in zip(config.widths, config.populations):
+        rows.append(measure_calls(models.check_widths(width), int(p), config, data))
+        print(_fmt_calls(rows[-1]), flush=True)
+    if config.output:
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        lines = ["", f"### benchmark `calls` on {device_name()}, {datetime.date.today()}", "",
+                 f"Command: `python {command_line()}`; CPU: {cpu_model()}; load average at the "
+                 f"end {load}; jax {jax.__version__}. Each population: "
+                 f"{int(config.sparsity * 100)}% of weights masked, {config.epochs} epoch(s) "
+                 "on the whole spiral, evaluation included; one vmap call against calls of "
+                 "`populations.cpu_call_runs` runs, warm, the fastest of "
+                 f"{config.repeats} interleaved repeats.", "", *_CALLS_HEADER]
+        with open(config.output, "a") as f:
+            f.write("\n".join(lines + [_fmt_calls(r) for r in rows]) + "\n")
+    return rows
+
+
+def _fmt_calls(r: dict) -> str:
+    return (f"| {r['width']} | {r['runs']:,} | {r['call']} | {r['calls']} | {r['one_s']:.1f} | "
+            f"{r['capped_s']:.1f} | {r['one_rate']:.1f} | {r['capped_rate']:.1f} | "
+            f"{r['speedup']:.2f}x |")
+
+
 def run_plan(config) -> list[dict]:
     """The ``plan`` preset: the plan's estimates against wall time (``study.estimates``)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -224,6 +287,9 @@ def check(config) -> None:
     if config.preset != "compaction" and (not pops or not all(
             isinstance(p, int) and not isinstance(p, bool) and p >= 1 for p in pops)):
         raise ValueError(f"populations must be whole numbers >= 1, got {config.populations!r}")
+    if config.preset == "calls" and len(pops) != len(config.widths):
+        raise ValueError(f"calls: one population per width, got {len(pops)} populations for "
+                         f"{len(config.widths)} widths")
     for w in config.widths:
         models.check_widths(w)
     for name in ("epochs", "repeats"):
@@ -254,6 +320,8 @@ def run(config) -> list[dict]:
         return run_compaction(config)
     if config.preset == "plan":
         return run_plan(config)
+    if config.preset == "calls":
+        return run_calls(config)
     data = datasets.cubist_spiral()
     rows = []
     print(_HEADER[0] + "\n" + _HEADER[1], flush=True)

@@ -58,7 +58,7 @@ ASSUMED = {"cpu": dict(a=3e-3, b=3.5e-5, step_s=0.0, compile_s=5.0, lanes=4.0, p
 WIDTHS = (3, 8, 16, 32, 64, 128, 256)   # vmap cells, (w, w, w)
 LANES_SHAPES = ((3, 3, 3), (7, 3, 3))   # lanes cells: the search's compacted shapes
 CALIBRATION_STEPS = 20                  # minibatches per timed cell
-FORMAT = "spiralprune-rates/2"   # 2: side_by_side measured
+FORMAT = "spiralprune-rates/3"   # 2: side_by_side measured; 3: vmap cells at the call size trained
 
 
 def cache_dir() -> pathlib.Path:
@@ -128,15 +128,16 @@ def _cell(widths, runs: int, steps: int, engine: str, workers: int = 1
 
 
 def _runs(widths, platform: str, engine: str = "vmap") -> int:
-    """Calibration population size: a cell of about a second on 2 CPU cores; on the lanes
+    """Calibration population size: on a CPU's vmap engine the runs of one compiled call
+    (``populations.cpu_call_runs``: the call size every population of the shape trains at,
+    whose rate a run's cost is; at most 256, where small models' rates flatten); on the lanes
     engine the population of a search chunk (lanes gains with the population: at (3,3,3) it
     trains 2,048 runs 1.6x faster a run than 256 on 2 CPU cores)."""
     if engine == "lanes":
         return 2048 if platform == "cpu" else 16384
     if platform != "cpu":
         return 4096
-    n = models.num_params(tuple(widths))
-    return int(np.clip(2 ** round(np.log2(2e5 / n)), 16, 256))
+    return min(256, populations.cpu_call_runs(widths))
 
 
 def measure(widths=None, lanes_shapes=None, steps: int | None = None,
