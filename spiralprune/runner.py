@@ -9,6 +9,7 @@ several stages trained side by side where a device has cores to spare. What a ch
 the caller's ``compute``.
 """
 
+import collections
 import concurrent.futures
 import dataclasses
 import threading
@@ -85,9 +86,12 @@ def run(store: recording.Store, todo: Sequence[Chunk], compute: Callable, *,
         ``chunk.stage``/``chunk.index``; ``tick(k)`` may say that ``k`` of its runs have
         finished so far.
       progress: optional ``callback(runs done, runs to do)`` over all of ``todo``.
-      workers: stages trained side by side (threads), the costliest first; 1 trains the
-        stages one after another in ``todo``'s order, the next one's program compiling
-        (``precompile``) while one trains.
+      workers: chunks trained side by side (threads). Each worker trains a stage's chunks one
+        after another, starting the costliest stage not started yet when its own is done;
+        once every stage has started, a free worker takes the next chunk of the stage with
+        the most work left, so one long stage (LTH at a large width) does not end a grid on
+        one worker. 1 trains the stages one after another in ``todo``'s order, the next
+        one's program compiling (``precompile``) while one trains.
       precompile: optional ``stage -> None`` compiling a stage's program ahead.
       cost: optional ``stage -> float`` ordering stages side by side (default: their runs).
 
@@ -103,39 +107,67 @@ def run(store: recording.Store, todo: Sequence[Chunk], compute: Callable, *,
         if progress:
             progress(state["finished"] + sum(state["running"].values()), total)
 
-    def train_stage(stage):
-        chunks = {c.name: c for c in of_stage[stage]}
-
-        def one(name):
-            chunk = chunks[name]
-
-            def tick(k):
-                with lock:
-                    state["running"][chunk] = int(k)
-                    report()
-            compute(chunk, tick)
+    def one(chunk):
+        def tick(k):
             with lock:
-                state["running"].pop(chunk, None)
-                state["finished"] += chunk.runs
+                state["running"][chunk] = int(k)
                 report()
-        # Writers sharing the workdir claim chunks, so each is computed once (recording.Claim).
-        recording.compute_chunks(store, stage, list(chunks), one)
+        compute(chunk, tick)
+        with lock:
+            state["running"].pop(chunk, None)
+            state["finished"] += chunk.runs
+            report()
 
-    n = min(int(workers), len(stages))
+    def train(stage, chunks):
+        named = {c.name: c for c in chunks}
+        # Writers sharing the workdir claim chunks, so each is computed once (recording.Claim).
+        recording.compute_chunks(store, stage, list(named), lambda name: one(named[name]))
+
+    n = min(int(workers), len(todo))
     if n <= 1:
         for stage in populations.compiled_ahead(stages, precompile or (lambda s: None)):
-            train_stage(stage)
+            train(stage, of_stage[stage])
         return state["finished"]
     weight = cost or (lambda s: sum(c.runs for c in of_stage[s]))
     order = sorted(stages, key=lambda s: -weight(s))   # stable
+    left = {s: collections.deque(of_stage[s]) for s in order}
+    started: set[str] = set()
+
+    def take(mine):
+        """The next chunk for a worker that trained ``mine`` last (None when all are taken)."""
+        with lock:
+            if mine is None or not left[mine]:
+                fresh = [s for s in order if s not in started and left[s]]
+                if fresh:
+                    mine = fresh[0]
+                else:   # help the stage with the most work left per chunk taken
+                    busy = [s for s in order if left[s]]
+                    if not busy:
+                        return None
+                    mine = max(busy, key=lambda s: sum(c.runs for c in left[s]) *
+                               weight(s) / max(1, sum(c.runs for c in of_stage[s])))
+                started.add(mine)
+            return left[mine].popleft()
+
+    def worker():
+        mine = None
+        while (chunk := take(mine)) is not None:
+            mine = chunk.stage
+            train(chunk.stage, [chunk])
+
     pool = concurrent.futures.ThreadPoolExecutor(n, thread_name_prefix="chunks")
-    futures = [pool.submit(train_stage, s) for s in order]
+    futures = [pool.submit(worker) for _ in range(n)]
     stopped = False
     try:
         for future in concurrent.futures.as_completed(futures):
             future.result()   # the first error stops the stages not started yet
-    except KeyboardInterrupt:   # a stopped run (Ctrl-C, SIGTERM) does not wait for the
-        stopped = True          # running stages: their finished chunks are recorded
+    except BaseException as e:
+        with lock:   # nothing more is taken: the other workers end after their chunk
+            for q in left.values():
+                q.clear()
+        # a stopped run (Ctrl-C, SIGTERM) does not wait for the running chunks: the finished
+        # ones are recorded
+        stopped = isinstance(e, KeyboardInterrupt)
         raise
     finally:
         pool.shutdown(wait=not stopped, cancel_futures=True)

@@ -90,3 +90,44 @@ def test_run_computes_each_chunk_once_and_counts_progress_over_every_stage(tmp_p
     # resumed, nothing is left to train
     assert runner.pending(store, chunks)[1] == []
     assert runner.run(store, [], compute) == 0
+
+
+def test_free_workers_help_the_longest_stage_and_each_chunk_trains_once(tmp_path):
+    # one long stage of four chunks and a short one: the worker done with the short stage
+    # takes the long stage's next chunks instead of idling while one worker trains them all
+    import time
+    store = recording.Store(tmp_path / "wd", {"x": 1}, kind="prune")
+    chunks = runner.cut("long", [(i, i + 1) for i in range(4)]) + runner.cut("short", [(0, 1)])
+    _, todo = runner.pending(store, chunks)
+    by, lock = {}, threading.Lock()
+
+    def compute(chunk, tick):
+        time.sleep(0.3 if chunk.stage == "long" else 0.05)
+        with lock:
+            by.setdefault(chunk.stage, []).append(threading.current_thread().name)
+        store.write(chunk.stage, chunk.index, {"v": np.arange(chunk.start, chunk.stop)})
+
+    assert runner.run(store, todo, compute, workers=2,
+                      cost=lambda s: 10.0 if s == "long" else 1.0) == 5
+    assert len(by["long"]) == 4 and len(by["short"]) == 1
+    assert len(set(by["long"])) == 2                     # both workers trained the long stage
+    assert store.load("long")["v"].tolist() == [0, 1, 2, 3]
+    assert runner.pending(store, chunks)[1] == []
+
+
+def test_a_failing_chunk_stops_the_others_from_taking_more(tmp_path):
+    store = recording.Store(tmp_path / "wd", {"x": 1}, kind="prune")
+    chunks = runner.cut("a", [(i, i + 1) for i in range(6)]) + runner.cut("b", [(0, 1)])
+    _, todo = runner.pending(store, chunks)
+    seen = []
+
+    def compute(chunk, tick):
+        seen.append((chunk.stage, chunk.index))
+        if chunk.stage == "b":
+            raise RuntimeError("boom")
+        store.write(chunk.stage, chunk.index, {"v": np.arange(chunk.start, chunk.stop)})
+
+    with pytest.raises(RuntimeError, match="boom"):
+        runner.run(store, todo, compute, workers=2, cost=lambda s: 1.0 if s == "a" else 9.0)
+    assert len(seen) < 7                      # the queue was emptied: not every chunk ran
+    assert len(runner.pending(store, chunks)[1]) >= 1   # what ran is recorded, the rest resumes

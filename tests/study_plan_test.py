@@ -195,26 +195,32 @@ def test_the_pruning_estimate_counts_groups_trained_side_by_side(tmp_path, monke
     assert seconds[2] == pytest.approx([s / min(2, g) for s, g in zip(seconds[1], groups)])
 
 
-def test_a_grid_lasts_at_least_its_longest_group(tmp_path, monkeypatch):
-    """Groups train side by side, but a group's chunks one after another: where one group
-    dominates (width 64 beside width 3), two workers cannot halve the time; the estimate is
-    that group's time alone (the width-64 slice of BENCHMARKS.md ran 1.46x over sum / 2)."""
+def test_a_grid_lasts_at_least_its_longest_chunk(tmp_path, monkeypatch):
+    """Chunks train side by side, a chunk on one worker: where one group of one chunk
+    dominates (width 64 beside width 3), two workers cannot halve the time and the estimate is
+    that chunk's time alone (the width-64 slice of BENCHMARKS.md ran 1.46x over sum / 2); cut
+    into several chunks, free workers share it and the sum / side-by-side speedup holds."""
     from spiralprune import configs
-    monkeypatch.setenv("SPIRALPRUNE_PRUNE_WORKERS", "2")
     r = study_plan.ASSUMED["cpu"]
 
-    def seconds(widths, workers):
+    def seconds(widths, workers, chunk_size=256):
         monkeypatch.setenv("SPIRALPRUNE_PRUNE_WORKERS", str(workers))
         c = configs.prune.get_config("smoke")
         c.grids = {"random": c.grids["random"]}
         c.grids["random"].methods, c.grids["random"].widths = ("gmp",), widths
         c.num_points, c.epochs = 0, 50   # the whole spiral: training outweighs compiling
+        c.chunk_size, c.chunk_seconds = chunk_size, 1e9
         return study_plan.prune_parts(c, tmp_path / "none", r)[0].seconds
 
     both, wide_alone, narrow = seconds((3, 64), 2), seconds((64,), 1), seconds((3,), 1)
     assert wide_alone > 2 * narrow
     assert both == pytest.approx(wide_alone)
     assert both > seconds((3, 64), 1) / rates.side_by_side(r, 64, 2)
+    # the same groups in chunks of one run: shared by both workers, no longer one's alone
+    cut = seconds((3, 64), 2, chunk_size=1)
+    assert cut == pytest.approx(seconds((3, 64), 1, chunk_size=1) /
+                                rates.side_by_side(r, 64, 2), rel=0.1)
+    assert cut < 0.8 * wide_alone
 
 
 def test_a_rate_measured_on_a_loaded_machine_says_so(tmp_path, monkeypatch):

@@ -273,11 +273,13 @@ def prune_parts(sub, workdir, rates: dict) -> list[Part]:
     mine = grids.task_share(chunks, pp.task_index, pp.num_tasks)
     done = {g.stage: (store.done(g.stage) if store else set()) for g in groups}
     by_init = {}
-    # groups trained at once (one per core on a CPU), each slowed by what they share
+    # chunks trained at once (one per core on a CPU), each slowed by what they share
     # (``rates.side_by_side``, measured per shape): a part's seconds are its groups' / side
-    per_init = {init: sum(1 for g in groups if g.init == init) for init in {g.init for g in groups}}
-    # this machine's side-by-side groups; for another device's estimate, that device's (one
-    # group at a time on an accelerator, one per core of the 2-core CPU the rates were fitted on)
+    init_of = {g.stage: g.init for g in groups}
+    per_init = {init: sum(1 for c in mine if init_of[c.stage] == init
+                          and c.name not in done[c.stage]) for init in set(init_of.values())}
+    # this machine's side-by-side chunks; for another device's estimate, that device's (one
+    # chunk at a time on an accelerator, one per core of the 2-core CPU the rates were fitted on)
     platform = rates_mod.platform(rates)
     here = platform == jax.default_backend()
     workers = (prune_stage.workers() if here else
@@ -306,10 +308,11 @@ def prune_parts(sub, workdir, rates: dict) -> list[Part]:
             compile_s = rates["compile_s"] * programs
             p.seconds += (todo * prune_stage.run_seconds(pp, g, rates, max(calls, 1),
                                                          side[g.init]) + compile_s)
-            # a group is one worker's (its chunks train one after another): the part lasts
-            # at least as long as its longest group alone
-            longest[g.init] = max(longest.get(g.init, 0.0), compile_s + todo *
-                                  prune_stage.run_seconds(pp, g, rates, max(calls, 1), 1))
+            # a chunk is one worker's (free workers take the next chunks of a long group,
+            # ``runner.run``): the part lasts at least as long as its longest chunk alone
+            biggest = max(c.runs for c in left)
+            longest[g.init] = max(longest.get(g.init, 0.0), compile_s + biggest *
+                                  prune_stage.run_seconds(pp, g, rates, 1, 1))
     for init, p in by_init.items():
         p.seconds = max(p.seconds / side[init], longest.get(init, 0.0))
         widths = sorted({g.width for g in groups if g.init == init})

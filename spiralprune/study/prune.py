@@ -509,7 +509,9 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
 
     # Each group is its own program. On a CPU a group of a dozen runs keeps about one core
     # busy, so groups train side by side, the longest first, each compiling while the others
-    # train; one at a time elsewhere, the next compiling on a second thread while one trains.
+    # train, and a worker with no group left takes the next chunk of the longest one (LTH at
+    # a large width is most of a grid); one at a time elsewhere, the next compiling on a
+    # second thread while one trains.
     finished = runner.run(
         store, todo, compute, progress=progress, workers=side_by_side, precompile=precompile,
         cost=lambda stage: len(by_stage[stage].rows) * epochs_per_run(p, by_stage[stage]))
