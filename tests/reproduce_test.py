@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from spiralprune import enumeration, recording, search, symmetry
-from spiralprune.study import reproduce
+from spiralprune.study import prune, reproduce
 
 
 def _brute_param_counts(space: enumeration.ModelMaskSpace, idx: np.ndarray) -> np.ndarray:
@@ -148,6 +148,21 @@ def test_pieces_name_the_study_stages():
     assert reproduce.PIECES["random_subset_733"].stage == "phase2_7-3-3_subset"
     p = dataclasses.replace(reproduce.PIECES["random_subset_733"], max_nnz=44)
     assert len(p.mask_indices()) < len(reproduce.PIECES["random_subset_733"].mask_indices())
+
+
+def test_a_reduced_sweep_piece_trains_a_ninth_of_the_grid_and_says_so(tmp_path):
+    full = [reproduce.piece(f"sweep_w{w}") for w in (128, 256)]
+    reduced = reproduce.piece("reduced_w128_256")
+    rows = {n: sum(len(g.rows) for g in prune.plan(p.config()).groups)
+            for n, p in [("full", full[0]), ("full256", full[1]), ("reduced", reduced)]}
+    assert rows["reduced"] * 9 == rows["full"] + rows["full256"] == 2 * 1863
+    groups = prune.plan(reduced.config()).groups
+    assert {float(v) for g in groups for v in g.rows["lr"]} == {0.05}
+    assert {str(v) for g in groups for v in g.rows["schedule"]} == {"constant"}
+    s = reproduce.summarize("reduced_w128_256", tmp_path)
+    assert s["reduced"] == {"lrs": [0.05], "schedules": ["constant"]} and s["runs"] == 0
+    assert "a reduction of the study's grid: lrs [0.05]" in reproduce.report(s)
+    assert "reduced" not in reproduce.summarize("sweep_w128", tmp_path)
 
 
 def test_structure_table_pools_the_masks_of_one_structure_as_seeds():

@@ -44,6 +44,10 @@ same --workdir, which holds one workdir per piece):
     11 and 17. A piece longer than a session runs as tasks into one workdir, e.g. sweep_w256
     in three of 1 to 1.5 h each (--config.task_index=0, 1, 2 --config.num_tasks=3;
     --config.dry_run=True says each task's share and time).
+  python experiments/reproduce.py --config=experiments/configs/reproduce.py:reduced_w128_256
+    Widths 128 and 256 on one lr and schedule of the grid (lr 0.05, constant: where the best
+    of the nine reached 95% with the fewest nonzeros at widths 32 and 64): 414 runs, a ninth of
+    sweep_w128 and sweep_w256, stated as a reduction in its summary; 40-70 min on 2 CPU cores.
   python experiments/reproduce.py --config=experiments/configs/reproduce.py:optimal_widths
     Widths 3 and 7 with 5 repeats (14,175 runs, 35-40 min estimated): how many runs match or
     beat the search's sparsest model at its target (the study: 2 of its 18,954 runs).

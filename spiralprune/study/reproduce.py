@@ -210,6 +210,8 @@ class Pruning:
     repeats: int = 1
     preset: str = "paper"   # the prune preset whose grid and recipe it takes
     methods: tuple = ()   # the pruners to train (default: the grid's, the study's nine)
+    lrs: tuple = ()         # a reduction of the grid's lrs (default: the grid's)
+    schedules: tuple = ()   # and of its schedules
 
     def config(self):
         c = configs.prune.get_config(self.preset)
@@ -219,6 +221,10 @@ class Pruning:
         c.grids[self.grid].repeats = int(self.repeats)
         if self.methods:
             c.grids[self.grid].methods = tuple(self.methods)
+        if self.lrs:
+            c.grids[self.grid].lrs = tuple(float(v) for v in self.lrs)
+        if self.schedules:
+            c.grids[self.grid].schedules = tuple(self.schedules)
         c.compact = True   # fixed-mask groups train compacted (spiralprune.compaction)
         return c
 
@@ -250,6 +256,11 @@ PIECES = {
     "neurons_sweep_w3_32": Pruning("neurons_sweep_w3_32", "random", (3, 4, 5, 6, 7, 8, 16, 32),
                                    methods=("neurons",)),
     "neurons_sweep_w64": Pruning("neurons_sweep_w64", "random", (64,), methods=("neurons",)),
+    # widths 128 and 256 on one lr x schedule of the nine (lr 0.05, constant: the pair where
+    # the best of the nine reached 95% with the fewest nonzeros at widths 32 and 64), a ninth
+    # of their grid, until the whole of sweep_w128 and sweep_w256 has run
+    "reduced_w128_256": Pruning("reduced_w128_256", "random", (128, 256), lrs=(0.05,),
+                                schedules=("constant",)),
     # and on the BENCH-995 grid, beside the nine's bench995_pruning
     "neurons_bench995": Pruning("neurons_bench995", "bench995", (6, 16), repeats=5,
                                 methods=("neurons",)),
@@ -620,6 +631,10 @@ def summarize(name: str, root, seeds=None) -> dict:
         total = sum(len(g.rows) for g in prune_stage.plan(p.config()).groups)
         out = {"piece": name, "kind": "pruning", "grid": p.grid, "widths": list(p.widths),
                "repeats": p.repeats, "total_runs": total, "runs": 0, "complete": False}
+        if p.lrs or p.schedules:   # a reduction of the study's grid says so
+            grid = p.config().grids[p.grid]
+            out["reduced"] = {"lrs": [float(v) for v in grid.lrs],
+                              "schedules": [str(v) for v in grid.schedules]}
         if (wd / "config.json").exists():
             df = recording.load_runs(wd)
             out.update(pruning_summary(df), complete=len(df) == total)
@@ -1073,6 +1088,10 @@ def report(summary: dict) -> str:
         state = "complete" if summary.get("complete") else "incomplete"
         lines.append(f"  {summary['runs']:,} of {summary['total_runs']:,} runs ({state}); "
                      "fewest nonzeros reaching each target per method and width:")
+        if summary.get("reduced"):
+            r = summary["reduced"]
+            lines.insert(-1, f"  a reduction of the study's grid: lrs {r['lrs']}, schedules "
+                         f"{r['schedules']} only")
         rows = pd.DataFrame(summary.get("fewest") or [])
         if len(rows):
             rows["cell"] = [("-" if n is None or pd.isna(n) else f"{int(n)}")
