@@ -165,6 +165,27 @@ def test_a_reduced_sweep_piece_trains_a_ninth_of_the_grid_and_says_so(tmp_path):
     assert "reduced" not in reproduce.summarize("sweep_w128", tmp_path)
 
 
+def test_reduced_widths_fill_only_what_no_complete_sweep_piece_holds():
+    def piece(widths, complete=True, reduced=None):
+        out = {"widths": list(widths), "complete": complete,
+               "fronts": [{"method": "gmp", "width": w, "nnz": [40], "accuracy": [0.9]}
+                          for w in widths],
+               "fewest": [{"method": "gmp", "width": w, "target": 0.95, "nnz": 40}
+                          for w in widths]}
+        return out | ({"reduced": reduced} if reduced else {})
+    cut = {"lrs": [0.05], "schedules": ["constant"]}
+    full = [piece([64]), piece([128], complete=False)]
+    widths, out = reproduce.reduced_widths(full, [piece([128, 256], reduced=cut)])
+    assert widths == {128: ((0.05,), ("constant",)), 256: ((0.05,), ("constant",))}
+    assert [f["width"] for f in out[-1]["fronts"]] == [128, 256] and len(out) == 3
+    full[1]["complete"] = True   # the whole width-128 grid has run: only 256 stays reduced
+    widths, out = reproduce.reduced_widths(full, [piece([128, 256], reduced=cut)])
+    assert list(widths) == [256] and [f["width"] for f in out[-1]["fewest"]] == [256]
+    assert reproduce.reduced_widths([piece([128]), piece([256])],
+                                    [piece([128, 256], reduced=cut)]) == (
+        {}, [piece([128]), piece([256])])
+
+
 def test_structure_table_pools_the_masks_of_one_structure_as_seeds():
     p = _tiny(config=(3, 2, 2), init="random", max_nnz=99, target=0.99)
     space = p.space()

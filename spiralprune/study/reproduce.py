@@ -267,6 +267,9 @@ PIECES = {
 }
 NEURONS_SWEEP = tuple(n for n in PIECES if n.startswith("neurons_sweep"))
 SWEEP = tuple(n for n in PIECES if n.startswith("sweep_"))
+# reductions of the sweep, drawn at the widths no complete sweep piece holds, the reduction
+# stated in the figures' titles
+REDUCED_SWEEP = ("reduced_w128_256",)
 # The search's sparsest model per target and its configuration's width (the study's numbers).
 OPTIMAL = {0.95: (3, 30), 0.995: (7, 45)}
 
@@ -970,6 +973,35 @@ def fronts_frame(summaries: list) -> pd.DataFrame:
                          for n, a in zip(f["nnz"], f["accuracy"])])
 
 
+def reduced_widths(full: list, reduced: list) -> tuple[dict, list]:
+    """The widths of reduced sweep pieces (``REDUCED_SWEEP``) that no complete full sweep
+    piece covers, added to the full pieces' summaries for the sweep's figures.
+
+    Returns:
+      ({width: (lrs, schedules) of its reduction}, the full summaries plus each reduced one
+      cut to those widths).
+    """
+    covered = {int(w) for s in full if s.get("complete") for w in s.get("widths", ())}
+    out, widths = list(full), {}
+    for s in reduced:
+        keep = [int(w) for w in s.get("widths", ()) if int(w) not in covered]
+        if not keep:
+            continue
+        r = s.get("reduced") or {}
+        for w in keep:
+            widths[w] = (tuple(r.get("lrs", ())), tuple(r.get("schedules", ())))
+        out.append({**s, "fronts": [f for f in s["fronts"] if int(f["width"]) in keep],
+                    "fewest": [f for f in s["fewest"] if int(f["width"]) in keep]})
+    return widths, out
+
+
+def _by_reduction(widths: dict) -> dict:
+    out = {}
+    for w, key in sorted(widths.items()):
+        out.setdefault(key, []).append(w)
+    return out
+
+
 def draw_all(out_dir, path=SUMMARY_FILE) -> list:
     """Draws every figure the shipped summaries allow into ``out_dir``; returns the paths."""
     out_dir = pathlib.Path(out_dir)
@@ -984,13 +1016,18 @@ def draw_all(out_dir, path=SUMMARY_FILE) -> list:
         drawn.append(out_dir / "bench995_phase_two.png")
         draw_phase_two(b995, drawn[-1], paper=frontier.PAPER["bench995"][0.995][:2])
     sweep_pieces = [pieces[n] for n in SWEEP if pieces.get(n, {}).get("fronts")]
+    reduced, sweep_pieces = reduced_widths(sweep_pieces, [pieces[n] for n in REDUCED_SWEEP
+                                                          if pieces.get(n, {}).get("fronts")])
     paper = pd.DataFrame([{"nnz": n, "accuracy": a}
                           for n, a, _ in frontier.PAPER["random"].values()])
     if sweep_pieces:
         fronts = fronts_frame(sweep_pieces)
         widths = sorted(fronts["width"].unique())
         note = ("the study's random-init grid, one run per pruner, lr, schedule and budget; "
-                f"widths {', '.join(map(str, widths))}")
+                f"widths {', '.join(str(w) for w in widths if w not in reduced)}")
+        for (lrs, schedules), ws in sorted(_by_reduction(reduced).items()):
+            note += (f"; widths {', '.join(map(str, ws))}: lr {', '.join(map(str, lrs))}, "
+                     f"{', '.join(schedules)} only")
         for t, fname in ((0.95, "width_sweep_95.png"), (0.995, "width_sweep_995.png")):
             drawn.append(out_dir / fname)
             sweep.draw_fronts(fronts, drawn[-1], search=paper, target=t,
