@@ -1045,14 +1045,15 @@ def draw_all(out_dir, path=SUMMARY_FILE) -> list:
     if pieces.get("bench995_pruning", {}).get("fronts"):
         search_pts = pd.DataFrame([pt for sp in b995 for pt in sp["points"]])
         drawn.append(out_dir / "bench995_pruning.png")
+        ours = bool(pieces.get("neurons_bench995", {}).get("fronts"))
         sweep.draw_fronts(fronts_frame([pieces[n] for n in ("bench995_pruning",
                                                             "neurons_bench995")
                                         if pieces.get(n, {}).get("fronts")]), drawn[-1],
                           search=search_pts if len(search_pts) else None, target=0.995,
-                          columns=2, title="From the BENCH-995 init: every pruner's frontier "
-                          "at widths 6 and 16 (5 repeats), the search's phase two in black"
-                          + ("; neurons: ours, the same grid" if pieces.get(
-                              "neurons_bench995", {}).get("fronts") else ""))
+                          columns=2, highlight=("neurons",) if ours else (),
+                          title="From the BENCH-995 init: every pruner's frontier at widths 6 "
+                          "and 16 (5 repeats)\nblack: the search's phase two (masks of at most "
+                          "38 nonzeros)" + ("; neurons: ours, the same grid" if ours else ""))
     dense = [pieces[n] for n in PIECES if isinstance(PIECES[n], Dense)
              and pieces.get(n, {}).get("by_config")]
     if dense:

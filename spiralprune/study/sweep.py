@@ -123,7 +123,7 @@ def draw_fewest(table: pd.DataFrame, path, *, search=None, title: str = "",
 
 
 def draw_fronts(df: pd.DataFrame, path, *, search=None, target: float = 0.95,
-                title: str = "", columns: int = 4) -> None:
+                title: str = "", columns: int = 4, highlight=()) -> None:
     """The study's Figures 11 / 17: accuracy against nonzeros, one panel per width, every
     pruner's runs and frontier, the search's frontier on top.
 
@@ -134,6 +134,7 @@ def draw_fronts(df: pd.DataFrame, path, *, search=None, target: float = 0.95,
       target: the accuracy level marked (0.95: Figure 11; 0.995: Figure 17).
       title: the figure's title.
       columns: panels per row.
+      highlight: methods to stand out (``plotting.accuracy_vs_nonzeros``), e.g. ours.
     """
     widths = sorted(df["width"].unique())
     rows = math.ceil(len(widths) / columns)
@@ -141,7 +142,7 @@ def draw_fronts(df: pd.DataFrame, path, *, search=None, target: float = 0.95,
     axes = fig.subplots(rows, columns, squeeze=False).reshape(-1)
     for ax, w in zip(axes, widths):
         plotting.accuracy_vs_nonzeros(df[df["width"] == w], search=search, targets=(target,),
-                                      logx=True, ax=ax)
+                                      logx=True, ax=ax, highlight=highlight)
         ax.set_title(f"width {w}", fontsize=9)
         ax.set_ylim(max(0.45, ax.get_ylim()[0]), 1.005)
         if ax is not axes[min(columns, len(widths)) - 1]:
