@@ -35,7 +35,8 @@ DATA = pathlib.Path(__file__).resolve().parent / "data"
 FRONTIER_FILE = DATA / "frontier.json"
 PRUNERS_FILE = DATA / "pruners_bench95.json"
 # The shipped built-in records per init (the leaderboard presets' grids).
-PRUNERS_FILES = {"bench95": PRUNERS_FILE, "torch": DATA / "pruners_torch16.json"}
+PRUNERS_FILES = {"bench95": PRUNERS_FILE, "torch": DATA / "pruners_torch16.json",
+                 "bench995": DATA / "pruners_bench995.json"}
 FORMAT = "spiralprune-frontier/1"
 PRUNERS_FORMAT = "spiralprune-pruner-runs/1"
 SOURCES = ("measured", "paper")

@@ -5,10 +5,10 @@ the shipped built-ins' records and the shipped search frontier; bad pruners fail
 import pandas as pd
 import pytest
 
-from spiralprune import frontier
+from spiralprune import frontier, recording
 from spiralprune.configs import leaderboard as leaderboard_config
 from spiralprune.pruning import registry
-from spiralprune.study import leaderboard
+from spiralprune.study import leaderboard, prune
 
 MINE = '''
 import jax.numpy as jnp
@@ -33,6 +33,36 @@ def test_shipped_ground_truth():
                                    "force", "prospr", "rigl"}
 
 
+def test_shipped_bench995_records_are_the_pieces_on_the_bench995_preset():
+    from spiralprune.study import reproduce
+    c = leaderboard_config.get_config("bench995")
+    runs = frontier.pruner_runs(frontier.pruner_file(c.init))
+    assert leaderboard.plan_notes(c, runs) == []   # the preset's grid, like for like
+    # every (method, width, budget, repeat) once: 9 methods x 2 widths x 14 budgets x 5
+    assert len(runs) == 9 * 2 * 14 * 5 == frontier.pruner_provenance(
+        frontier.pruner_file(c.init))["runs"]
+    assert not runs.duplicated(["method", "width", "budget", "repeat"]).any()
+    assert set(runs["lr"]) == {0.05} and set(runs["schedule"]) == {"cosine"}
+    # the same runs as the shipped piece summary's: GMP's sparsest over 99.5% (46 at width 6)
+    piece = reproduce.load_summaries()["bench995_pruning"]
+    gmp = [r for r in piece["fewest"] if r["method"] == "gmp" and r["target"] == 0.995
+           and r["width"] == 6][0]
+    over = runs[(runs["method"] == "gmp") & (runs["accuracy"] >= 0.995)]
+    assert int(over["nnz"].min()) == int(gmp["nnz"]) == 46
+
+
+def test_shipping_leaderboard_records_refuses_an_incomplete_piece(tmp_path):
+    from spiralprune.study import reproduce
+    with pytest.raises(ValueError, match="ships no leaderboard records"):
+        reproduce.ship_leaderboard("sweep_w64", tmp_path)
+    wd = tmp_path / "bench995_pruning"
+    recording.Store(wd, prune.plan(reproduce.piece("bench995_pruning").config()).record,
+                    kind=prune.KIND)
+    with pytest.raises(ValueError, match="holds 0 of the 1260 runs of leaderboard preset "
+                                         "'bench995'"):
+        reproduce.ship_leaderboard("bench995_pruning", tmp_path)
+
+
 def test_shipped_random_init_records_cover_the_random16_preset():
     c = leaderboard_config.get_config("random16")
     runs = frontier.pruner_runs(frontier.pruner_file(c.init))
@@ -51,7 +81,8 @@ def test_shipped_random_init_records_cover_the_random16_preset():
     assert frontier.sparsest(c.init, 0.95)["source"] == "paper"
 
 
-def test_unshipped_init_is_a_one_line_error(tmp_path):
+def test_unshipped_init_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.delitem(frontier.PRUNERS_FILES, "bench995")   # every init ships records now
     c = leaderboard_config.get_config("smoke")
     c.init = "bench995"
     c.builtins = "shipped"

@@ -24,6 +24,14 @@ Runbook (from the repository root):
     The built-ins are read from the records shipped in the package; the search is the
     paper's published points (30 nonzeros at 96.04%, 45 at 99.59%), labelled as the paper's,
     until a run of the random-init search exists.
+  python experiments/leaderboard.py --config=experiments/configs/leaderboard.py:bench995 \
+      --config.methods=my_pkg.my_module:my_pruner
+    The study's BENCH-995 experiment (its Section 7): the BENCH-995 init at widths 6 and 16,
+    its 14 budgets 16..36, lr 0.05, cosine, five repeats, 50 epochs, targets 95% and 99.5%
+    (140 runs per pruner; about 3 min for ``neurons`` on 2 CPU cores beside another job).
+    The built-ins are the records of piece ``bench995_pruning`` on this grid, shipped in the
+    package (GMP, the only one of the nine over 99.5%, needs 46 nonzeros); the search is the
+    paper's point (38 nonzeros at 99.70%), labelled as the paper's.
   python experiments/leaderboard.py --config=experiments/configs/leaderboard.py:smoke
     A pipeline check in well under a minute of training: width 3, budgets 20 and 26, one epoch
     on 640 points; its accuracies say nothing (the built-ins beside it trained 50 epochs).

@@ -62,6 +62,7 @@ from spiralprune import (
     configs,
     enumeration,
     frontier,
+    models,
     plotting,
     populations,
     recording,
@@ -212,6 +213,7 @@ class Pruning:
     methods: tuple = ()   # the pruners to train (default: the grid's, the study's nine)
     lrs: tuple = ()         # a reduction of the grid's lrs (default: the grid's)
     schedules: tuple = ()   # and of its schedules
+    leaderboard: str = ""   # the leaderboard preset whose built-ins its shipped records are
 
     def config(self):
         c = configs.prune.get_config(self.preset)
@@ -251,7 +253,8 @@ PIECES = {
     "sweep_w3_8": Pruning("sweep_w3_8", "random", (3, 4, 5, 6, 7, 8)),
     **{f"sweep_w{w}": Pruning(f"sweep_w{w}", "random", (w,)) for w in (16, 32, 64, 128, 256)},
     "optimal_widths": Pruning("optimal_widths", "random", (3, 7), repeats=5),
-    "bench995_pruning": Pruning("bench995_pruning", "bench995", (6, 16), repeats=5),
+    "bench995_pruning": Pruning("bench995_pruning", "bench995", (6, 16), repeats=5,
+                                leaderboard="bench995"),
     # our own pruner on the width sweep's grid (widths 3..64), beside the nine
     "neurons_sweep_w3_32": Pruning("neurons_sweep_w3_32", "random", (3, 4, 5, 6, 7, 8, 16, 32),
                                    methods=("neurons",)),
@@ -818,6 +821,51 @@ def provenance(command: str, device: str | None = None) -> dict:
             "date": datetime.date.today().isoformat(), "commit": _commit()}
 
 
+def leaderboard_records(name: str, root) -> tuple[pd.DataFrame, object]:
+    """The records of pruning piece ``name`` on its leaderboard preset's grid (init, widths,
+    budgets, lrs, schedules, repeats; the built-in methods), and that preset's config."""
+    from spiralprune.configs import leaderboard as leaderboard_config
+    from spiralprune.pruning import registry
+    p = piece(name)
+    if not isinstance(p, Pruning) or not p.leaderboard:
+        raise ValueError(f"piece {name!r} ships no leaderboard records")
+    c = leaderboard_config.get_config(p.leaderboard)
+    wd = p.workdir(root)
+    df = recording.load_runs(wd) if (wd / "config.json").exists() else pd.DataFrame()
+    if df.empty:
+        return df, c
+    lr = df["lr"].to_numpy(float)
+    keep = ((df["init"] == c.init) & df["width"].isin([int(w) for w in c.widths])
+            & df["budget"].isin([int(b) for b in c.budgets])
+            & np.isclose(lr[:, None], np.asarray(c.lrs, float)[None]).any(axis=1)
+            & df["schedule"].isin([str(v) for v in c.schedules])
+            & (df["repeat"] < int(c.repeats)) & df["method"].isin(registry.METHODS))
+    return df[keep].reset_index(drop=True), c
+
+
+def ship_leaderboard(name: str, root, command: str = "") -> pathlib.Path:
+    """Writes piece ``name``'s records on its leaderboard preset's grid as that init's shipped
+    built-in records (``frontier.PRUNERS_FILES``), with provenance: the leaderboard then
+    compares a user's pruner with the nine there without training them."""
+    df, c = leaderboard_records(name, root)
+    methods = prune_stage.plan(piece(name).config()).groups
+    expected = len({g.method for g in methods}) * sum(
+        1 for w in c.widths for b in c.budgets if int(b) < models.num_weights(int(w))
+    ) * len(c.lrs) * len(c.schedules) * int(c.repeats)
+    if df.empty or len(df) != expected:
+        raise ValueError(f"piece {name!r} holds {len(df)} of the {expected} runs of leaderboard "
+                         f"preset {c.preset!r}'s grid; run the piece to the end first")
+    prov = provenance(command or f"reproduce {name}")
+    prov.update(stage="prune", runs=int(len(df)), grid=(
+        f"{c.init} init, widths {', '.join(map(str, c.widths))}, budgets "
+        f"{', '.join(map(str, c.budgets))}, lr {', '.join(map(str, c.lrs))}, "
+        f"{', '.join(c.schedules)} schedule, {c.repeats} repeats, 50 epochs (LTH 5 x 50) on all "
+        f"49,982 points: piece {name}'s records on leaderboard preset {c.preset}'s grid"))
+    path = frontier.PRUNERS_FILES[c.init]
+    frontier.build_pruners_file(df, prov, path)
+    return path
+
+
 def load_summaries(path=SUMMARY_FILE) -> dict:
     """The shipped summaries: piece name -> summary (with its ``provenance``)."""
     path = pathlib.Path(path)
@@ -1273,6 +1321,11 @@ def main(name: str, root, *, seeds=None, ship_it: bool = False, figures: str = "
     if ship_it:
         ship(summary, provenance(command or f"reproduce {name}"))
         print(f"shipped into {SUMMARY_FILE}")
+        p = piece(name)
+        if isinstance(p, Pruning) and p.leaderboard and summary.get("complete"):
+            path = ship_leaderboard(name, root, command)
+            print(f"shipped its records on leaderboard preset {p.leaderboard!r}'s grid into "
+                  f"{path}")
     if figures:
         for p in draw_all(figures):
             print(f"wrote {p}")
