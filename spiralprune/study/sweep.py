@@ -11,6 +11,7 @@ have: fewest nonzeros reaching each target against width, per pruner, beside the
 from __future__ import annotations
 
 import math
+import textwrap
 
 import matplotlib.ticker
 import numpy as np
@@ -50,6 +51,13 @@ def fewest(df: pd.DataFrame, targets=TARGETS) -> pd.DataFrame:
                            share=float(r["disconnected"]) / max(int(r["nnz"]), 1))
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _wrapped(title: str, fig) -> str:
+    """``title`` with each line wrapped to the figure's width (about 13 characters an inch at
+    font size 10), so a long statement of the grid is never cut at the edges."""
+    chars = max(40, int(fig.get_figwidth() * 13))
+    return "\n".join(textwrap.fill(line, chars) for line in title.split("\n"))
 
 
 def _width_axis(ax, widths) -> None:
@@ -118,7 +126,7 @@ def draw_fewest(table: pd.DataFrame, path, *, search=None, title: str = "",
         if text.get_text() in highlight:
             text.set_fontweight("bold")
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(_wrapped(title, fig), fontsize=10)
     plotting.save(fig, path, dpi=130)
 
 
@@ -150,5 +158,5 @@ def draw_fronts(df: pd.DataFrame, path, *, search=None, target: float = 0.95,
     for ax in axes[len(widths):]:
         ax.set_visible(False)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(_wrapped(title, fig), fontsize=10)
     plotting.save(fig, path, dpi=110)
