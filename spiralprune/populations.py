@@ -452,22 +452,29 @@ def check_shapes(variants: training.Variant, spec: training.Spec) -> None:
 
 @dataclasses.dataclass
 class Progress:
-    """A progress printer: runs done / total, runs per second and ETA, at most every few s."""
+    """A progress printer: runs done / total, runs per second and ETA, at most every few s.
+
+    Called with ``work=(done, total)`` as well (``runner.run`` does, its runs weighted by
+    their estimated cost), the ETA is the remaining share of that work at the rate so far, not
+    of the runs: a grid whose first runs are its costliest (LTH at width 256) no longer
+    promises hours it will not take."""
 
     label: str = "train"
     every_s: float = 5.0
     printer: Callable[[str], None] = print
+    weighted: bool = True   # ``runner.run`` passes ``work`` to it
     _t0: float = dataclasses.field(default_factory=time.perf_counter)
     _last: float = 0.0
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, done: int, total: int, work: tuple | None = None) -> None:
         now = time.perf_counter()
         if done < total and now - self._last < self.every_s:
             return
         self._last = now
         elapsed = now - self._t0
-        rate = done / max(elapsed, 1e-9)
-        eta = (total - done) / rate if rate > 0 else float("inf")
+        done_w, total_w = work if work else (done, total)
+        rate = done_w / max(elapsed, 1e-9)
+        eta = (total_w - done_w) / rate if rate > 0 else float("inf")
         self.printer(progress_line(self.label, done, total, elapsed, eta))
 
 

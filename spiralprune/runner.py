@@ -93,7 +93,9 @@ def run(store: recording.Store, todo: Sequence[Chunk], compute: Callable, *,
         one worker. 1 trains the stages one after another in ``todo``'s order, the next
         one's program compiling (``precompile``) while one trains.
       precompile: optional ``stage -> None`` compiling a stage's program ahead.
-      cost: optional ``stage -> float`` ordering stages side by side (default: their runs).
+      cost: optional ``stage -> float`` ordering stages side by side (default: their runs);
+        given, a ``progress`` with ``weighted`` set also gets ``work=(done, total)`` in it, so
+        its ETA weighs runs by their stage's cost.
 
     Returns:
       the runs this process trained (chunks claimed by another writer are not counted).
@@ -101,11 +103,22 @@ def run(store: recording.Store, todo: Sequence[Chunk], compute: Callable, *,
     stages = list(dict.fromkeys(c.stage for c in todo))
     of_stage = {s: [c for c in todo if c.stage == s] for s in stages}
     total = sum(c.runs for c in todo)
-    lock, state = threading.Lock(), {"finished": 0, "running": {}}
+    lock, state = threading.Lock(), {"finished": 0, "running": {}, "work": 0.0}
+    weight = cost or (lambda s: sum(c.runs for c in of_stage[s]))
+    # a run's share of the work: its stage's cost over the stage's runs to train here
+    per_run = {s: weight(s) / max(1, sum(c.runs for c in of_stage[s])) for s in stages}
+    total_work = sum(per_run[c.stage] * c.runs for c in todo)
+    weighted = cost is not None and getattr(progress, "weighted", False)
 
     def report():
         if progress:
-            progress(state["finished"] + sum(state["running"].values()), total)
+            done = state["finished"] + sum(state["running"].values())
+            if weighted:
+                work = state["work"] + sum(per_run[c.stage] * k
+                                           for c, k in state["running"].items())
+                progress(done, total, work=(work, total_work))
+            else:
+                progress(done, total)
 
     def one(chunk):
         def tick(k):
@@ -116,6 +129,7 @@ def run(store: recording.Store, todo: Sequence[Chunk], compute: Callable, *,
         with lock:
             state["running"].pop(chunk, None)
             state["finished"] += chunk.runs
+            state["work"] += per_run[chunk.stage] * chunk.runs
             report()
 
     def train(stage, chunks):
@@ -128,7 +142,6 @@ def run(store: recording.Store, todo: Sequence[Chunk], compute: Callable, *,
         for stage in populations.compiled_ahead(stages, precompile or (lambda s: None)):
             train(stage, of_stage[stage])
         return state["finished"]
-    weight = cost or (lambda s: sum(c.runs for c in of_stage[s]))
     order = sorted(stages, key=lambda s: -weight(s))   # stable
     left = {s: collections.deque(of_stage[s]) for s in order}
     started: set[str] = set()

@@ -1,11 +1,13 @@
 """The one chunk runner shared by the search's stages and the pruning groups."""
 
+import tempfile
 import threading
+import time
 
 import numpy as np
 import pytest
 
-from spiralprune import recording, runner
+from spiralprune import populations, recording, runner
 
 
 def _legacy_shard(store, stage, name, rows):
@@ -95,7 +97,6 @@ def test_run_computes_each_chunk_once_and_counts_progress_over_every_stage(tmp_p
 def test_free_workers_help_the_longest_stage_and_each_chunk_trains_once(tmp_path):
     # one long stage of four chunks and a short one: the worker done with the short stage
     # takes the long stage's next chunks instead of idling while one worker trains them all
-    import time
     store = recording.Store(tmp_path / "wd", {"x": 1}, kind="prune")
     chunks = runner.cut("long", [(i, i + 1) for i in range(4)]) + runner.cut("short", [(0, 1)])
     _, todo = runner.pending(store, chunks)
@@ -131,3 +132,29 @@ def test_a_failing_chunk_stops_the_others_from_taking_more(tmp_path):
         runner.run(store, todo, compute, workers=2, cost=lambda s: 1.0 if s == "a" else 9.0)
     assert len(seen) < 7                      # the queue was emptied: not every chunk ran
     assert len(runner.pending(store, chunks)[1]) >= 1   # what ran is recorded, the rest resumes
+
+
+def test_progress_weighs_runs_by_their_stage_cost():
+    store_calls = []
+
+    class Weighted:
+        weighted = True
+
+        def __call__(self, done, total, work=None):
+            store_calls.append((done, total, work))
+
+    chunks = runner.cut("heavy", [(0, 1)]) + runner.cut("light", [(0, 3)])
+    with tempfile.TemporaryDirectory() as tmp:
+        store = recording.Store(tmp, {"x": 1}, kind="prune")
+        _, todo = runner.pending(store, chunks)
+        runner.run(store, todo, lambda c, tick: store.write(c.stage, c.index, {"v": np.arange(
+            c.start, c.stop)}), progress=Weighted(), cost=lambda s: 9.0 if s == "heavy" else 3.0)
+    # stages in order: the heavy one's single run is 9 of the 12 units of work
+    assert store_calls[0] == (1, 4, (9.0, 12.0)) and store_calls[-1] == (4, 4, (12.0, 12.0))
+    # the printer's ETA reads the work: 10 s for 1 unit of 4 leaves 30 s, not the runs' 3.3 s
+    lines = []
+    prog = populations.Progress("prune", every_s=0.0, printer=lines.append)
+    prog._t0 = time.perf_counter() - 10.0
+    prog(3, 4, work=(1.0, 4.0))
+    prog(3, 4)
+    assert "3/4 runs" in lines[0] and "ETA 30 s" in lines[0] and "ETA 3 s" in lines[1]

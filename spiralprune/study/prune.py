@@ -295,6 +295,12 @@ def _run_name(row) -> str:
             f"repeat {int(row['repeat'])}, seed {int(row['seed'])}")
 
 
+# A compacted group's stand-in width for ordering groups and weighing the ETA: the study's
+# budgets (at most 65 weights) leave at most a few dozen active units per layer
+# (BENCHMARKS.md, "compaction": the largest bucket at width 256 is 28 x 18 x 43).
+COMPACTED_WIDTH = 16
+
+
 def workers() -> int:
     """How many groups train at once: one per usable core on a CPU (at most
     ``MAX_CPU_WORKERS``), one on an accelerator (not measured there; the next group compiles
@@ -512,9 +518,15 @@ def run(config, workdir, progress=None, targets=None) -> pd.DataFrame:
     # train, and a worker with no group left takes the next chunk of the longest one (LTH at
     # a large width is most of a grid); one at a time elsewhere, the next compiling on a
     # second thread while one trains.
-    finished = runner.run(
-        store, todo, compute, progress=progress, workers=side_by_side, precompile=precompile,
-        cost=lambda stage: len(by_stage[stage].rows) * epochs_per_run(p, by_stage[stage]))
+    rates = rates_mod.current()
+
+    def cost(stage):   # a group's share of the time, for the order and the ETA (cheap: no
+        grp = by_stage[stage]   # compacted shapes drawn; fixed masks at width 16 at most)
+        width = min(grp.width, COMPACTED_WIDTH) if compact and compaction.compacts(
+            p.spec(grp)) else grp.width
+        return len(grp.rows) * epochs_per_run(p, grp) * rates_mod.model_epoch_s(rates, width)
+    finished = runner.run(store, todo, compute, progress=progress, workers=side_by_side,
+                          precompile=precompile, cost=cost)
     if finished:
         print(f"[prune] trained {finished} runs in {time.perf_counter() - t0:.1f} s", flush=True)
     df = store.load()
