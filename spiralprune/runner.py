@@ -157,8 +157,7 @@ def run(store: recording.Store, todo: Sequence[Chunk], compute: Callable, *,
                     busy = [s for s in order if left[s]]
                     if not busy:
                         return None
-                    mine = max(busy, key=lambda s: sum(c.runs for c in left[s]) *
-                               weight(s) / max(1, sum(c.runs for c in of_stage[s])))
+                    mine = max(busy, key=lambda s: per_run[s] * sum(c.runs for c in left[s]))
                 started.add(mine)
             return left[mine].popleft()
 

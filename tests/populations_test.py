@@ -146,6 +146,9 @@ def test_cpu_vmap_calls_are_cache_sized_and_change_no_run():
     assert populations.cpu_call_runs((32,) * 3) == 64
     assert populations.cpu_call_runs((128,) * 3) == populations.CPU_CALL_MIN_RUNS
     assert populations.cpu_call_runs((3, 3, 3)) == 4096
+    with populations.uncapped_cpu_calls():   # the benchmark's baseline: no cap inside it
+        assert populations.cpu_call_runs((64,) * 3) == 1 << 16
+    assert populations.cpu_call_runs((64,) * 3) == 32   # and the cap back after it
     if jax.default_backend() != "cpu":
         pytest.skip("the cap is the CPU's")
     p, width = 70, 32

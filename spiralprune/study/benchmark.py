@@ -151,34 +151,42 @@ _COMPACTION_HEADER = (
     "|---|---|---|---|---|---|---|---|---|---|---|")
 
 
+def _table(config, header: tuple, fmt, cells, what: str) -> list[dict]:
+    """Measures each of ``cells`` (zero-argument callables returning a row), printing the
+    Markdown table as it goes, then appends it to ``config.output`` under a dated heading with
+    the command, CPU, load and jax version, followed by ``what`` (what a row measured)."""
+    print(header[0] + "\n" + header[1], flush=True)
+    rows = []
+    for cell in cells:
+        rows.append(cell())
+        print(fmt(rows[-1]), flush=True)
+    if config.output:
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        lines = ["", f"### benchmark `{config.preset}` on {device_name()}, "
+                     f"{datetime.date.today().isoformat()}", "",
+                 f"Command: `python {command_line()}`; CPU: {cpu_model()}; load average at the "
+                 f"end {load}; jax {jax.__version__}. {what}", "", *header]
+        with open(config.output, "a") as f:
+            f.write("\n".join(lines + [fmt(r) for r in rows]) + "\n")
+    return rows
+
+
 def run_compaction(config) -> list[dict]:
     """The ``compaction`` preset: ``measure_compaction`` at every width, one table."""
     data = datasets.cubist_spiral()
-    print(_COMPACTION_HEADER[0] + "\n" + _COMPACTION_HEADER[1], flush=True)
-    rows = []
-    for width in config.widths:
-        r = measure_compaction(int(width), config, data)
-        rows.append(r)
-        print(_fmt_compaction(r), flush=True)
-    if config.output:
-        stamp = datetime.date.today().isoformat()
-        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-        lines = [
-            "", f"### benchmark `{config.preset}` on {device_name()}, {stamp}", "",
-            f"Command: `python {command_line()}`; CPU: {cpu_model()}; load average at the "
-            f"end {load}; jax {jax.__version__}. One {config.method} group of the random-init "
-            f"pruning grid per width ({len(config.budgets)} budgets below N_w, lr {config.lr}, "
-            f"{config.schedule}, the whole spiral, evaluation included) trained for "
-            f"{config.epochs} epochs. Full width: the {config.epochs}-epoch time projected "
-            f"from warm {config.full_epochs}- and {2 * config.full_epochs}-epoch runs "
-            "(fixed + epochs x per-epoch seconds; each the fastest of "
-            f"{config.repeats} interleaved repeats). Compacted: `compaction.run` measured at "
-            f"{config.epochs} epochs; cold is its first call (the full-width masks step and "
-            f"every bucket compiled), warm the fastest of {config.repeats} further calls.",
-            "", *_COMPACTION_HEADER]
-        with open(config.output, "a") as f:
-            f.write("\n".join(lines + [_fmt_compaction(r) for r in rows]) + "\n")
-    return rows
+    what = (
+        f"One {config.method} group of the random-init "
+        f"pruning grid per width ({len(config.budgets)} budgets below N_w, lr {config.lr}, "
+        f"{config.schedule}, the whole spiral, evaluation included) trained for "
+        f"{config.epochs} epochs. Full width: the {config.epochs}-epoch time projected "
+        f"from warm {config.full_epochs}- and {2 * config.full_epochs}-epoch runs "
+        "(fixed + epochs x per-epoch seconds; each the fastest of "
+        f"{config.repeats} interleaved repeats). Compacted: `compaction.run` measured at "
+        f"{config.epochs} epochs; cold is its first call (the full-width masks step and "
+        f"every bucket compiled), warm the fastest of {config.repeats} further calls.")
+    return _table(config, _COMPACTION_HEADER, _fmt_compaction,
+                  [lambda w=int(w): measure_compaction(w, config, data) for w in config.widths],
+                  what)
 
 
 def measure_calls(widths, p: int, config, data) -> dict:
@@ -219,23 +227,13 @@ _CALLS_HEADER = ("| widths | runs | runs a call | calls | one call s | capped s 
 def run_calls(config) -> list[dict]:
     """The ``calls`` preset: ``measure_calls`` for each (width, population) pair."""
     data = datasets.cubist_spiral()
-    print(_CALLS_HEADER[0] + "\n" + _CALLS_HEADER[1], flush=True)
-    rows = []
-    for width, p in zip(config.widths, config.populations):
-        rows.append(measure_calls(models.check_widths(width), int(p), config, data))
-        print(_fmt_calls(rows[-1]), flush=True)
-    if config.output:
-        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-        lines = ["", f"### benchmark `calls` on {device_name()}, {datetime.date.today()}", "",
-                 f"Command: `python {command_line()}`; CPU: {cpu_model()}; load average at the "
-                 f"end {load}; jax {jax.__version__}. Each population: "
-                 f"{int(config.sparsity * 100)}% of weights masked, {config.epochs} epoch(s) "
-                 "on the whole spiral, evaluation included; one vmap call against calls of "
-                 "`populations.cpu_call_runs` runs, warm, the fastest of "
-                 f"{config.repeats} interleaved repeats.", "", *_CALLS_HEADER]
-        with open(config.output, "a") as f:
-            f.write("\n".join(lines + [_fmt_calls(r) for r in rows]) + "\n")
-    return rows
+    what = (f"Each population: {int(config.sparsity * 100)}% of weights masked, "
+            f"{config.epochs} epoch(s) on the whole spiral, evaluation included; one vmap call "
+            "against calls of `populations.cpu_call_runs` runs, warm, the fastest of "
+            f"{config.repeats} interleaved repeats.")
+    return _table(config, _CALLS_HEADER, _fmt_calls,
+                  [lambda w=w, p=p: measure_calls(models.check_widths(w), int(p), config, data)
+                   for w, p in zip(config.widths, config.populations)], what)
 
 
 def _fmt_calls(r: dict) -> str:

@@ -848,8 +848,8 @@ def ship_leaderboard(name: str, root, command: str = "") -> pathlib.Path:
     built-in records (``frontier.PRUNERS_FILES``), with provenance: the leaderboard then
     compares a user's pruner with the nine there without training them."""
     df, c = leaderboard_records(name, root)
-    methods = prune_stage.plan(piece(name).config()).groups
-    expected = len({g.method for g in methods}) * sum(
+    groups = prune_stage.plan(piece(name).config()).groups
+    expected = len({g.method for g in groups}) * sum(
         1 for w in c.widths for b in c.budgets if int(b) < models.num_weights(int(w))
     ) * len(c.lrs) * len(c.schedules) * int(c.repeats)
     if df.empty or len(df) != expected:
